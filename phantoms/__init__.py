@@ -1,0 +1,20 @@
+"""spectrial.phantoms: parametric torso phantoms with perfusion defects, populations and image I/O.
+
+Imports nothing from the other spectrial packages.
+"""
+
+from .anatomy import AnatomyParameters, Label, LVGeometry
+from .defects import TERRITORY_ANGLE_DEG, DefectSpec
+from .errors import InvalidParameterError, InvalidTypeError, SpectrialError
+from .grid import Grid
+from .io import read_image, save_heart_slices_png, write_image, write_phantom
+from .phantom import Phantom, make_phantom
+from .population import Patient, PopulationVariability, sample_population
+from .uptake import ATTENUATION_PER_CM, UptakeParameters
+
+__all__ = [
+    "ATTENUATION_PER_CM", "AnatomyParameters", "DefectSpec", "Grid", "InvalidParameterError",
+    "InvalidTypeError", "Label", "LVGeometry", "Patient", "Phantom", "PopulationVariability",
+    "SpectrialError", "TERRITORY_ANGLE_DEG", "UptakeParameters", "make_phantom", "read_image",
+    "sample_population", "save_heart_slices_png", "write_image", "write_phantom",
+]

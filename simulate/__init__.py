@@ -1,0 +1,19 @@
+"""spectrial.simulate: SPECT acquisition (projector, counts, noise), OSEM, post-filters, reorientation.
+
+May import :mod:`spectrial.phantoms`, nothing else from spectrial.
+"""
+
+from .counts import bin_to_detector, decay_during_views, expected_projections
+from .filters import gaussian_filter
+from .images import Projections, Volume
+from .noise import NOISE_MODES, noisy_projections
+from .osem import osem, subset_views
+from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix
+from .protocol import Collimator, Protocol
+from .reorient import short_axis_plane, short_axis_plane_points
+
+__all__ = [
+    "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
+    "bin_to_detector", "decay_during_views", "expected_projections", "gaussian_blur_matrix", "gaussian_filter",
+    "noisy_projections", "osem", "short_axis_plane", "short_axis_plane_points", "subset_views",
+]

@@ -1,0 +1,114 @@
+"""The ``spectrial`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from spectrial.phantoms.errors import SpectrialError
+
+log = logging.getLogger("spectrial")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectrial",
+        description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
+                    "enhancement methods and model observers.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
+                         description="Run a virtual clinical trial and write its results directory: "
+                                     "results.csv, summary.md, auc_vs_dose.png, example_rois.png, "
+                                     "patients.json and trial.resolved.toml.")
+    run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
+    run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>)")
+    run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                     help="parallel worker processes (default: number of CPU cores); results do not depend on it")
+
+    phantom = sub.add_parser("phantom", help="write one phantom's activity and attenuation maps and a PNG",
+                             description="Write one virtual patient's activity (kBq/mL), attenuation (1/cm) "
+                                         "and label maps (NIfTI .nii/.nii.gz or MetaImage .mhd) and a PNG of "
+                                         "orthogonal slices through the heart.")
+    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz)")
+    phantom.add_argument("--trial", help="trial TOML whose population, defect and grid are used (default: quick trial)")
+    phantom.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
+    phantom.add_argument("--no-defect", action="store_true", help="write the patient without the perfusion defect")
+
+    show = sub.add_parser("show-config", help="print the fully resolved trial specification",
+                          description="Print the trial specification with every default filled in (TOML).")
+    show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
+    return parser
+
+
+def _run(args) -> int:
+    from tqdm import tqdm
+
+    from .spec import load_trial
+    from .trial import run_trial
+
+    spec = load_trial(args.trial)
+    if args.workers < 1:
+        raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
+    out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
+    n_units = 2 * spec.simulation.n_patients
+    with tqdm(total=n_units, desc=f"trial {spec.name}", unit="case", file=sys.stderr) as bar:
+        outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
+    print(f"{'dose':>6}  {'method':<28} {'AUC':>6}  95% CI            cases")
+    for r in outcome.rows:
+        print(f"{r.dose_fraction:>6g}  {r.method:<28} {r.auc:6.3f}  [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  "
+              f"{r.n_absent}+{r.n_present}")
+    print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s")
+    return 0
+
+
+def _phantom(args) -> int:
+    from spectrial.phantoms import write_phantom
+
+    from .runner import trial_patients, trial_phantom
+    from .spec import load_trial
+
+    spec = load_trial(args.trial)
+    n = spec.simulation.n_patients
+    if not 0 <= args.patient < n:
+        raise SpectrialError(f"--patient={args.patient} is not allowed: expected an index in [0, {n})")
+    patient = trial_patients(spec)[args.patient]
+    phantom = trial_phantom(spec, patient, defect=not args.no_defect)
+    paths = write_phantom(phantom, args.out)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    if not args.no_defect:
+        print(f"defect: {spec.defect.territory}, extent {phantom.defect_extent_percent:.1f} % of LV myocardium")
+    return 0
+
+
+def _show_config(args) -> int:
+    from .spec import dump_trial, load_trial
+
+    sys.stdout.write(dump_trial(load_trial(args.trial)))
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    command = {"run": _run, "phantom": _phantom, "show-config": _show_config}[args.command]
+    try:
+        return command(args)
+    except (SpectrialError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"spectrial: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("spectrial: interrupted; no results were written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

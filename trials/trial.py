@@ -1,0 +1,80 @@
+"""Run a whole trial and write its results directory atomically.
+
+Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
+when the trial has finished, so a failed or interrupted run never leaves a directory that looks
+complete (and never damages the results of an earlier run in ``out_dir``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from spectrial.phantoms.errors import InvalidParameterError
+
+from . import report
+from .analysis import DetectabilityRow, detectability_table
+from .runner import run_units, trial_patients
+from .spec import TrialSpec, dump_trial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    out_dir: Path
+    rows: list[DetectabilityRow]
+    wall_seconds: float
+
+
+def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, progress=None) -> TrialOutcome:
+    """Run ``spec`` and write results, resolved spec, plots and summary into ``out_dir``.
+
+    Parameters
+    ----------
+    spec : TrialSpec
+    out_dir : path
+        Results directory; replaced as a whole when the trial completes.
+    workers : int
+        Parallel worker processes (results do not depend on it).
+    progress : callable, optional
+        Called with each finished work unit.
+    """
+    if int(workers) < 1:
+        raise InvalidParameterError(f"workers={workers!r} is not allowed: expected a positive integer")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidParameterError(f"out={str(out_dir)!r} is a file: expected a directory path")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    start = time.perf_counter()
+    try:
+        units = run_units(spec, workers=int(workers), progress=progress)
+        rows = detectability_table(spec, units)
+        wall = time.perf_counter() - start
+        (stage / report.RESOLVED_SPEC).write_text(dump_trial(spec))
+        report.write_results_csv(rows, stage / report.RESULTS_CSV)
+        report.write_patients_json(spec, trial_patients(spec), units, stage / report.PATIENTS_JSON)
+        report.plot_auc_vs_dose(rows, stage / report.AUC_PLOT)
+        report.plot_example_rois(spec, units, stage / report.EXAMPLES_PLOT)
+        (stage / report.SUMMARY).write_text(report.summary_markdown(spec, rows, units, wall, int(workers)))
+        _replace_directory(stage, out_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return TrialOutcome(out_dir, rows, wall)
+
+
+def _replace_directory(stage: Path, out_dir: Path) -> None:
+    old = None
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        os.replace(out_dir, old / "previous")
+    os.replace(stage, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
