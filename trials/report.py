@@ -80,22 +80,23 @@ def plot_example_rois(spec: TrialSpec, units: list[UnitResult], path: Path) -> N
     doses, labels = spec.simulation.dose_fractions, spec.method_labels
     by_state = {u.state: u for u in units if u.patient == 0}
     rows = [(state, m) for state in (1, 0) for m in range(len(labels))]
-    fig, axes = plt.subplots(len(rows), len(doses), figsize=(2.1 * len(doses), 2.2 * len(rows)), squeeze=False)
-    pitch = spec.protocol.pixel_mm
-    half = spec.observer.roi_size * pitch / 2
+    fig, axes = plt.subplots(len(rows), len(doses), figsize=(2.2 * len(doses) + 1.2, 2.2 * len(rows)),
+                             squeeze=False, layout="constrained")
+    half = spec.observer.roi_size * spec.protocol.pixel_mm / 2
     for r, (state, m) in enumerate(rows):
         vmax = max(float(by_state[state].rois[(f, m)][0].max()) for f in doses)
         for c, f in enumerate(doses):
             ax = axes[r, c]
             shown = ax.imshow(by_state[state].rois[(f, m)][0], cmap="gray", vmin=0, vmax=vmax,
                               extent=(-half, half, half, -half))
-            ax.set_title(f"dose {f:g}, {STATES[state]}\n{labels[m]}", fontsize=7)
             ax.tick_params(labelsize=6)
+            if r == 0:
+                ax.set_title(f"dose {f:g}", fontsize=8)
             if c == 0:
-                ax.set_ylabel("anterior → inferior (mm)", fontsize=6)
+                ax.set_ylabel(f"defect {STATES[state]}\n{labels[m]}\nant. → inf. (mm)", fontsize=6)
             if r == len(rows) - 1:
                 ax.set_xlabel("septal → lateral (mm)", fontsize=6)
-        fig.colorbar(shown, ax=axes[r, -1], label="kBq/mL", shrink=0.8)
+        fig.colorbar(shown, ax=axes[r, :], label="kBq/mL", shrink=0.8)
     fig.suptitle("Short-axis ROIs centred on the defect location (patient 0, realization 0)", fontsize=9)
     fig.savefig(path, dpi=90)
     plt.close(fig)

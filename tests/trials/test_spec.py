@@ -1,0 +1,34 @@
+import pytest
+
+from spectrial.trials import SpecError, TrialSpec, dump_trial, load_trial, parse_trial
+
+
+def test_default_trial_loads_and_round_trips():
+    spec = load_trial()
+    assert isinstance(spec, TrialSpec) and spec.name == "quick"
+    text = dump_trial(spec)
+    assert parse_trial(text) == spec or dump_trial(parse_trial(text)) == text
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("seed = 1\nfoo = 2", "foo: unknown key"),
+    ("[simulation]\nrealisations = 3", "simulation.realisations: unknown key"),
+    ("[protocol.collimator]\nhole_diameter = 1.5", "protocol.collimator.hole_diameter: unknown key"),
+    ("name = [", "malformed TOML"),
+    ("[simulation]\ndose_fractions = [1.0, -0.5]", "dose_fractions"),
+    ("[[methods]]\nname = \"bm3d\"", "methods[0]: enhancement method 'bm3d' is unknown"),
+    ("[[methods]]\nname = \"gaussian\"\nfwhm_mm = \"wide\"", "methods[0]"),
+    ("[protocol]\nn_views = 64.5", "protocol.n_views: expected an integer"),
+    ("[defect]\nterritory = \"posterior\"", "territory='posterior'"),
+    ("[reconstruction]\nsubsets = 7", "reconstruction.subsets"),
+])
+def test_bad_trial_files_name_the_key(text, fragment):
+    with pytest.raises(SpecError) as error:
+        parse_trial(text)
+    assert fragment in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_trial_file_is_a_clear_error(tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        load_trial(tmp_path / "nope.toml")
