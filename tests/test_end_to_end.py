@@ -78,7 +78,10 @@ def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
         assert float(r["auc_ci_low"]) <= float(r["auc"]) <= float(r["auc_ci_high"])
     assert load_trial(tiny_run / "trial.resolved.toml") == load_trial(tiny_file)
     summary = (tiny_run / "summary.md").read_text()
-    assert rows[0]["auc"][:5] in summary or f"{float(rows[0]['auc']):.3f}" in summary
+    for r in rows:  # every AUC in the summary is the table's value, with its CI and case counts
+        assert (f"| {r['method']} | {float(r['auc']):.3f} | [{float(r['auc_ci_low']):.3f}, "
+                f"{float(r['auc_ci_high']):.3f}]") in summary
+        assert f"{r['n_absent']} + {r['n_present']} |" in summary
 
 
 def test_same_seed_same_numbers_for_any_worker_count(tiny_run, tiny_file, tmp_path):
