@@ -58,9 +58,10 @@ def _run(args) -> int:
     n_units = 2 * spec.simulation.n_patients
     with tqdm(total=n_units, desc=f"trial {spec.name}", unit="case", file=sys.stderr) as bar:
         outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
-    print(f"{'dose':>6}  {'method':<28} {'AUC':>6}  95% CI            cases")
+    width = max(len(r.method) for r in outcome.rows)
+    print(f"{'dose':>6}  {'method':<{width}}  {'AUC':>6}  95% CI (DeLong)   cases (absent+present)")
     for r in outcome.rows:
-        print(f"{r.dose_fraction:>6g}  {r.method:<28} {r.auc:6.3f}  [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  "
+        print(f"{r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:6.3f}  [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  "
               f"{r.n_absent}+{r.n_present}")
     print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s")
     return 0

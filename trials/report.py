@@ -61,8 +61,8 @@ def plot_auc_vs_dose(rows: list[DetectabilityRow], path: Path) -> None:
     ax.set(xlabel="dose (fraction of full injected activity)", ylabel="CHO AUC (95 % DeLong CI)",
            ylim=(0.4, 1.02), title="Defect detectability vs dose")
     n = rows[0]
-    ax.text(0.02, 0.03, f"{n.n_absent} defect-absent + {n.n_present} defect-present cases per point",
-            transform=ax.transAxes, fontsize=8)
+    ax.text(0.02, 0.97, f"{n.n_absent} defect-absent + {n.n_present} defect-present cases per point",
+            transform=ax.transAxes, fontsize=8, va="top")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -117,7 +117,7 @@ def summary_markdown(spec: TrialSpec, rows: list[DetectabilityRow], units: list[
         "level, with each enhancement method?",
         "",
         f"- Population: {sim.n_patients} virtual patients (seed {spec.seed}); each imaged without and with a "
-        f"{spec.defect.territory} defect ({spec.defect.angular_extent_deg:g} deg, "
+        f"perfusion defect ({spec.defect.territory}, {spec.defect.angular_extent_deg:g} deg, "
         f"{100 * spec.defect.long_axis_extent:g} % of LV length, severity {100 * spec.defect.severity:g} %; "
         f"true extent {min(extents):.1f}-{max(extents):.1f} % of the LV myocardium).",
         f"- Acquisition: {spec.protocol.n_views} views over {spec.protocol.arc_deg:g} deg, "
