@@ -44,8 +44,7 @@ def main():
         print(f"adjoint  {grid.shape} x{batch:>3}: {t_adj:.3f} s  ({t_adj / batch * 1000:.0f} ms/volume)")
     counts = np.random.default_rng(0).poisson(np.repeat(y[:1], args.batch, axis=0) * 50).astype(np.float32)
     measured = Projections(counts, protocol, protocol.pixel_mm)
-    with torch.inference_mode():
-        t_osem = best_of(lambda: osem(measured, system, iterations=4, subsets=8), repeats=1)
+    t_osem = best_of(lambda: osem(measured, system, iterations=4, subsets=8), repeats=1)
     print(f"OSEM 4 it x 8 subsets, AC + RR, {grid.shape} x{args.batch}: {t_osem:.2f} s "
           f"({t_osem / args.batch:.2f} s/volume)")
     fine = Grid.centered((2 * args.slices, 128, 128), 3.2)

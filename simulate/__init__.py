@@ -3,7 +3,7 @@
 May import :mod:`spectrial.phantoms`, nothing else from spectrial.
 """
 
-from .counts import bin_to_detector, decay_during_views, expected_projections
+from .counts import bin_to_detector, counts_per_kbq, decay_during_views, expected_projections
 from .filters import gaussian_filter
 from .images import Projections, Volume
 from .noise import NOISE_MODES, noisy_projections
@@ -14,6 +14,6 @@ from .reorient import short_axis_plane, short_axis_plane_points
 
 __all__ = [
     "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
-    "bin_to_detector", "decay_during_views", "expected_projections", "gaussian_blur_matrix", "gaussian_filter",
+    "bin_to_detector", "counts_per_kbq", "decay_during_views", "expected_projections", "gaussian_blur_matrix", "gaussian_filter",
     "noisy_projections", "osem", "short_axis_plane", "short_axis_plane_points", "subset_views",
 ]

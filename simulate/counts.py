@@ -27,6 +27,11 @@ def decay_during_views(protocol: Protocol) -> np.ndarray:
     return np.exp(-decay_per_s * t0) * (1 - np.exp(-decay_per_s * dt)) / (decay_per_s * dt)
 
 
+def counts_per_kbq(protocol: Protocol) -> np.ndarray:
+    """Expected photopeak counts per kBq in the field of view (in air), for each view: ``(views,)``."""
+    return protocol.sensitivity_cps_per_mbq / 1000.0 * protocol.time_per_view_s * decay_during_views(protocol)
+
+
 def bin_to_detector(counts: np.ndarray, factor: int) -> np.ndarray:
     """Sum ``factor x factor`` blocks of (z, bin) so fine-grid projections land on detector bins."""
     if factor == 1:
@@ -56,6 +61,6 @@ def expected_projections(phantom: Phantom, projector: SpectProjector, *, detecto
     protocol = projector.protocol
     kbq_per_voxel = phantom.activity.astype(np.float32) * np.float32(phantom.grid.voxel_ml)
     detected = projector.forward(kbq_per_voxel)
-    scale = protocol.sensitivity_cps_per_mbq / 1000.0 * protocol.time_per_view_s * decay_during_views(protocol)
-    counts = bin_to_detector(detected * scale[:, None, None].astype(np.float32), detector_factor)
+    scale = counts_per_kbq(protocol).astype(np.float32)
+    counts = bin_to_detector(detected * scale[:, None, None], detector_factor)
     return Projections(counts=counts, protocol=protocol, pixel_mm=phantom.grid.voxel_mm * detector_factor)

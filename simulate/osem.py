@@ -63,19 +63,23 @@ def osem(projections: Projections, system: SpectProjector, *, iterations: int = 
     batch = y.shape[0]
     x = (torch.ones((batch, *system.grid.shape), dtype=torch.float32, device=system.device) if initial is None
          else torch.as_tensor(np.asarray(initial, np.float32), device=system.device).expand(batch, *system.grid.shape).clone())
-    sensitivity = [system.adjoint(torch.ones((1, len(v), *system.projection_shape[1:]), device=system.device), views=v)
-                   for v in views_of]
     tiny = torch.finfo(torch.float32).tiny
-    for _ in range(int(iterations)):
-        for views, sens in zip(views_of, sensitivity):
-            index = torch.as_tensor(views, device=system.device)
-            estimate = system.forward(x, views=views)
-            if additive is not None:
-                estimate = estimate + additive[:, index]
-            ratio = y[:, index] / estimate.clamp_min(tiny)
-            ratio[estimate <= tiny] = 0.0
-            x = x * system.adjoint(ratio, views=views) / sens.clamp_min(tiny)
-            x[(sens <= tiny).expand_as(x)] = 0.0
+    # Per subset: the sensitivity A_s^T 1 (cached by the system) and where it vanishes (never seen).
+    subsets_state = []
+    for views in views_of:
+        sens = system.sensitivity(views)
+        subsets_state.append((views, torch.as_tensor(views, device=system.device), sens.clamp_min(tiny),
+                              (sens <= tiny).expand_as(x)))
+    with torch.inference_mode():
+        for _ in range(int(iterations)):
+            for views, index, sens, unseen in subsets_state:
+                estimate = system.forward(x, views=views)
+                if additive is not None:
+                    estimate = estimate + additive[:, index]
+                ratio = y[:, index] / estimate.clamp_min(tiny)
+                ratio[estimate <= tiny] = 0.0
+                x = x * system.adjoint(ratio, views=views) / sens
+                x[unseen] = 0.0
     array = x.cpu().numpy()
     volume = Volume(array if batched else array[0], system.grid,
                     {"dose_fraction": projections.dose_fraction})

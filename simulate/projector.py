@@ -72,8 +72,8 @@ def rotation_matrix(n: int, angles_deg: np.ndarray) -> scipy.sparse.csr_matrix:
     views = rows % phi.size
     key = views * n * n + cols
     totals = np.bincount(key, weights=vals, minlength=phi.size * n * n)
-    yy, xx = np.divmod(np.arange(n * n), n)
-    inside = np.hypot(yy - c, xx - c) <= c - 1.0
+    voxel_y, voxel_x = np.divmod(np.arange(n * n), n)
+    inside = np.hypot(voxel_y - c, voxel_x - c) <= c - 1.0
     scale = np.where(inside[cols] & (totals[key] > 0), 1.0 / np.maximum(totals[key], 1e-12), 1.0)
     matrix = scipy.sparse.coo_matrix((vals * scale, (rows, cols)), shape=(y.size, n * n))
     return matrix.tocsr().astype(np.float32)
@@ -124,6 +124,7 @@ class SpectProjector:
         self.n_views = len(self.angles_deg)
         self._rotation = rotation_matrix(nx, self.angles_deg)
         self._subset_cache: dict[tuple[int, ...], tuple] = {}
+        self._sensitivity_cache: dict[tuple[int, ...], torch.Tensor] = {}
         self.attenuation = None
         if mu is not None:
             grid.check_array(mu, "mu")
@@ -163,19 +164,48 @@ class SpectProjector:
                                         f"[0, {self.n_views})")
         key = tuple(views.tolist())
         if key not in self._subset_cache:
-            plane = self.n * self.n
-            rows = (np.arange(plane)[:, None] * self.n_views + views[None, :]).ravel()
-            sub = self._rotation[rows]
+            every_view = key == tuple(range(self.n_views))
+            if every_view:  # the full operator: no copy of the (large) matrix and attenuation factors
+                sub, attenuation = self._rotation, self.attenuation
+            else:
+                plane = self.n * self.n
+                sub = self._rotation[(np.arange(plane)[:, None] * self.n_views + views[None, :]).ravel()]
+                attenuation = None if self.attenuation is None else \
+                    self.attenuation[:, :, torch.as_tensor(views, device=self.device)]
             if self.device.type == "cpu":
                 # scipy's CSR product is ~3x faster than torch.sparse.mm on this structured matrix (benchmarks/).
                 pair = (sub, sub.T.tocsr())
             else:
                 pair = (_torch_csr(sub, self.device), _torch_csr(sub.T.tocsr(), self.device))
-            attenuation = None
-            if self.attenuation is not None:
-                attenuation = self.attenuation[:, :, torch.as_tensor(views, device=self.device)]
             self._subset_cache[key] = (len(views), pair, attenuation)
         return self._subset_cache[key]
+
+    def sensitivity(self, views=None) -> torch.Tensor:
+        """Back-projection of ones, ``A^T 1``, for a subset of views: ``(1, *grid.shape)`` (cached).
+
+        OSEM divides by it at every sub-iteration; it depends only on the system, so every
+        reconstruction with this projector shares it.
+        """
+        key = tuple(np.arange(self.n_views).tolist() if views is None else np.asarray(views, int).ravel().tolist())
+        if key not in self._sensitivity_cache:
+            ones = torch.ones((1, len(key), *self.projection_shape[1:]), dtype=torch.float32, device=self.device)
+            self._sensitivity_cache[key] = self.adjoint(ones, views=list(key))
+        return self._sensitivity_cache[key]
+
+    def _as_batch(self, array, expected: tuple[int, ...], name: str):
+        """``array`` as a float32 batch tensor on the device, plus whether to unbatch and return numpy."""
+        as_numpy = isinstance(array, np.ndarray)
+        tensor = torch.as_tensor(array, dtype=torch.float32, device=self.device)
+        if tensor.dim() not in (3, 4) or tuple(tensor.shape[-3:]) != tuple(expected):
+            raise InvalidParameterError(f"{name} has shape {tuple(tensor.shape)}: expected {tuple(expected)} "
+                                        f"or (batch, *{tuple(expected)})")
+        batched = tensor.dim() == 4
+        return (tensor if batched else tensor[None]), batched, as_numpy
+
+    @staticmethod
+    def _as_output(tensor: torch.Tensor, batched: bool, as_numpy: bool):
+        tensor = tensor if batched else tensor[0]
+        return tensor.cpu().numpy() if as_numpy else tensor
 
     def _sparse(self, matrix, dense: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cpu":
@@ -196,13 +226,7 @@ class SpectProjector:
         -------
         Projections shaped ``(views, z, bins)`` or ``(batch, views, z, bins)``, same array type as ``volume``.
         """
-        as_numpy = isinstance(volume, np.ndarray)
-        x = torch.as_tensor(volume, dtype=torch.float32, device=self.device)
-        if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != self.grid.shape:
-            raise InvalidParameterError(f"volume has shape {tuple(x.shape)}: expected {self.grid.shape} "
-                                        f"or (batch, *{self.grid.shape})")
-        batched = x.dim() == 4
-        x = x if batched else x[None]
+        x, batched, as_numpy = self._as_batch(volume, self.grid.shape, "volume")
         b, nz, n = x.shape[0], self.grid.shape[0], self.n
         nv, (rotation, _), attenuation = self._views(views)
         columns = x.permute(2, 3, 0, 1).reshape(n * n, b * nz)
@@ -217,22 +241,13 @@ class SpectProjector:
             out = out.reshape(n, nv, b, nz)
         else:
             out = samples.sum(0)
-        out = out.permute(2, 1, 3, 0)  # (batch, view, z, bin)
-        out = out if batched else out[0]
-        return out.cpu().numpy() if as_numpy else out
+        return self._as_output(out.permute(2, 1, 3, 0), batched, as_numpy)  # (batch, view, z, bin)
 
     def adjoint(self, projections, *, views=None) -> np.ndarray | torch.Tensor:
         """Back-project: the exact transpose of :meth:`forward` for the same ``views``."""
-        as_numpy = isinstance(projections, np.ndarray)
-        y = torch.as_tensor(projections, dtype=torch.float32, device=self.device)
         nv, (_, rotation_t), attenuation = self._views(views)
         nz, n = self.grid.shape[0], self.n
-        expected = (nv, nz, n)
-        if y.dim() not in (3, 4) or tuple(y.shape[-3:]) != expected:
-            raise InvalidParameterError(f"projections have shape {tuple(y.shape)}: expected {expected} "
-                                        f"or (batch, *{expected})")
-        batched = y.dim() == 4
-        y = y if batched else y[None]
+        y, batched, as_numpy = self._as_batch(projections, (nv, nz, n), "projections")
         b = y.shape[0]
         rows = y.permute(3, 1, 0, 2).reshape(n * nv * b, nz)  # (bin, view, batch) x z
         if self.resolution_model:
@@ -246,6 +261,4 @@ class SpectProjector:
         if attenuation is not None:
             samples = samples * attenuation
         columns = self._sparse(rotation_t, samples.reshape(n * n * nv, b * nz))
-        out = columns.reshape(n, n, b, nz).permute(2, 3, 0, 1)
-        out = out if batched else out[0]
-        return out.cpu().numpy() if as_numpy else out
+        return self._as_output(columns.reshape(n, n, b, nz).permute(2, 3, 0, 1), batched, as_numpy)

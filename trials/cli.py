@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args) -> int:
     from tqdm import tqdm
 
+    from .runner import STATES
     from .spec import load_trial
     from .trial import run_trial
 
@@ -55,7 +56,7 @@ def _run(args) -> int:
     if args.workers < 1:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
-    n_units = 2 * spec.simulation.n_patients
+    n_units = len(STATES) * spec.simulation.n_patients
     with tqdm(total=n_units, desc=f"trial {spec.name}", unit="case", file=sys.stderr) as bar:
         outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
     width = max(len(r.method) for r in outcome.rows)

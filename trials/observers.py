@@ -14,6 +14,9 @@ import numpy as np
 from spectrial.phantoms.errors import InvalidParameterError
 
 
+TRAINING_MODES = ("leave-one-out", "split")
+
+
 @dataclass(frozen=True)
 class ObserverScores:
     """Test statistics of the cases an observer was tested on."""
@@ -69,12 +72,11 @@ def cho_scores(images: np.ndarray, truth: np.ndarray, channels: np.ndarray, *,
         raise InvalidParameterError("truth must hold one 0/1 label per case")
     features = flat @ channels
     if training == "split":
-        order = np.zeros(len(truth), dtype=bool)
+        train = np.zeros(len(truth), dtype=bool)
         for label in (0, 1):
-            idx = np.flatnonzero(truth == label)
-            order[idx[::2]] = True
-        template = hotelling_template(features[order], truth[order])
-        return ObserverScores(features[~order] @ template, truth[~order])
+            train[np.flatnonzero(truth == label)[::2]] = True
+        template = hotelling_template(features[train], truth[train])
+        return ObserverScores(features[~train] @ template, truth[~train])
     if training == "leave-one-out":
         # Few channels make each refit a tiny linear solve, so the plain loop is fast enough here.
         scores = np.empty(len(truth))
@@ -84,4 +86,4 @@ def cho_scores(images: np.ndarray, truth: np.ndarray, channels: np.ndarray, *,
             scores[i] = features[i] @ hotelling_template(features[keep], truth[keep])
             keep[i] = True
         return ObserverScores(scores, truth)
-    raise InvalidParameterError(f"training={training!r} is not allowed: expected 'leave-one-out' or 'split'")
+    raise InvalidParameterError(f"training={training!r} is not allowed: expected one of {list(TRAINING_MODES)}")

@@ -28,7 +28,7 @@ def write_results_csv(rows: list[DetectabilityRow], path: Path) -> None:
         writer.writerows(records)
 
 
-def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path: Path) -> None:
+def write_patients_json(patients, units: list[UnitResult], path: Path) -> None:
     extents = {u.patient: u.defect_extent_percent for u in units if u.state == 1}
     counts = {(u.patient, STATES[u.state]): u.expected_counts for u in units}
     records = []

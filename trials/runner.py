@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectrial.phantoms import Grid, Patient, Phantom, make_phantom, sample_population
-from spectrial.simulate import (SpectProjector, Volume, decay_during_views, expected_projections, gaussian_filter,
+from spectrial.simulate import (SpectProjector, counts_per_kbq, expected_projections, gaussian_filter,
                                 noisy_projections, osem, short_axis_plane)
 from spectrial.simulate.images import Projections
 
@@ -56,7 +56,7 @@ def trial_phantom(spec: TrialSpec, patient: Patient, *, defect: bool) -> Phantom
 
 
 def coarsen_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor``-cubed blocks (attenuation map on the reconstruction grid)."""
+    """Average ``factor``-cubed blocks (the attenuation map on the reconstruction grid)."""
     if factor == 1:
         return array
     nz, ny, nx = array.shape
@@ -75,13 +75,13 @@ class UnitResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_unit(spec: TrialSpec, patient_index: int, state: int) -> UnitResult:
-    """Simulate, reconstruct, enhance and extract observer inputs for one patient in one defect state."""
-    import torch
+def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) -> UnitResult:
+    """Simulate, reconstruct, enhance and extract observer inputs for one patient in one defect state.
 
+    ``patient_index`` keys the unit's random streams; ``patient`` is that entry of :func:`trial_patients`.
+    """
     clock = {}
     start = time.perf_counter()
-    patient = trial_patients(spec)[patient_index]
     phantom = trial_phantom(spec, patient, defect=bool(state))
     factor = spec.simulation.oversampling
     simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
@@ -101,49 +101,44 @@ def run_unit(spec: TrialSpec, patient_index: int, state: int) -> UnitResult:
         for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj.counts[0])
-    # Reconstructed counts -> kBq/mL: divide by the calibration of the forward model.
+    # Reconstructed counts per voxel -> kBq/mL: the forward model's calibration, averaged over views.
     p = spec.protocol
-    calibration = (p.sensitivity_cps_per_mbq / 1000.0 * p.time_per_view_s * decay_during_views(p).mean()
-                   * recon_grid.voxel_ml)
+    calibration = counts_per_kbq(p).mean() * recon_grid.voxel_ml
     centre = spec.defect.centre_mm(phantom.lv)
     rois: dict[tuple[float, int], np.ndarray] = {}
     enhance_seconds = 0.0
-    with torch.inference_mode():
-        for f in doses:
-            measured = Projections(np.stack(per_dose[f]), p, p.pixel_mm, dose_fraction=f)
-            volume = osem(measured, system, iterations=rec.iterations, subsets=rec.subsets)
-            volume = volume.derived(volume.array / (calibration * f), "calibrate_kbq_per_ml")
-            volume = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
-            t0 = time.perf_counter()
-            for m, method in enumerate(spec.methods):
-                enhanced = method(volume, dose_fraction=f)
-                rois[(f, m)] = short_axis_plane(enhanced, phantom.lv, centre, size=spec.observer.roi_size
-                                                ).astype(np.float32)
-            enhance_seconds += time.perf_counter() - t0
+    for f in doses:
+        measured = Projections(np.stack(per_dose[f]), p, p.pixel_mm, dose_fraction=f)
+        volume = osem(measured, system, iterations=rec.iterations, subsets=rec.subsets)
+        volume = volume.derived(volume.array / (calibration * f), "calibrate_kbq_per_ml")
+        volume = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
+        t0 = time.perf_counter()
+        for m, method in enumerate(spec.methods):
+            enhanced = method(volume, dose_fraction=f)
+            rois[(f, m)] = short_axis_plane(enhanced, phantom.lv, centre, size=spec.observer.roi_size
+                                            ).astype(np.float32)
+        enhance_seconds += time.perf_counter() - t0
     clock["reconstruction"] = time.perf_counter() - start - enhance_seconds
     clock["enhancement"] = enhance_seconds
     return UnitResult(patient_index, state, rois, phantom.defect_extent_percent,
                       float(expected.counts.sum()), clock)
 
 
-def run_units(spec: TrialSpec, *, workers: int = 1, progress=None) -> list[UnitResult]:
-    """Run every unit, ``workers`` processes at a time, and return results in unit order.
+def run_units(spec: TrialSpec, patients: list[Patient], *, workers: int = 1, progress=None) -> list[UnitResult]:
+    """Run every (patient, defect state) unit, ``workers`` processes at a time, and return them in unit order.
 
     ``progress`` is called with each finished unit (in order).
     """
     from joblib import Parallel, delayed
 
-    units = [(i, s) for i in range(spec.simulation.n_patients) for s in range(len(STATES))]
+    units = [(i, s) for i in range(len(patients)) for s in range(len(STATES))]
     if workers == 1:
-        results = []
-        for i, s in units:
-            results.append(run_unit(spec, i, s))
-            if progress:
-                progress(results[-1])
-        return results
-    parallel = Parallel(n_jobs=workers, return_as="generator")
+        finished = (run_unit(spec, patients[i], i, s) for i, s in units)
+    else:
+        finished = Parallel(n_jobs=workers, return_as="generator")(
+            delayed(run_unit)(spec, patients[i], i, s) for i, s in units)
     results = []
-    for result in parallel(delayed(run_unit)(spec, i, s) for i, s in units):
+    for result in finished:
         results.append(result)
         if progress:
             progress(result)

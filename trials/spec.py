@@ -25,6 +25,8 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate import NOISE_MODES, Protocol
 from spectrial.simulate.noise import check_dose_fractions
 
+from .observers import TRAINING_MODES
+
 
 class SpecError(InvalidParameterError):
     """A trial file or specification value is invalid; the message starts with the key's path."""
@@ -72,9 +74,6 @@ class ReconstructionSpec:
         require(self.postfilter_fwhm_mm >= 0, "postfilter_fwhm_mm", self.postfilter_fwhm_mm, "a FWHM >= 0 mm")
 
 
-OBSERVER_TRAINING = ("leave-one-out", "split")
-
-
 @dataclass(frozen=True)
 class ObserverSpec:
     """Channelized Hotelling observer on a short-axis ROI centred on the defect location (SKE).
@@ -92,7 +91,7 @@ class ObserverSpec:
         edges = self.channel_edges
         require(len(edges) >= 2 and all(0 <= a < b <= 0.5 for a, b in zip(edges, edges[1:])), "channel_edges",
                 edges, "increasing frequencies in [0, 0.5] cycles/pixel, at least two")
-        require(self.training in OBSERVER_TRAINING, "training", self.training, f"one of {list(OBSERVER_TRAINING)}")
+        require(self.training in TRAINING_MODES, "training", self.training, f"one of {list(TRAINING_MODES)}")
 
 
 def _default_methods() -> tuple[EnhancementMethod, ...]:
@@ -119,9 +118,8 @@ class TrialSpec:
                 "a non-empty name of letters, digits, '-', '_' or '.'")
         require(0 <= self.seed < 2 ** 63, "seed", self.seed, "a non-negative integer below 2**63")
         require(len(self.methods) >= 1, "methods", self.methods, "at least one enhancement method")
-        names = [m.name + repr(sorted(m.parameters().items())) for m in self.methods]
-        require(len(set(names)) == len(names), "methods", [m.parameters() for m in self.methods],
-                "distinct methods")
+        labels = self.method_labels
+        require(len(set(labels)) == len(labels), "methods", labels, "distinct methods")
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
 

@@ -54,12 +54,13 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     start = time.perf_counter()
     try:
-        units = run_units(spec, workers=int(workers), progress=progress)
+        patients = trial_patients(spec)
+        units = run_units(spec, patients, workers=int(workers), progress=progress)
         rows = detectability_table(spec, units)
         wall = time.perf_counter() - start
         (stage / report.RESOLVED_SPEC).write_text(dump_trial(spec))
         report.write_results_csv(rows, stage / report.RESULTS_CSV)
-        report.write_patients_json(spec, trial_patients(spec), units, stage / report.PATIENTS_JSON)
+        report.write_patients_json(patients, units, stage / report.PATIENTS_JSON)
         report.plot_auc_vs_dose(rows, stage / report.AUC_PLOT)
         report.plot_example_rois(spec, units, stage / report.EXAMPLES_PLOT)
         (stage / report.SUMMARY).write_text(report.summary_markdown(spec, rows, units, wall, int(workers)))
