@@ -1,18 +1,35 @@
-"""spectrial.trials: trial specification, orchestration, CHO observers, statistics, reports and the CLI.
+"""spectrial.trials: trial specification, orchestration, model observers, statistics, reports and the CLI.
 
 Imports all other spectrial packages; nothing imports it except the CLI and tests.
+
+Public API for observer-study scripts:
+
+- channels: :class:`SquareChannels`, :class:`LaguerreGaussChannels`, :class:`GaborChannels`,
+  :class:`DoGChannels`, :func:`make_channels` (2D and 3D ROIs);
+- observers: :func:`observer_scores` (leave-one-out or split), :func:`train_observer` (independent
+  training set), :func:`hotelling_snr`, :class:`InternalNoise`, :func:`resampled_readers`;
+- statistics: :func:`auc_with_ci` (DeLong or bootstrap), :func:`paired_auc_difference`,
+  :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`, :func:`reader_study`;
+- trials: :func:`load_trial`, :func:`run_trial`.
 """
 
 from .analysis import DetectabilityRow, detectability_table
-from .channels import square_channels
-from .observers import ObserverScores, cho_scores, hotelling_template
+from .channels import (CHANNEL_FAMILIES, ChannelFamily, DoGChannels, GaborChannels, LaguerreGaussChannels,
+                       SquareChannels, make_channels, square_channels)
+from .observers import (OBSERVERS, InternalNoise, LinearObserver, ObserverScores, hotelling_snr, hotelling_template,
+                        observer_features, observer_scores, resampled_readers, train_observer)
 from .spec import (ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, TrialSpec, dump_trial, load_trial,
                    parse_trial)
-from .statistics import AUCResult, auc_with_ci
+from .statistics import (AUCDifference, AUCResult, NonInferiority, ReaderStudy, auc_with_ci, holm_adjust,
+                         non_inferiority, paired_auc_difference, reader_study, roc_curve, wmw_auc)
 from .trial import TrialOutcome, run_trial
 
 __all__ = [
-    "AUCResult", "DetectabilityRow", "ObserverScores", "ObserverSpec", "ReconstructionSpec", "SimulationSpec",
-    "SpecError", "TrialOutcome", "TrialSpec", "auc_with_ci", "cho_scores", "detectability_table", "dump_trial",
-    "hotelling_template", "load_trial", "parse_trial", "run_trial", "square_channels",
+    "AUCDifference", "AUCResult", "CHANNEL_FAMILIES", "ChannelFamily", "DetectabilityRow", "DoGChannels",
+    "GaborChannels", "InternalNoise", "LaguerreGaussChannels", "LinearObserver", "NonInferiority", "OBSERVERS",
+    "ObserverScores", "ObserverSpec", "ReaderStudy", "ReconstructionSpec", "SimulationSpec", "SpecError",
+    "SquareChannels", "TrialOutcome", "TrialSpec", "auc_with_ci", "detectability_table", "dump_trial",
+    "holm_adjust", "hotelling_snr", "hotelling_template", "load_trial", "make_channels", "non_inferiority",
+    "observer_features", "observer_scores", "paired_auc_difference", "parse_trial", "reader_study",
+    "resampled_readers", "roc_curve", "run_trial", "square_channels", "train_observer", "wmw_auc",
 ]

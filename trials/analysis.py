@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .channels import square_channels
-from .observers import cho_scores
+from .observers import observer_scores
 from .runner import UnitResult
 from .spec import TrialSpec
 from .statistics import auc_with_ci
@@ -40,7 +40,7 @@ def detectability_table(spec: TrialSpec, units: list[UnitResult]) -> list[Detect
         for m, label in enumerate(spec.method_labels):
             images = np.concatenate([u.rois[(f, m)] for u in units])
             truth = np.concatenate([np.full(len(u.rois[(f, m)]), u.state) for u in units])
-            tested = cho_scores(images, truth, channels, training=spec.observer.training)
+            tested = observer_scores(images, truth, channels=channels, training=spec.observer.training)
             auc = auc_with_ci(tested.absent, tested.present)
             pooled_sd = np.sqrt(0.5 * (tested.absent.var(ddof=1) + tested.present.var(ddof=1)))
             snr = float((tested.present.mean() - tested.absent.mean()) / pooled_sd)

@@ -1,8 +1,16 @@
-"""Channelized Hotelling observer (CHO).
+"""Linear model observers: channelized Hotelling (CHO), Hotelling and non-prewhitening matched filter.
 
-The CHO reduces each image g to channel outputs v = U^T g, forms the Hotelling template
-w = S^-1 (mean_present - mean_absent) with S the average class covariance of v, and scores
-t = w^T v (Barrett & Myers, Foundations of Image Science, ch. 13).
+A linear observer reduces each image g to features v (channel outputs ``v = U^T g`` for the CHO,
+the pixels themselves for the Hotelling and NPW observers) and scores ``t = w^T v``. The Hotelling
+template is ``w = (S + K_int)^-1 (mean_present - mean_absent)``, S the average of the two class
+covariances and K_int the observer's internal-noise covariance; the non-prewhitening template is the
+mean difference alone (Barrett & Myers, *Foundations of Image Science*, ch. 13).
+
+Internal noise (``InternalNoise``) models the human reader's inconsistency: zero-mean Gaussian noise
+of covariance K_int added to the features of every tested case. ``proportional`` sets
+``K_int = level * diag(S)`` and ``fixed`` sets ``K_int = level * I`` (variance in feature units). S is
+estimated once from every case the observer is given and then held fixed, so it is a property of the
+observer on that image ensemble and leave-one-out equals retraining without the left-out case.
 """
 
 from __future__ import annotations
@@ -11,18 +19,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spectrial.phantoms.errors import InvalidParameterError
+from spectrial.phantoms.errors import InvalidParameterError, require
 
-
+OBSERVERS = ("cho", "hotelling", "npw")
+INTERNAL_NOISE_MODELS = ("none", "proportional", "fixed")
 TRAINING_MODES = ("leave-one-out", "split")
+MAX_CONDITION = 1e12
+
+
+@dataclass(frozen=True)
+class InternalNoise:
+    """Internal-noise model: ``none``, ``proportional`` (to each feature's variance) or ``fixed``."""
+
+    model: str = "none"
+    level: float = 0.0
+
+    def __post_init__(self):
+        require(self.model in INTERNAL_NOISE_MODELS, "internal_noise", self.model,
+                f"one of {list(INTERNAL_NOISE_MODELS)}")
+        require(self.level >= 0, "internal_noise_level", self.level, "a non-negative number")
+        require(self.model == "none" or self.level > 0, "internal_noise_level", self.level,
+                f"a positive level for internal_noise={self.model!r}")
+
+    def covariance(self, feature_covariance: np.ndarray) -> np.ndarray | None:
+        """``K_int`` for features of covariance ``S``, or None without internal noise."""
+        if self.model == "none":
+            return None
+        if self.model == "proportional":
+            return np.diag(self.level * np.diag(feature_covariance))
+        return self.level * np.eye(len(feature_covariance))
 
 
 @dataclass(frozen=True)
 class ObserverScores:
-    """Test statistics of the cases an observer was tested on."""
+    """Test statistics of the cases an observer was tested on, in the order given."""
 
     scores: np.ndarray
     truth: np.ndarray  # 1 = signal present
+    index: np.ndarray  # positions of the tested cases in the input
 
     @property
     def absent(self) -> np.ndarray:
@@ -32,58 +66,250 @@ class ObserverScores:
     def present(self) -> np.ndarray:
         return self.scores[self.truth == 1]
 
+    @property
+    def snr(self) -> float:
+        """Detectability index from the scores: mean difference over the pooled standard deviation."""
+        pooled = np.sqrt(0.5 * (self.absent.var(ddof=1) + self.present.var(ddof=1)))
+        return float((self.present.mean() - self.absent.mean()) / pooled) if pooled > 0 else float("inf")
 
-def hotelling_template(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Hotelling template from training features ``(cases, channels)`` and truth ``(cases,)``."""
+
+@dataclass(frozen=True)
+class LinearObserver:
+    """A trained linear observer.
+
+    ``channels`` is ``(pixels, n_channels)`` for a CHO and None for pixel-domain observers;
+    ``template`` has one weight per feature.
+    """
+
+    kind: str
+    template: np.ndarray
+    channels: np.ndarray | None
+    internal_covariance: np.ndarray | None
+
+    def features(self, images) -> np.ndarray:
+        return observer_features(images, self.channels)
+
+    def score(self, images, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Test statistics ``(cases,)`` of images ``(cases, ...)`` (``rng`` draws internal noise)."""
+        features = self.features(images)
+        return _with_internal_noise(features, self.internal_covariance, rng) @ self.template
+
+
+def observer_features(images, channels: np.ndarray | None) -> np.ndarray:
+    """Features ``(cases, n)``: channel outputs, or the flattened pixels when ``channels`` is None."""
+    images = np.asarray(images, dtype=np.float64)
+    require(images.ndim >= 2, "images", images.shape, "an array (cases, ...) of observer inputs")
+    flat = images.reshape(len(images), -1)
+    if channels is None:
+        return flat
+    if flat.shape[1] != channels.shape[0]:
+        raise InvalidParameterError(f"images have {flat.shape[1]} pixels per case ({images.shape[1:]}): "
+                                    f"the channels expect {channels.shape[0]}")
+    return flat @ channels
+
+
+def _check_truth(truth, n_cases: int) -> np.ndarray:
+    truth = np.asarray(truth).ravel()
+    if len(truth) != n_cases or not set(np.unique(truth).tolist()) <= {0, 1}:
+        raise InvalidParameterError(f"truth: expected one 0/1 label per case ({n_cases} cases), got {truth.shape}")
+    return truth.astype(int)
+
+
+def _check_count(n_absent: int, n_present: int, n_features: int, *, left_out: int = 0) -> None:
+    needed = n_features + 2 + left_out
+    if n_absent < 2 + left_out or n_present < 2 + left_out or n_absent + n_present < needed:
+        raise InvalidParameterError(
+            f"too few cases to estimate the {n_features}-feature covariance: got {n_absent} signal-absent and "
+            f"{n_present} signal-present training cases; at least {needed} in all and {2 + left_out} of each "
+            "class are needed (use fewer channels, a smaller ROI or more realizations)")
+
+
+def _check_conditioned(matrix: np.ndarray) -> None:
+    condition = np.linalg.cond(matrix)
+    if not np.isfinite(condition) or condition > MAX_CONDITION:
+        raise InvalidParameterError(
+            f"the feature covariance is singular (condition number {condition:.3g}): the channels are linearly "
+            "dependent on this ROI or the images do not vary; use fewer or different channels, or add internal noise")
+
+
+def pooled_covariance(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Average of the two class covariances ``(n, n)`` (unbiased estimates)."""
     absent, present = features[truth == 0], features[truth == 1]
-    if len(absent) < 2 or len(present) < 2:
-        raise InvalidParameterError("training set needs at least 2 signal-absent and 2 signal-present cases")
-    scatter = 0.5 * (np.cov(absent, rowvar=False) + np.cov(present, rowvar=False))
-    scatter = np.atleast_2d(scatter)
-    return np.linalg.solve(scatter, present.mean(0) - absent.mean(0))
+    return np.atleast_2d(0.5 * (np.cov(absent, rowvar=False) + np.cov(present, rowvar=False)))
 
 
-def cho_scores(images: np.ndarray, truth: np.ndarray, channels: np.ndarray, *,
-               training: str = "leave-one-out", rng: np.random.Generator | None = None) -> ObserverScores:
-    """Train and test a CHO.
+def hotelling_template(features: np.ndarray, truth: np.ndarray, *,
+                       internal_covariance: np.ndarray | None = None) -> np.ndarray:
+    """Hotelling template ``(S + K_int)^-1 dv`` from training features ``(cases, n)`` and truth ``(cases,)``."""
+    features = np.asarray(features, dtype=np.float64)
+    truth = _check_truth(truth, len(features))
+    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), features.shape[1])
+    scatter = pooled_covariance(features, truth)
+    if internal_covariance is not None:
+        scatter = scatter + internal_covariance
+    _check_conditioned(scatter)
+    return np.linalg.solve(scatter, features[truth == 1].mean(0) - features[truth == 0].mean(0))
+
+
+def hotelling_snr(features, truth, *, internal_covariance: np.ndarray | None = None) -> float:
+    """Estimated Hotelling detectability ``d' = sqrt(dv^T (S + K_int)^-1 dv)`` of the features."""
+    features = np.asarray(features, dtype=np.float64)
+    truth = _check_truth(truth, len(features))
+    w = hotelling_template(features, truth, internal_covariance=internal_covariance)
+    dv = features[truth == 1].mean(0) - features[truth == 0].mean(0)
+    return float(np.sqrt(max(dv @ w, 0.0)))
+
+
+def _observer_channels(observer: str, channels) -> np.ndarray | None:
+    require(observer in OBSERVERS, "observer", observer, f"one of {list(OBSERVERS)}")
+    if observer == "cho":
+        if channels is None:
+            raise InvalidParameterError("channels: the CHO needs a channel matrix (pixels, n_channels)")
+        channels = np.asarray(channels, dtype=np.float64)
+        require(channels.ndim == 2, "channels", channels.shape, "a matrix (pixels, n_channels)")
+        return channels
+    if channels is not None:
+        raise InvalidParameterError(f"channels: the {observer} observer works on pixels; pass channels=None")
+    return None
+
+
+def _with_internal_noise(features, internal_covariance, rng) -> np.ndarray:
+    if internal_covariance is None:
+        return features
+    if rng is None:
+        raise InvalidParameterError("rng: an observer with internal noise needs a numpy Generator to draw it")
+    noise = rng.multivariate_normal(np.zeros(len(internal_covariance)), internal_covariance, size=len(features),
+                                    method="cholesky")
+    return features + noise
+
+
+def train_observer(images, truth, *, observer: str = "cho", channels=None,
+                   internal_noise: InternalNoise = InternalNoise()) -> LinearObserver:
+    """Train a linear observer on images ``(cases, ...)`` with truth ``(cases,)`` (1 = signal present).
+
+    Score an independent test set with :meth:`LinearObserver.score`.
+    """
+    channels = _observer_channels(observer, channels)
+    features = observer_features(images, channels)
+    truth = _check_truth(truth, len(features))
+    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), 1 if observer == "npw" else features.shape[1])
+    mean_difference = features[truth == 1].mean(0) - features[truth == 0].mean(0)
+    internal = internal_noise.covariance(pooled_covariance(features, truth))
+    if observer == "npw":
+        return LinearObserver(observer, mean_difference, None, internal)
+    return LinearObserver(observer, hotelling_template(features, truth, internal_covariance=internal), channels,
+                          internal)
+
+
+def default_split(truth: np.ndarray) -> np.ndarray:
+    """Training mask taking every other case of each class (the rest is the test set)."""
+    train = np.zeros(len(truth), dtype=bool)
+    for label in (0, 1):
+        train[np.flatnonzero(truth == label)[::2]] = True
+    return train
+
+
+def observer_scores(images, truth, *, observer: str = "cho", channels=None, training: str = "leave-one-out",
+                    train_mask=None, internal_noise: InternalNoise = InternalNoise(),
+                    rng: np.random.Generator | None = None) -> ObserverScores:
+    """Train and test a linear observer on one set of cases.
 
     Parameters
     ----------
     images : ndarray, ``(cases, ...)``
-        Observer inputs (e.g. short-axis ROIs), flattened per case.
+        Observer inputs (short-axis ROIs or volumes of interest), one per case.
     truth : ndarray, ``(cases,)``
         1 for signal present, 0 for absent.
-    channels : ndarray, ``(pixels, n_channels)``
+    observer : {"cho", "hotelling", "npw"}
+    channels : ndarray ``(pixels, n_channels)``, for the CHO only
     training : {"leave-one-out", "split"}
-        Leave-one-out scores every case with a template trained on all others; ``split`` trains on
-        the even-indexed cases of each class and tests on the odd ones.
+        ``leave-one-out`` scores every case with the observer trained on all other cases (computed in
+        closed form by rank-one downdates, identical to refitting); ``split`` trains on the cases where
+        ``train_mask`` is true (default: every other case of each class) and tests on the rest.
+    internal_noise : InternalNoise
+    rng : numpy Generator, required with internal noise
 
     Returns
     -------
     ObserverScores
-        Scores of the tested cases.
+        Scores of the tested cases with their truth and positions.
     """
-    images = np.asarray(images, dtype=np.float64)
-    truth = np.asarray(truth).astype(int).ravel()
-    flat = images.reshape(len(images), -1)
-    if flat.shape[1] != channels.shape[0]:
-        raise InvalidParameterError(f"images have {flat.shape[1]} pixels per case: channels expect {channels.shape[0]}")
-    if len(truth) != len(flat) or not set(np.unique(truth)) <= {0, 1}:
-        raise InvalidParameterError("truth must hold one 0/1 label per case")
-    features = flat @ channels
+    images = np.asarray(images)
+    channels = _observer_channels(observer, channels)
+    features = observer_features(images, channels)
+    truth = _check_truth(truth, len(features))
+    require(training in TRAINING_MODES, "training", training, f"one of {list(TRAINING_MODES)}")
     if training == "split":
-        train = np.zeros(len(truth), dtype=bool)
-        for label in (0, 1):
-            train[np.flatnonzero(truth == label)[::2]] = True
-        template = hotelling_template(features[train], truth[train])
-        return ObserverScores(features[~train] @ template, truth[~train])
-    if training == "leave-one-out":
-        # Few channels make each refit a tiny linear solve, so the plain loop is fast enough here.
-        scores = np.empty(len(truth))
-        keep = np.ones(len(truth), dtype=bool)
-        for i in range(len(truth)):
-            keep[i] = False
-            scores[i] = features[i] @ hotelling_template(features[keep], truth[keep])
-            keep[i] = True
-        return ObserverScores(scores, truth)
-    raise InvalidParameterError(f"training={training!r} is not allowed: expected one of {list(TRAINING_MODES)}")
+        train = default_split(truth) if train_mask is None else np.asarray(train_mask, dtype=bool).ravel()
+        require(len(train) == len(truth), "train_mask", train.shape, f"one flag per case ({len(truth)})")
+        trained = train_observer(images[train], truth[train], observer=observer, channels=channels,
+                                 internal_noise=internal_noise)
+        test = np.flatnonzero(~train)
+        return ObserverScores(trained.score(images[test], rng=rng), truth[test], test)
+    n_features = 1 if observer == "npw" else features.shape[1]
+    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), n_features, left_out=1)
+    internal = internal_noise.covariance(pooled_covariance(features, truth))
+    tested = _with_internal_noise(features, internal, rng)
+    scores = _leave_one_out(features, tested, truth, pixel_npw=(observer == "npw"), internal_covariance=internal)
+    return ObserverScores(scores, truth, np.arange(len(truth)))
+
+
+def _leave_one_out(features, tested, truth, *, pixel_npw: bool, internal_covariance) -> np.ndarray:
+    """Leave-one-out scores in closed form.
+
+    Removing case x_i (deviation d = x_i - m_c from its class mean, n_c cases) moves the class mean
+    by ``-d/(n_c-1)`` and the pooled covariance to ``A_c - beta d d^T`` with
+    ``A_c = (C_c/(n_c-2) + S_other)/2 + K_int`` (C_c the class scatter matrix) and
+    ``beta = n_c / (2 (n_c-1)(n_c-2))``; Sherman-Morrison then gives the left-out template's score
+    ``t = y.g + [beta (y.u)(d.g) - s (y.u)] / (1 - beta d.u)`` with ``u = A_c^-1 d``,
+    ``g = A_c^-1 dm``, ``s = +-1/(n_c-1)`` and y the tested features of case i.
+    """
+    scores = np.empty(len(truth))
+    means = {label: features[truth == label].mean(0) for label in (0, 1)}
+    mean_difference = means[1] - means[0]
+    for label in (0, 1):
+        rows = np.flatnonzero(truth == label)
+        n = len(rows)
+        d = features[rows] - means[label]
+        y = tested[rows]
+        s = 1.0 / (n - 1) if label == 1 else -1.0 / (n - 1)
+        if pixel_npw:
+            scores[rows] = y @ mean_difference - s * np.einsum("ij,ij->i", y, d)
+            continue
+        other = features[truth != label]
+        a = 0.5 * (d.T @ d / (n - 2) + np.atleast_2d(np.cov(other, rowvar=False)))
+        if internal_covariance is not None:
+            a = a + internal_covariance
+        _check_conditioned(a)
+        a_inv = np.linalg.inv(a)
+        beta = n / (2.0 * (n - 1) * (n - 2))
+        u = d @ a_inv
+        g = a_inv @ mean_difference
+        yu = np.einsum("ij,ij->i", y, u)
+        du = np.einsum("ij,ij->i", d, u)
+        scores[rows] = y @ g + (beta * yu * (d @ g) - s * yu) / (1.0 - beta * du)
+    return scores
+
+
+def resampled_readers(train_images, train_truth, test_images, test_truth, *, n_readers: int,
+                      rng: np.random.Generator, observer: str = "cho", channels=None,
+                      internal_noise: InternalNoise = InternalNoise()) -> list[ObserverScores]:
+    """Scores of ``n_readers`` observers, each trained on a bootstrap resample of the training set.
+
+    Each class is resampled with replacement separately, so every reader sees the same class sizes;
+    the spread of the readers' AUCs on the fixed test set is the reader variability of
+    VICTRE-style multi-reader studies.
+    """
+    require(int(n_readers) >= 2, "n_readers", n_readers, "an integer >= 2")
+    train_images = np.asarray(train_images)
+    train_truth = _check_truth(train_truth, len(train_images))
+    test_images = np.asarray(test_images)
+    test_truth = _check_truth(test_truth, len(test_images))
+    readers = []
+    for _ in range(int(n_readers)):
+        picks = np.concatenate([rng.choice(np.flatnonzero(train_truth == label), (train_truth == label).sum())
+                                for label in (0, 1)])
+        trained = train_observer(train_images[picks], train_truth[picks], observer=observer, channels=channels,
+                                 internal_noise=internal_noise)
+        readers.append(ObserverScores(trained.score(test_images, rng=rng), test_truth, np.arange(len(test_truth))))
+    return readers

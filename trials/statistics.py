@@ -1,4 +1,11 @@
-"""Detectability statistics: AUC with DeLong confidence intervals."""
+"""Detectability statistics: AUC with DeLong or bootstrap confidence intervals, paired differences,
+non-inferiority, ROC curves, multi-reader variability and multiplicity adjustment.
+
+The AUC is the Wilcoxon-Mann-Whitney statistic (ties count 1/2). DeLong, DeLong & Clarke-Pearson
+(Biometrics 1988) give its variance, and the covariance of two AUCs measured on the same cases, from
+the per-case placement values; bootstraps resample cases within each class (stratified) and, for
+paired comparisons, the same cases for both methods.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from spectrial.phantoms.errors import InvalidParameterError
+from spectrial.phantoms.errors import InvalidParameterError, require
+
+CI_METHODS = ("delong", "bootstrap")
 
 
 @dataclass(frozen=True)
@@ -21,40 +30,245 @@ class AUCResult:
     n_absent: int
     n_present: int
     confidence: float = 0.95
+    method: str = "delong"
 
 
-def _placements(absent: np.ndarray, present: np.ndarray):
-    """DeLong structural components: per-case fractions of the other class ranked below (ties 1/2)."""
+@dataclass(frozen=True)
+class AUCDifference:
+    """Paired difference ``auc_a - auc_b`` of two readings of the same cases."""
+
+    auc_a: float
+    auc_b: float
+    difference: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float  # two-sided, H0: equal AUCs
+    n_absent: int
+    n_present: int
+    confidence: float = 0.95
+    method: str = "delong"
+
+
+@dataclass(frozen=True)
+class NonInferiority:
+    """One-sided test of H0: ``auc_new - auc_reference <= -margin``.
+
+    Non-inferior when the lower bound of the two-sided ``confidence`` interval of the difference lies
+    above ``-margin`` (a one-sided test at level ``(1 - confidence) / 2``).
+    """
+
+    margin: float
+    difference: float
+    ci_low: float
+    p_value: float
+    non_inferior: bool
+
+
+@dataclass(frozen=True)
+class ReaderStudy:
+    """Reader-averaged AUC over observers retrained on resampled training sets."""
+
+    reader_aucs: np.ndarray
+    auc: float
+    reader_sd: float
+    se: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+
+def _check_scores(absent_scores, present_scores) -> tuple[np.ndarray, np.ndarray]:
+    absent = np.asarray(absent_scores, dtype=float).ravel()
+    present = np.asarray(present_scores, dtype=float).ravel()
+    if len(absent) < 2 or len(present) < 2:
+        raise InvalidParameterError(f"scores: got {len(absent)} absent and {len(present)} present cases: "
+                                    "expected at least 2 of each")
+    if not (np.isfinite(absent).all() and np.isfinite(present).all()):
+        raise InvalidParameterError("scores: expected finite observer scores (found NaN or infinity)")
+    return absent, present
+
+
+def _check_confidence(confidence: float) -> float:
+    require(0 < confidence < 1, "confidence", confidence, "a level in (0, 1), e.g. 0.95")
+    return float(confidence)
+
+
+def placements(absent: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong structural components.
+
+    Returns ``v10`` (per present case: fraction of absent cases scored below it, ties 1/2) and ``v01``
+    (per absent case: fraction of present cases scored above it); both average to the AUC.
+    """
     n0, n1 = len(absent), len(present)
-    combined = np.concatenate([absent, present])
-    rank_all = stats.rankdata(combined)
-    rank_absent, rank_present = stats.rankdata(absent), stats.rankdata(present)
-    v10 = (rank_all[n0:] - rank_present) / n0  # for each present case: fraction of absent below it
-    v01 = 1.0 - (rank_all[:n0] - rank_absent) / n1  # for each absent case: fraction of present above it
+    rank_all = stats.rankdata(np.concatenate([absent, present]))
+    v10 = (rank_all[n0:] - stats.rankdata(present)) / n0
+    v01 = 1.0 - (rank_all[:n0] - stats.rankdata(absent)) / n1
     return v10, v01
 
 
-def auc_with_ci(absent_scores, present_scores, *, confidence: float = 0.95) -> AUCResult:
-    """Wilcoxon-Mann-Whitney AUC with the DeLong et al. (Biometrics 1988) variance.
+def wmw_auc(absent_scores, present_scores) -> float:
+    """Wilcoxon-Mann-Whitney AUC: P(present score > absent score) + P(tie)/2."""
+    absent, present = _check_scores(absent_scores, present_scores)
+    return float(_auc_rows(absent[None], present[None])[0])
+
+
+def _normal_interval(estimate, se, confidence):
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return estimate - z * se, estimate + z * se
+
+
+def _bootstrap_indices(n_absent, n_present, n_bootstrap, rng):
+    require(int(n_bootstrap) >= 100, "n_bootstrap", n_bootstrap, "an integer >= 100")
+    if rng is None:
+        raise InvalidParameterError("rng: bootstrap intervals need a numpy Generator")
+    return (rng.integers(0, n_absent, (int(n_bootstrap), n_absent)),
+            rng.integers(0, n_present, (int(n_bootstrap), n_present)))
+
+
+def _auc_rows(absent: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """WMW AUC of each row of ``absent (B, n0)`` against ``present (B, n1)``."""
+    n0, n1 = absent.shape[1], present.shape[1]
+    ranks = stats.rankdata(np.concatenate([absent, present], axis=1), axis=1)
+    return (ranks[:, n0:].sum(1) - n1 * (n1 + 1) / 2) / (n0 * n1)
+
+
+def auc_with_ci(absent_scores, present_scores, *, confidence: float = 0.95, method: str = "delong",
+                n_bootstrap: int = 2000, rng: np.random.Generator | None = None) -> AUCResult:
+    """Wilcoxon-Mann-Whitney AUC with a DeLong or stratified-bootstrap confidence interval.
 
     Parameters
     ----------
     absent_scores, present_scores : array-like, 1D
         Observer test statistics of signal-absent and signal-present cases (at least 2 each).
     confidence : float
-        Two-sided level of the normal-approximation interval, clipped to [0, 1].
+        Two-sided level of the interval.
+    method : {"delong", "bootstrap"}
+        ``delong``: normal interval with the DeLong variance, clipped to [0, 1]; ``bootstrap``:
+        percentile interval of ``n_bootstrap`` resamples of cases within each class (needs ``rng``).
     """
-    absent = np.asarray(absent_scores, dtype=float).ravel()
-    present = np.asarray(present_scores, dtype=float).ravel()
-    if len(absent) < 2 or len(present) < 2:
-        raise InvalidParameterError(f"scores: got {len(absent)} absent and {len(present)} present cases: "
-                                    "expected at least 2 of each")
-    if not (0 < confidence < 1):
-        raise InvalidParameterError(f"confidence={confidence!r} is not allowed: expected a level in (0, 1)")
-    v10, v01 = _placements(absent, present)
-    auc = float(v10.mean())
-    variance = v10.var(ddof=1) / len(present) + v01.var(ddof=1) / len(absent)
-    se = float(np.sqrt(variance))
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    return AUCResult(auc, se, max(0.0, auc - z * se), min(1.0, auc + z * se), len(absent), len(present),
-                     confidence)
+    absent, present = _check_scores(absent_scores, present_scores)
+    confidence = _check_confidence(confidence)
+    require(method in CI_METHODS, "method", method, f"one of {list(CI_METHODS)}")
+    v10, v01 = placements(absent, present)
+    auc = float(_auc_rows(absent[None], present[None])[0])  # the rank-sum form is exact on ties
+    if method == "delong":
+        se = float(np.sqrt(v10.var(ddof=1) / len(present) + v01.var(ddof=1) / len(absent)))
+        low, high = _normal_interval(auc, se, confidence)
+    else:
+        i0, i1 = _bootstrap_indices(len(absent), len(present), n_bootstrap, rng)
+        replicates = _auc_rows(absent[i0], present[i1])
+        se = float(replicates.std(ddof=1))
+        low, high = np.quantile(replicates, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return AUCResult(auc, se, max(0.0, float(low)), min(1.0, float(high)), len(absent), len(present),
+                     confidence, method)
+
+
+def paired_auc_difference(absent_a, present_a, absent_b, present_b, *, confidence: float = 0.95,
+                          method: str = "delong", n_bootstrap: int = 2000,
+                          rng: np.random.Generator | None = None) -> AUCDifference:
+    """Difference of two AUCs measured on the same cases (e.g. two methods, or a dose against full dose).
+
+    Scores of reading ``a`` and reading ``b`` must list the same cases in the same order.
+    ``delong``: variance of the difference from the 2x2 DeLong covariance, normal interval and
+    two-sided z-test; ``bootstrap``: the same resampled cases for both readings, percentile interval,
+    and the p-value of the normal approximation with the bootstrap standard error.
+    """
+    absent_a, present_a = _check_scores(absent_a, present_a)
+    absent_b, present_b = _check_scores(absent_b, present_b)
+    if absent_a.shape != absent_b.shape or present_a.shape != present_b.shape:
+        raise InvalidParameterError(
+            f"paired readings must score the same cases: reading a has {len(absent_a)} absent/{len(present_a)} "
+            f"present, reading b {len(absent_b)}/{len(present_b)}")
+    confidence = _check_confidence(confidence)
+    require(method in CI_METHODS, "method", method, f"one of {list(CI_METHODS)}")
+    v10_a, v01_a = placements(absent_a, present_a)
+    v10_b, v01_b = placements(absent_b, present_b)
+    auc_a = float(_auc_rows(absent_a[None], present_a[None])[0])
+    auc_b = float(_auc_rows(absent_b[None], present_b[None])[0])
+    difference = auc_a - auc_b
+    if method == "delong":
+        s10 = np.cov(np.stack([v10_a, v10_b]))
+        s01 = np.cov(np.stack([v01_a, v01_b]))
+        contrast = np.array([1.0, -1.0])
+        variance = contrast @ (s10 / len(present_a) + s01 / len(absent_a)) @ contrast
+        se = float(np.sqrt(max(variance, 0.0)))
+        low, high = _normal_interval(difference, se, confidence)
+    else:
+        i0, i1 = _bootstrap_indices(len(absent_a), len(present_a), n_bootstrap, rng)
+        replicates = _auc_rows(absent_a[i0], present_a[i1]) - _auc_rows(absent_b[i0], present_b[i1])
+        se = float(replicates.std(ddof=1))
+        low, high = np.quantile(replicates, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    if se > 0:
+        p = float(2 * stats.norm.sf(abs(difference) / se))
+    else:
+        p = 1.0 if difference == 0 else 0.0
+    return AUCDifference(auc_a, auc_b, difference, se, float(low), float(high), p, len(absent_a), len(present_a),
+                         confidence, method)
+
+
+def check_margin(margin: float) -> float:
+    """A non-inferiority margin on the AUC scale must lie in (0, 0.5)."""
+    require(isinstance(margin, (int, float)) and 0 < margin < 0.5, "margin", margin,
+            "a non-inferiority margin on the AUC scale in (0, 0.5), e.g. 0.05")
+    return float(margin)
+
+
+def non_inferiority(difference: AUCDifference, margin: float) -> NonInferiority:
+    """Non-inferiority of reading ``a`` against reference reading ``b`` at ``margin`` (AUC units).
+
+    The p-value is that of the one-sided z-test ``(difference + margin) / se``.
+    """
+    margin = check_margin(margin)
+    if difference.se > 0:
+        p = float(stats.norm.sf((difference.difference + margin) / difference.se))
+    else:
+        p = 0.0 if difference.difference > -margin else 1.0
+    return NonInferiority(margin, difference.difference, difference.ci_low, p, bool(difference.ci_low > -margin))
+
+
+def roc_curve(absent_scores, present_scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empirical ROC curve: false-positive fractions, true-positive fractions and thresholds."""
+    from sklearn.metrics import roc_curve as sk_roc_curve
+
+    absent, present = _check_scores(absent_scores, present_scores)
+    truth = np.r_[np.zeros(len(absent)), np.ones(len(present))]
+    fpf, tpf, thresholds = sk_roc_curve(truth, np.r_[absent, present], drop_intermediate=False)
+    return fpf, tpf, thresholds
+
+
+def holm_adjust(p_values) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values controlling the family-wise error rate.
+
+    Written here because scipy offers only false-discovery-rate control and statsmodels would be a
+    dependency for four lines.
+    """
+    p = np.asarray(p_values, dtype=float).ravel()
+    if len(p) == 0:
+        return p
+    require(bool(np.all((p >= 0) & (p <= 1))), "p_values", p_values, "probabilities in [0, 1]")
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def reader_study(reader_scores, *, confidence: float = 0.95) -> ReaderStudy:
+    """Reader-averaged AUC of observers retrained on resampled training sets and tested on the same cases.
+
+    The variance of the mean is ``reader_var / R + case_var`` (the readers share the test cases, so
+    the case component does not shrink with R; ``case_var`` is the mean DeLong variance), which is the
+    random-reader, random-case variance of Obuchowski & Rockette with perfectly correlated case errors
+    (conservative).
+    """
+    confidence = _check_confidence(confidence)
+    results = [auc_with_ci(r.absent, r.present) for r in reader_scores]
+    require(len(results) >= 2, "reader_scores", len(results), "at least 2 readers")
+    aucs = np.array([r.auc for r in results])
+    reader_var = aucs.var(ddof=1)
+    case_var = np.mean([r.se ** 2 for r in results])
+    se = float(np.sqrt(reader_var / len(aucs) + case_var))
+    mean = float(aucs.mean())
+    low, high = _normal_interval(mean, se, confidence)
+    return ReaderStudy(aucs, mean, float(np.sqrt(reader_var)), se, max(0.0, low), min(1.0, high), confidence)
