@@ -10,10 +10,10 @@ from .noise import NOISE_MODES, noisy_projections
 from .osem import osem, subset_views
 from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix
 from .protocol import Collimator, Protocol
-from .reorient import short_axis_plane, short_axis_plane_points
+from .reorient import short_axis_plane, short_axis_points, short_axis_volume
 
 __all__ = [
     "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
     "bin_to_detector", "counts_per_kbq", "decay_during_views", "expected_projections", "gaussian_blur_matrix", "gaussian_filter",
-    "noisy_projections", "osem", "short_axis_plane", "short_axis_plane_points", "subset_views",
+    "noisy_projections", "osem", "short_axis_plane", "short_axis_points", "short_axis_volume", "subset_views",
 ]

@@ -4,7 +4,9 @@ import csv
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from spectrial.trials import load_trial
 from spectrial.trials.cli import main
@@ -13,8 +15,12 @@ TINY = """
 name = "tiny"
 seed = 11
 
-[defect]
+[[defects]]
 territory = "inferior"
+severity = 0.5
+
+[[defects]]
+territory = "anterior"
 severity = 0.5
 
 [protocol]
@@ -42,7 +48,13 @@ fwhm_mm = 15.0
 
 [observer]
 roi_size = 12
-channel_edges = [0.03125, 0.0625, 0.125, 0.25]
+
+[observer.channels]
+family = "square"
+edges = [0.03125, 0.0625, 0.125, 0.25]
+
+[statistics]
+non_inferiority_margin = 0.1
 """
 
 
@@ -65,29 +77,70 @@ def read_rows(path):
         return list(csv.DictReader(handle))
 
 
+def read_table(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
 def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
     names = {p.name for p in tiny_run.iterdir()}
-    assert names == {"results.csv", "summary.md", "auc_vs_dose.png", "example_rois.png", "patients.json",
-                     "trial.resolved.toml"}
+    assert names == {"results.csv", "scores.csv", "fidelity.csv", "summary.md", "auc_vs_dose.png",
+                     "example_rois.png", "patients.json", "trial.resolved.toml"}
     rows = read_rows(tiny_run)
-    assert [(float(r["dose_fraction"]), r["method"]) for r in rows] == [
-        (1.0, "none"), (1.0, "gaussian(fwhm_mm=15, dose_scaling=False)"),
-        (0.125, "none"), (0.125, "gaussian(fwhm_mm=15, dose_scaling=False)")]
+    defects = ["inferior 60deg 40%L sev50%", "anterior 60deg 40%L sev50%"]
+    methods = ["none", "gaussian(fwhm_mm=15, dose_scaling=False)"]
+    assert [(r["defect"], float(r["dose_fraction"]), r["method"]) for r in rows] == [
+        (d, f, m) for d in defects for f in (1.0, 0.125) for m in methods]
     for r in rows:
         assert int(r["n_absent"]) == int(r["n_present"]) == 2 * 6
         assert float(r["auc_ci_low"]) <= float(r["auc"]) <= float(r["auc_ci_high"])
+        reference = float(r["dose_fraction"]) == 1.0 and r["method"] == "none"
+        assert r["is_reference"] == str(reference)
+        if not reference:
+            assert float(r["difference_ci_low"]) <= float(r["auc_difference"]) <= float(r["difference_ci_high"])
+            assert float(r["difference_p_value"]) <= float(r["difference_p_holm"]) <= 1
+            assert r["non_inferior"] == str(float(r["difference_ci_low"]) > -0.1)
+        for column in ("noiseless_ssim", "phantom_ssim", "noiseless_nrmse", "noiseless_psnr_db", "phantom_pearson",
+                       "noiseless_myocardium_bias_percent", "myocardium_noise_percent"):
+            assert column in r and r[column] != ""
     assert load_trial(tiny_run / "trial.resolved.toml") == load_trial(tiny_file)
     summary = (tiny_run / "summary.md").read_text()
-    for r in rows:  # every AUC in the summary is the table's value, with its CI and case counts
-        assert (f"| {r['method']} | {float(r['auc']):.3f} | [{float(r['auc_ci_low']):.3f}, "
-                f"{float(r['auc_ci_high']):.3f}]") in summary
+    for r in rows:  # every number in the summary is the table's value, with its CI and case counts
+        assert (f"| {r['defect']} | {float(r['dose_fraction']):g} | {r['method']} | {float(r['auc']):.3f} "
+                f"[{float(r['auc_ci_low']):.3f}, {float(r['auc_ci_high']):.3f}] |") in summary
+        assert f"{float(r['noiseless_ssim']):.3f} | {float(r['noiseless_nrmse']):.3f} |" in summary
         assert f"{r['n_absent']} + {r['n_present']} |" in summary
+
+
+def test_results_table_agrees_with_the_per_case_tables(tiny_run):
+    rows = read_rows(tiny_run)
+    scores = read_table(tiny_run / "scores.csv")
+    fidelity = read_table(tiny_run / "fidelity.csv")
+    for r in rows:
+        mine = [s for s in scores if (s["defect"], s["dose_fraction"], s["method"]) ==
+                (r["defect"], r["dose_fraction"], r["method"])]
+        truth = [int(s["truth"]) for s in mine]
+        assert roc_auc_score(truth, [float(s["score"]) for s in mine]) == pytest.approx(float(r["auc"]))
+        cases = [f for f in fidelity if f["dose_fraction"] == r["dose_fraction"] and f["method"] == r["method"]
+                 and f["reference"] == "noiseless" and f["state"] in ("absent", r["defect"])]
+        assert len(cases) == 2 * 2 * 6
+        assert np.mean([float(f["ssim"]) for f in cases]) == pytest.approx(float(r["noiseless_ssim"]))
+
+
+def test_myocardial_noise_follows_poisson_scaling_with_dose(tiny_run):
+    # Relative Poisson noise scales as dose^-1/2; OSEM at a fixed iteration number keeps that scaling
+    # closely (linearized noise propagation), so 1/8 of the dose has about sqrt(8) times the noise.
+    rows = {(r["defect"], float(r["dose_fraction"]), r["method"]): float(r["myocardium_noise_percent"])
+            for r in read_rows(tiny_run)}
+    ratio = rows[("inferior 60deg 40%L sev50%", 0.125, "none")] / rows[("inferior 60deg 40%L sev50%", 1.0, "none")]
+    assert ratio == pytest.approx(np.sqrt(8), rel=0.25)
 
 
 def test_same_seed_same_numbers_for_any_worker_count(tiny_run, tiny_file, tmp_path):
     again = tmp_path / "two"
     assert main(["run", str(tiny_file), "--out", str(again), "--workers", "2"]) == 0
-    assert (again / "results.csv").read_text() == (tiny_run / "results.csv").read_text()
+    for name in ("results.csv", "scores.csv", "fidelity.csv"):
+        assert (again / name).read_text() == (tiny_run / name).read_text()
 
 
 @pytest.mark.parametrize("text, message", [

@@ -10,25 +10,28 @@ Public API for observer-study scripts:
   training set), :func:`hotelling_snr`, :class:`InternalNoise`, :func:`resampled_readers`;
 - statistics: :func:`auc_with_ci` (DeLong or bootstrap), :func:`paired_auc_difference`,
   :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`, :func:`reader_study`;
-- trials: :func:`load_trial`, :func:`run_trial`.
+- fidelity: :func:`fidelity_metrics`, :func:`ensemble_noise_percent`;
+- trials: :func:`load_trial`, :func:`run_trial`, :func:`analyze_trial`.
 """
 
-from .analysis import DetectabilityRow, detectability_table
+from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .channels import (CHANNEL_FAMILIES, ChannelFamily, DoGChannels, GaborChannels, LaguerreGaussChannels,
                        SquareChannels, make_channels, square_channels)
 from .observers import (OBSERVERS, InternalNoise, LinearObserver, ObserverScores, hotelling_snr, hotelling_template,
                         observer_features, observer_scores, resampled_readers, train_observer)
-from .spec import (ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, TrialSpec, dump_trial, load_trial,
-                   parse_trial)
+from .fidelity import FIDELITY_METRICS, ensemble_noise_percent, fidelity_metrics
+from .spec import (ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, StatisticsSpec, TrialSpec, dump_trial,
+                   load_trial, parse_trial)
 from .statistics import (AUCDifference, AUCResult, NonInferiority, ReaderStudy, auc_with_ci, holm_adjust,
                          non_inferiority, paired_auc_difference, reader_study, roc_curve, wmw_auc)
 from .trial import TrialOutcome, run_trial
 
 __all__ = [
-    "AUCDifference", "AUCResult", "CHANNEL_FAMILIES", "ChannelFamily", "DetectabilityRow", "DoGChannels",
+    "AUCDifference", "AUCResult", "FIDELITY_METRICS", "StatisticsSpec", "TrialAnalysis", "analyze_trial",
+    "ensemble_noise_percent", "fidelity_metrics", "CHANNEL_FAMILIES", "ChannelFamily", "DetectabilityRow", "DoGChannels",
     "GaborChannels", "InternalNoise", "LaguerreGaussChannels", "LinearObserver", "NonInferiority", "OBSERVERS",
     "ObserverScores", "ObserverSpec", "ReaderStudy", "ReconstructionSpec", "SimulationSpec", "SpecError",
-    "SquareChannels", "TrialOutcome", "TrialSpec", "auc_with_ci", "detectability_table", "dump_trial",
+    "SquareChannels", "TrialOutcome", "TrialSpec", "auc_with_ci", "dump_trial",
     "holm_adjust", "hotelling_snr", "hotelling_template", "load_trial", "make_channels", "non_inferiority",
     "observer_features", "observer_scores", "paired_auc_difference", "parse_trial", "reader_study",
     "resampled_readers", "roc_curve", "run_trial", "square_channels", "train_observer", "wmw_auc",

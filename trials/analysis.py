@@ -1,50 +1,161 @@
-"""From observer inputs to the trial's answer: CHO scores and AUC per (dose level, method)."""
+"""From observer inputs to the trial's answer, one row per (defect type, dose level, method).
+
+Each row holds the observer's AUC with its confidence interval and case counts, the paired AUC
+difference to the reference reading (full dose, first method) on the same cases with its interval,
+p-value and non-inferiority verdict (p-values Holm-adjusted over the table), an optional
+multi-reader analysis, and the mean fidelity metrics of the same cases.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .channels import square_channels
-from .observers import observer_scores
-from .runner import UnitResult
+from .fidelity import FIDELITY_METRICS
+from .observers import ObserverScores, default_split, observer_scores, resampled_readers
+from .runner import OBSERVER_KEY, STATISTICS_KEY, UnitResult, trial_rng
 from .spec import TrialSpec
-from .statistics import auc_with_ci
+from .statistics import auc_with_ci, holm_adjust, non_inferiority, paired_auc_difference, reader_study
+
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
 class DetectabilityRow:
-    """One line of the results table."""
+    """One line of the results table (NaN where a value does not apply, e.g. the reference's difference)."""
 
+    defect: str
     dose_fraction: float
     method: str
+    n_absent: int
+    n_present: int
     auc: float
     auc_se: float
     auc_ci_low: float
     auc_ci_high: float
-    n_absent: int
-    n_present: int
     snr: float
-    observer: str
+    is_reference: bool
+    auc_difference: float = NAN
+    difference_ci_low: float = NAN
+    difference_ci_high: float = NAN
+    difference_p_value: float = NAN
+    difference_p_holm: float = NAN
+    non_inferior: bool | None = None
+    non_inferiority_p_value: float = NAN
+    non_inferiority_p_holm: float = NAN
+    reader_auc: float = NAN
+    reader_sd: float = NAN
+    reader_ci_low: float = NAN
+    reader_ci_high: float = NAN
+    fidelity: dict[str, float] = field(default_factory=dict)
 
     def as_record(self) -> dict:
-        return asdict(self)
+        record = {k: v for k, v in self.__dict__.items() if k != "fidelity"}
+        record.update(self.fidelity)
+        return record
 
 
-def detectability_table(spec: TrialSpec, units: list[UnitResult]) -> list[DetectabilityRow]:
-    """CHO AUC with 95 % DeLong CI for every dose level and enhancement method."""
-    channels = square_channels(spec.observer.roi_size, spec.observer.channel_edges)
-    rows = []
-    for f in spec.simulation.dose_fractions:
-        for m, label in enumerate(spec.method_labels):
-            images = np.concatenate([u.rois[(f, m)] for u in units])
-            truth = np.concatenate([np.full(len(u.rois[(f, m)]), u.state) for u in units])
-            tested = observer_scores(images, truth, channels=channels, training=spec.observer.training)
-            auc = auc_with_ci(tested.absent, tested.present)
-            pooled_sd = np.sqrt(0.5 * (tested.absent.var(ddof=1) + tested.present.var(ddof=1)))
-            snr = float((tested.present.mean() - tested.absent.mean()) / pooled_sd)
-            rows.append(DetectabilityRow(f, label, auc.auc, auc.se, auc.ci_low, auc.ci_high, auc.n_absent,
-                                         auc.n_present, snr, f"CHO, {len(channels.T)} square channels, "
-                                         f"{spec.observer.training}"))
-    return rows
+@dataclass(frozen=True)
+class TrialAnalysis:
+    rows: list[DetectabilityRow]
+    scores: list[dict]  # one record per scored case: defect, patient, state, realization, dose, method, truth, score
+    observer: str
+    comparisons: int
+
+
+def defect_cases(units: list[UnitResult], defect: int, dose: float, method: int):
+    """Observer inputs, truth and (patient, state, realization) of every case of one defect type."""
+    images, truth, keys = [], [], []
+    for u in units:
+        if u.state not in (0, defect + 1):
+            continue
+        stack = u.inputs[(defect, dose, method)]
+        images.append(stack)
+        truth += [int(u.state > 0)] * len(stack)
+        keys += [(u.patient, u.state, r) for r in range(len(stack))]
+    return np.concatenate(images), np.asarray(truth), keys
+
+
+def _train_mask(spec: TrialSpec, truth: np.ndarray, keys) -> np.ndarray | None:
+    if spec.observer.training == "split":
+        return default_split(truth)
+    if spec.observer.training == "split-by-patient":
+        return np.array([patient % 2 == 0 for patient, _, _ in keys])
+    return None
+
+
+def _mean_fidelity(units: list[UnitResult], defect: int, dose: float, method: int) -> dict[str, float]:
+    records = [rec for u in units if u.state in (0, defect + 1) for rec in u.fidelity
+               if rec["dose_fraction"] == dose and rec["method"] == method]
+    out = {}
+    for reference in ("noiseless", "phantom"):
+        mine = [rec for rec in records if rec["reference"] == reference]
+        for metric in FIDELITY_METRICS:
+            out[f"{reference}_{metric}"] = float(np.mean([rec[metric] for rec in mine]))
+    noise = [u.noise_percent[(dose, method)] for u in units if u.state in (0, defect + 1)]
+    out["myocardium_noise_percent"] = float(np.mean(noise))
+    return out
+
+
+def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
+    """Observer scores and statistics for every (defect type, dose, method) of a finished trial."""
+    obs, stat = spec.observer, spec.statistics
+    channels = obs.channel_matrix()
+    doses = spec.simulation.dose_fractions
+    reference_dose = spec.reference_dose
+    interval = dict(confidence=stat.confidence, method=stat.ci_method, n_bootstrap=stat.n_bootstrap)
+    rows: list[dict] = []
+    score_records: list[dict] = []
+    for k, defect in enumerate(spec.defect_labels):
+        tested: dict[tuple[float, int], ObserverScores] = {}
+        for di, f in enumerate(doses):
+            for m, method in enumerate(spec.method_labels):
+                images, truth, keys = defect_cases(units, k, f, m)
+                train = _train_mask(spec, truth, keys)
+                scores = observer_scores(images, truth, observer=obs.observer, channels=channels,
+                                         training="leave-one-out" if train is None else "split", train_mask=train,
+                                         internal_noise=obs.internal_noise_model,
+                                         rng=trial_rng(spec.seed, OBSERVER_KEY, k, di, m))
+                tested[(f, m)] = scores
+                for i, score in zip(scores.index, scores.scores):
+                    patient, state, r = keys[i]
+                    score_records.append({"defect": defect, "patient": patient, "state": state, "realization": r,
+                                          "dose_fraction": f, "method": method, "truth": int(truth[i]),
+                                          "score": float(score)})
+                auc = auc_with_ci(scores.absent, scores.present,
+                                  rng=trial_rng(spec.seed, STATISTICS_KEY, 0, k, di, m), **interval)
+                row = dict(defect=defect, dose_fraction=f, method=method, n_absent=auc.n_absent,
+                           n_present=auc.n_present, auc=auc.auc, auc_se=auc.se, auc_ci_low=auc.ci_low,
+                           auc_ci_high=auc.ci_high, snr=scores.snr, is_reference=(f == reference_dose and m == 0),
+                           fidelity=_mean_fidelity(units, k, f, m))
+                if not row["is_reference"]:
+                    ref = tested[(reference_dose, 0)]
+                    diff = paired_auc_difference(scores.absent, scores.present, ref.absent, ref.present,
+                                                 rng=trial_rng(spec.seed, STATISTICS_KEY, 1, k, di, m), **interval)
+                    verdict = non_inferiority(diff, stat.non_inferiority_margin)
+                    row.update(auc_difference=diff.difference, difference_ci_low=diff.ci_low,
+                               difference_ci_high=diff.ci_high, difference_p_value=diff.p_value,
+                               non_inferior=verdict.non_inferior, non_inferiority_p_value=verdict.p_value)
+                if stat.readers:
+                    readers = resampled_readers(images[train], truth[train], images[~train], truth[~train],
+                                                n_readers=stat.readers, observer=obs.observer, channels=channels,
+                                                internal_noise=obs.internal_noise_model,
+                                                rng=trial_rng(spec.seed, STATISTICS_KEY, 2, k, di, m))
+                    study = reader_study(readers, confidence=stat.confidence)
+                    row.update(reader_auc=study.auc, reader_sd=study.reader_sd, reader_ci_low=study.ci_low,
+                               reader_ci_high=study.ci_high)
+                rows.append(row)
+    compared = [row for row in rows if not row["is_reference"]]
+    for key in ("difference_p_value", "non_inferiority_p_value"):
+        adjusted = holm_adjust([row[key] for row in compared])
+        for row, p in zip(compared, adjusted):
+            row[key.replace("_value", "_holm")] = float(p)
+    return TrialAnalysis([DetectabilityRow(**row) for row in rows], score_records, obs.describe(), len(compared))
+
+
+def format_p(p: float) -> str:
+    if math.isnan(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"

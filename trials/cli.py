@@ -23,8 +23,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
                          description="Run a virtual clinical trial and write its results directory: "
-                                     "results.csv, summary.md, auc_vs_dose.png, example_rois.png, "
-                                     "patients.json and trial.resolved.toml.")
+                                     "results.csv, scores.csv, fidelity.csv, summary.md, auc_vs_dose.png, "
+                                     "example_rois.png, patients.json and trial.resolved.toml.")
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>)")
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz)")
     phantom.add_argument("--trial", help="trial TOML whose population, defect and grid are used (default: quick trial)")
     phantom.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
+    phantom.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")
     phantom.add_argument("--no-defect", action="store_true", help="write the patient without the perfusion defect")
 
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
@@ -48,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args) -> int:
     from tqdm import tqdm
 
-    from .runner import STATES
+    from .analysis import format_p
+    from .runner import trial_units
     from .spec import load_trial
     from .trial import run_trial
 
@@ -56,14 +58,18 @@ def _run(args) -> int:
     if args.workers < 1:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
-    n_units = len(STATES) * spec.simulation.n_patients
-    with tqdm(total=n_units, desc=f"trial {spec.name}", unit="case", file=sys.stderr) as bar:
+    with tqdm(total=len(trial_units(spec)), desc=f"trial {spec.name}", unit="unit", file=sys.stderr) as bar:
         outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
     width = max(len(r.method) for r in outcome.rows)
-    print(f"{'dose':>6}  {'method':<{width}}  {'AUC':>6}  95% CI (DeLong)   cases (absent+present)")
-    for r in outcome.rows:
-        print(f"{r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:6.3f}  [{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  "
-              f"{r.n_absent}+{r.n_present}")
+    level = f"{100 * spec.statistics.confidence:g}%"
+    for defect in spec.defect_labels:
+        print(f"defect {defect}: AUC with {level} CI; difference to full dose with {spec.method_labels[0]} "
+              "(Holm-adjusted p, non-inferior?)")
+        for r in (r for r in outcome.rows if r.defect == defect):
+            versus = ("reference" if r.is_reference else f"{r.auc_difference:+.3f} p={format_p(r.difference_p_holm)} "
+                      f"{'NI' if r.non_inferior else 'not NI'}")
+            print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
+                  f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
     print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s")
     return 0
 
@@ -79,12 +85,16 @@ def _phantom(args) -> int:
     if not 0 <= args.patient < n:
         raise SpectrialError(f"--patient={args.patient} is not allowed: expected an index in [0, {n})")
     patient = trial_patients(spec)[args.patient]
-    phantom = trial_phantom(spec, patient, defect=not args.no_defect)
+    n_defects = len(spec.defects)
+    if not 0 <= args.defect < n_defects:
+        raise SpectrialError(f"--defect={args.defect} is not allowed: expected an index in [0, {n_defects})")
+    phantom = trial_phantom(spec, patient, state=0 if args.no_defect else args.defect + 1)
     paths = write_phantom(phantom, args.out)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     if not args.no_defect:
-        print(f"defect: {spec.defect.territory}, extent {phantom.defect_extent_percent:.1f} % of LV myocardium")
+        print(f"defect: {spec.defect_labels[args.defect]}, extent {phantom.defect_extent_percent:.1f} % of LV "
+              "myocardium")
     return 0
 
 

@@ -1,8 +1,9 @@
 """Running a trial: one work unit per (patient, defect state), combined in a fixed order.
 
-A unit builds the phantom on the fine simulation grid, projects it once, draws every noise
-realization at every dose level, reconstructs, applies every enhancement method and extracts the
-observer inputs. Random generators are derived from ``SeedSequence(seed)`` keyed by
+The states are defect absent and each defect type present. A unit builds the phantom on the fine
+simulation grid, projects it once, draws every noise realization at every dose level, reconstructs,
+applies every enhancement method, extracts the observer inputs and measures image fidelity in a
+heart-centred box against the noiseless full-dose reconstruction and the true activity. Random generators are derived from ``SeedSequence(seed)`` keyed by
 (patient, defect state, realization), never by execution order, so results are identical for any
 number of workers.
 """
@@ -15,17 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectrial.phantoms import Grid, Patient, Phantom, make_phantom, sample_population
-from spectrial.simulate import (SpectProjector, counts_per_kbq, expected_projections, gaussian_filter,
-                                noisy_projections, osem, short_axis_plane)
-from spectrial.simulate.images import Projections
+from spectrial.phantoms import Grid, Label, Patient, Phantom, make_phantom, sample_population
+from spectrial.simulate import (Projections, SpectProjector, counts_per_kbq, expected_projections, gaussian_filter,
+                                noisy_projections, osem, short_axis_plane, short_axis_volume)
 
-from .spec import TrialSpec
+from .fidelity import ensemble_noise_percent, fidelity_metrics, heart_box
+from .spec import ObserverSpec, TrialSpec
 
 log = logging.getLogger(__name__)
 
-POPULATION_KEY, NOISE_KEY = 0, 1
-STATES = ("absent", "present")
+POPULATION_KEY, NOISE_KEY, OBSERVER_KEY, STATISTICS_KEY = 0, 1, 2, 3
 
 
 def trial_rng(seed: int, *key: int) -> np.random.Generator:
@@ -50,39 +50,53 @@ def reconstruction_grid(spec: TrialSpec) -> Grid:
     return simulation_grid(spec).coarsened(spec.simulation.oversampling)
 
 
-def trial_phantom(spec: TrialSpec, patient: Patient, *, defect: bool) -> Phantom:
+def trial_phantom(spec: TrialSpec, patient: Patient, *, state: int) -> Phantom:
+    """Phantom of ``patient`` in defect ``state`` (0 = absent, k = defect type k-1 present)."""
     return make_phantom(patient.anatomy, simulation_grid(spec), uptake=patient.uptake,
-                        defect=spec.defect if defect else None, supersampling=spec.simulation.supersampling)
+                        defect=spec.defects[state - 1] if state else None, supersampling=spec.simulation.supersampling)
 
 
 def coarsen_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Average ``factor``-cubed blocks (the attenuation map on the reconstruction grid)."""
+    """Average ``factor``-cubed blocks (maps on the reconstruction grid)."""
     if factor == 1:
         return array
     nz, ny, nx = array.shape
     return array.reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor).mean(axis=(1, 3, 5))
 
 
+def observer_input(volume, lv, centre_mm, observer: ObserverSpec) -> np.ndarray:
+    """Observer inputs ``(batch, *observer.roi_shape)`` centred on ``centre_mm`` (same extraction for every case)."""
+    if observer.input == "slice":
+        return short_axis_plane(volume, lv, centre_mm, size=observer.roi_size)
+    return short_axis_volume(volume, lv, centre_mm, size=observer.roi_size, depth=observer.voi_depth)
+
+
 @dataclass
 class UnitResult:
-    """What one (patient, defect state) unit hands to the observer and the report."""
+    """What one (patient, defect state) unit hands to the observer and the report.
+
+    ``state`` is 0 for defect absent and k for defect type k-1 present. A defect-absent unit holds
+    observer inputs at every defect type's location, a defect-present unit at its own.
+    """
 
     patient: int
     state: int
-    rois: dict[tuple[float, int], np.ndarray]  # (dose, method index) -> (realizations, roi, roi) in kBq/mL
+    inputs: dict[tuple[int, float, int], np.ndarray]  # (defect, dose, method) -> (realizations, *roi) kBq/mL
+    fidelity: list[dict]  # one record per (dose, method, realization, reference)
+    noise_percent: dict[tuple[float, int], float]  # (dose, method) -> myocardial ensemble noise
     defect_extent_percent: float
     expected_counts: float
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) -> UnitResult:
-    """Simulate, reconstruct, enhance and extract observer inputs for one patient in one defect state.
+    """Simulate, reconstruct, enhance, extract observer inputs and measure fidelity for one unit.
 
     ``patient_index`` keys the unit's random streams; ``patient`` is that entry of :func:`trial_patients`.
     """
     clock = {}
     start = time.perf_counter()
-    phantom = trial_phantom(spec, patient, defect=bool(state))
+    phantom = trial_phantom(spec, patient, state=state)
     factor = spec.simulation.oversampling
     simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
     expected = expected_projections(phantom, simulator, detector_factor=factor)
@@ -94,6 +108,16 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     rec = spec.reconstruction
     mu = coarsen_mean(phantom.mu, factor) if rec.attenuation_correction else None
     system = SpectProjector(recon_grid, spec.protocol, mu=mu, resolution_model=rec.resolution_model)
+    p = spec.protocol
+    # Reconstructed counts per voxel -> kBq/mL: the forward model's calibration, averaged over views.
+    calibration = counts_per_kbq(p).mean() * recon_grid.voxel_ml
+
+    def reconstruct(counts: np.ndarray, dose: float):
+        volume = osem(Projections(counts, p, p.pixel_mm, dose_fraction=dose), system, iterations=rec.iterations,
+                      subsets=rec.subsets)
+        volume = volume.derived(volume.array / (calibration * dose), "calibrate_kbq_per_ml")
+        return gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
+
     doses = spec.simulation.dose_fractions
     per_dose: dict[float, list[np.ndarray]] = {f: [] for f in doses}
     for r in range(spec.simulation.realizations):
@@ -101,27 +125,41 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
         for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj.counts[0])
-    # Reconstructed counts per voxel -> kBq/mL: the forward model's calibration, averaged over views.
-    p = spec.protocol
-    calibration = counts_per_kbq(p).mean() * recon_grid.voxel_ml
-    centre = spec.defect.centre_mm(phantom.lv)
-    rois: dict[tuple[float, int], np.ndarray] = {}
-    enhance_seconds = 0.0
+    myocardium = coarsen_mean((phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), factor) >= 0.5
+    box = heart_box(myocardium, margin=2)
+    heart = myocardium[box]
+    references = {"noiseless": np.asarray(reconstruct(expected.counts[None], 1.0).array)[0][box],
+                  "phantom": coarsen_mean(phantom.activity, factor)[box]}
+    defects = range(len(spec.defects)) if state == 0 else [state - 1]
+    centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}
+    inputs, fidelity, noise = {}, [], {}
+    enhance_seconds = fidelity_seconds = 0.0
     for f in doses:
-        measured = Projections(np.stack(per_dose[f]), p, p.pixel_mm, dose_fraction=f)
-        volume = osem(measured, system, iterations=rec.iterations, subsets=rec.subsets)
-        volume = volume.derived(volume.array / (calibration * f), "calibrate_kbq_per_ml")
-        volume = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
-        t0 = time.perf_counter()
+        volume = reconstruct(np.stack(per_dose[f]), f)
         for m, method in enumerate(spec.methods):
+            t0 = time.perf_counter()
             enhanced = method(volume, dose_fraction=f)
-            rois[(f, m)] = short_axis_plane(enhanced, phantom.lv, centre, size=spec.observer.roi_size
-                                            ).astype(np.float32)
-        enhance_seconds += time.perf_counter() - t0
-    clock["reconstruction"] = time.perf_counter() - start - enhance_seconds
+            t1 = time.perf_counter()
+            for k in defects:
+                inputs[(k, f, m)] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
+            cropped = np.asarray(enhanced.array)[(slice(None),) + box]
+            noise[(f, m)] = ensemble_noise_percent(cropped, heart)
+            for r, image in enumerate(cropped):
+                for name, reference in references.items():
+                    fidelity.append({"dose_fraction": f, "method": m, "realization": r, "reference": name,
+                                     **fidelity_metrics(image, reference, mask=heart)})
+            enhance_seconds += t1 - t0
+            fidelity_seconds += time.perf_counter() - t1
+    clock["reconstruction"] = time.perf_counter() - start - enhance_seconds - fidelity_seconds
     clock["enhancement"] = enhance_seconds
-    return UnitResult(patient_index, state, rois, phantom.defect_extent_percent,
+    clock["fidelity"] = fidelity_seconds
+    return UnitResult(patient_index, state, inputs, fidelity, noise, phantom.defect_extent_percent,
                       float(expected.counts.sum()), clock)
+
+
+def trial_units(spec: TrialSpec) -> list[tuple[int, int]]:
+    """Every (patient, state) unit in the fixed order results are combined in."""
+    return [(i, s) for i in range(spec.simulation.n_patients) for s in range(len(spec.defects) + 1)]
 
 
 def run_units(spec: TrialSpec, patients: list[Patient], *, workers: int = 1, progress=None) -> list[UnitResult]:
@@ -131,7 +169,7 @@ def run_units(spec: TrialSpec, patients: list[Patient], *, workers: int = 1, pro
     """
     from joblib import Parallel, delayed
 
-    units = [(i, s) for i in range(len(patients)) for s in range(len(STATES))]
+    units = trial_units(spec)
     if workers == 1:
         finished = (run_unit(spec, patients[i], i, s) for i, s in units)
     else:

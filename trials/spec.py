@@ -25,7 +25,12 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate import NOISE_MODES, Protocol
 from spectrial.simulate.noise import check_dose_fractions
 
-from .observers import TRAINING_MODES
+from .channels import ChannelFamily, SquareChannels, make_channels
+from .observers import INTERNAL_NOISE_MODELS, OBSERVERS, InternalNoise
+from .statistics import CI_METHODS, check_margin
+
+OBSERVER_INPUTS = ("slice", "volume")
+TRIAL_TRAINING = ("leave-one-out", "split", "split-by-patient")
 
 
 class SpecError(InvalidParameterError):
@@ -76,22 +81,81 @@ class ReconstructionSpec:
 
 @dataclass(frozen=True)
 class ObserverSpec:
-    """Channelized Hotelling observer on a short-axis ROI centred on the defect location (SKE).
+    """Model observer reading an ROI centred on the defect location (signal known exactly).
 
-    Default channels: four rotationally symmetric square frequency bands with edges 1/64, 1/32,
-    1/16, 1/8, 1/4 cycles/pixel (Myers & Barrett, JOSA A 1987; used for MPI by Frey and colleagues).
+    ``input`` is a short-axis ``slice`` (``roi_size`` pixels square) or a short-axis-oriented
+    ``volume`` of interest (``voi_depth`` slices along the long axis). The CHO's default channels are
+    four rotationally symmetric square frequency bands with edges 1/64 ... 1/4 cycles/pixel (Myers &
+    Barrett, JOSA A 1987; used for MPI by Frey and colleagues). ``training``: ``leave-one-out`` over
+    all cases, ``split`` (every other case of each class trains, the rest tests) or
+    ``split-by-patient`` (even-numbered patients train, odd-numbered ones test: the observer is
+    tested on anatomy it has not seen).
     """
 
+    observer: str = "cho"
+    input: str = "slice"
     roi_size: int = 32
-    channel_edges: tuple[float, ...] = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4)
+    voi_depth: int = 16
+    channels: ChannelFamily = field(default_factory=SquareChannels)
     training: str = "leave-one-out"
+    internal_noise: str = "none"
+    internal_noise_level: float = 0.0
 
     def __post_init__(self):
+        require(self.observer in OBSERVERS, "observer", self.observer, f"one of {list(OBSERVERS)}")
+        require(self.input in OBSERVER_INPUTS, "input", self.input, f"one of {list(OBSERVER_INPUTS)}")
         require(self.roi_size >= 8, "roi_size", self.roi_size, "an integer >= 8 pixels")
-        edges = self.channel_edges
-        require(len(edges) >= 2 and all(0 <= a < b <= 0.5 for a, b in zip(edges, edges[1:])), "channel_edges",
-                edges, "increasing frequencies in [0, 0.5] cycles/pixel, at least two")
-        require(self.training in TRAINING_MODES, "training", self.training, f"one of {list(TRAINING_MODES)}")
+        require(self.voi_depth >= 2, "voi_depth", self.voi_depth, "an integer >= 2 slices")
+        require(self.training in TRIAL_TRAINING, "training", self.training, f"one of {list(TRIAL_TRAINING)}")
+        require(self.internal_noise in INTERNAL_NOISE_MODELS, "internal_noise", self.internal_noise,
+                f"one of {list(INTERNAL_NOISE_MODELS)}")
+        InternalNoise(self.internal_noise, self.internal_noise_level)  # checks the level
+
+    @property
+    def internal_noise_model(self) -> InternalNoise:
+        return InternalNoise(self.internal_noise, self.internal_noise_level)
+
+    @property
+    def roi_shape(self) -> tuple[int, ...]:
+        size = self.roi_size
+        return (size, size) if self.input == "slice" else (self.voi_depth, size, size)
+
+    def channel_matrix(self):
+        """``(pixels, n_channels)`` for the CHO, None for the pixel-domain observers."""
+        return self.channels.matrix(self.roi_shape) if self.observer == "cho" else None
+
+    def describe(self) -> str:
+        where = (f"{self.roi_size}x{self.roi_size} short-axis slice" if self.input == "slice" else
+                 f"{self.voi_depth}x{self.roi_size}x{self.roi_size} short-axis volume")
+        name = {"cho": f"CHO with {self.channels.describe()}", "hotelling": "Hotelling observer (pixels)",
+                "npw": "non-prewhitening matched filter"}[self.observer]
+        noise = "" if self.internal_noise == "none" else f", {self.internal_noise} internal noise {self.internal_noise_level:g}"
+        return f"{name} on a {where} centred on the defect location, {self.training} training{noise}"
+
+
+@dataclass(frozen=True)
+class StatisticsSpec:
+    """How AUCs are compared.
+
+    Every (defect, dose, method) is compared with the reference reading: full dose (the largest dose
+    fraction) with the first method. ``non_inferiority_margin`` is on the AUC scale; p-values of the
+    comparisons are Holm-adjusted over the whole table. ``readers`` >= 2 adds a VICTRE-style
+    multi-reader analysis (observers retrained on resampled training sets), which needs a split
+    training mode.
+    """
+
+    confidence: float = 0.95
+    ci_method: str = "delong"
+    n_bootstrap: int = 2000
+    non_inferiority_margin: float = 0.05
+    readers: int = 0
+
+    def __post_init__(self):
+        require(0 < self.confidence < 1, "confidence", self.confidence, "a level in (0, 1), e.g. 0.95")
+        require(self.ci_method in CI_METHODS, "ci_method", self.ci_method, f"one of {list(CI_METHODS)}")
+        require(self.n_bootstrap >= 100, "n_bootstrap", self.n_bootstrap, "an integer >= 100")
+        check_margin(self.non_inferiority_margin, "non_inferiority_margin")
+        require(self.readers == 0 or self.readers >= 2, "readers", self.readers, "0 (off) or an integer >= 2")
 
 
 def _default_methods() -> tuple[EnhancementMethod, ...]:
@@ -106,12 +170,13 @@ class TrialSpec:
     seed: int = 20261121
     population: PopulationVariability = field(default_factory=PopulationVariability)
     uptake: UptakeParameters = field(default_factory=UptakeParameters)
-    defect: DefectSpec = field(default_factory=DefectSpec)
+    defects: tuple[DefectSpec, ...] = (DefectSpec(),)
     protocol: Protocol = field(default_factory=Protocol)
     simulation: SimulationSpec = field(default_factory=SimulationSpec)
     reconstruction: ReconstructionSpec = field(default_factory=ReconstructionSpec)
     methods: tuple[EnhancementMethod, ...] = field(default_factory=_default_methods)
     observer: ObserverSpec = field(default_factory=ObserverSpec)
+    statistics: StatisticsSpec = field(default_factory=StatisticsSpec)
 
     def __post_init__(self):
         require(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name", self.name,
@@ -120,6 +185,15 @@ class TrialSpec:
         require(len(self.methods) >= 1, "methods", self.methods, "at least one enhancement method")
         labels = self.method_labels
         require(len(set(labels)) == len(labels), "methods", labels, "distinct methods")
+        require(len(self.defects) >= 1, "defects", self.defects, "at least one defect ([[defects]] tables)")
+        defect_labels = self.defect_labels
+        require(len(set(defect_labels)) == len(defect_labels), "defects", defect_labels, "distinct defects")
+        if self.statistics.readers:
+            require(self.observer.training != "leave-one-out", "statistics.readers", self.statistics.readers,
+                    "0 with observer.training = 'leave-one-out' (readers are retrained on a split training set)")
+        if self.observer.training == "split-by-patient":
+            require(self.simulation.n_patients >= 2, "observer.training", self.observer.training,
+                    "'leave-one-out' or 'split' with a single patient")
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
 
@@ -127,6 +201,21 @@ class TrialSpec:
     def method_labels(self) -> list[str]:
         """Short unique labels of the methods, e.g. ``gaussian(fwhm_mm=12)``."""
         return [method_label(m) for m in self.methods]
+
+    @property
+    def defect_labels(self) -> list[str]:
+        """Short unique labels of the defect types, e.g. ``inferior 60deg 40% 25%``."""
+        return [defect_label(d) for d in self.defects]
+
+    @property
+    def reference_dose(self) -> float:
+        return max(self.simulation.dose_fractions)
+
+
+def defect_label(defect: DefectSpec) -> str:
+    """Territory, angular extent, long-axis extent and severity, e.g. ``inferior 60deg 40%L sev25%``."""
+    angle = "" if defect.territory == "apical" else f" {defect.angular_extent_deg:g}deg"
+    return (f"{defect.territory}{angle} {100 * defect.long_axis_extent:g}%L sev{100 * defect.severity:g}%")
 
 
 def method_label(method: EnhancementMethod) -> str:
@@ -146,6 +235,14 @@ def _describe(tp) -> str:
 
 def _coerce(value, tp, path: str):
     origin = typing.get_origin(tp)
+    if tp is ChannelFamily:
+        if not isinstance(value, dict) or "family" not in value:
+            raise SpecError(f"{path}: expected a table with a 'family' key (one of {list(ChannelFamily.registry)})")
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k != "family"}
+        try:
+            return make_channels(value["family"], **params)
+        except (InvalidParameterError, TypeError) as error:
+            raise SpecError(f"{path}: {error}") from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise SpecError(f"{path}: expected a table of {_describe(tp)} settings, got {value!r}")
@@ -223,6 +320,10 @@ def to_record(obj) -> dict:
         value = getattr(obj, f.name)
         if f.name == "methods" and isinstance(obj, TrialSpec):
             out[f.name] = [m.parameters() for m in value]
+        elif isinstance(value, ChannelFamily):
+            out[f.name] = value.parameters()
+        elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+            out[f.name] = [to_record(v) for v in value]
         elif dataclasses.is_dataclass(value):
             out[f.name] = to_record(value)
         elif isinstance(value, tuple):

@@ -207,9 +207,9 @@ def paired_auc_difference(absent_a, present_a, absent_b, present_b, *, confidenc
                          confidence, method)
 
 
-def check_margin(margin: float) -> float:
+def check_margin(margin: float, name: str = "margin") -> float:
     """A non-inferiority margin on the AUC scale must lie in (0, 0.5)."""
-    require(isinstance(margin, (int, float)) and 0 < margin < 0.5, "margin", margin,
+    require(isinstance(margin, (int, float)) and 0 < margin < 0.5, name, margin,
             "a non-inferiority margin on the AUC scale in (0, 0.5), e.g. 0.05")
     return float(margin)
 

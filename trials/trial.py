@@ -18,7 +18,7 @@ from pathlib import Path
 from spectrial.phantoms.errors import InvalidParameterError
 
 from . import report
-from .analysis import DetectabilityRow, detectability_table
+from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .runner import run_units, trial_patients
 from .spec import TrialSpec, dump_trial
 
@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrialOutcome:
     out_dir: Path
-    rows: list[DetectabilityRow]
+    analysis: TrialAnalysis
     wall_seconds: float
+
+    @property
+    def rows(self) -> list[DetectabilityRow]:
+        return self.analysis.rows
 
 
 def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, progress=None) -> TrialOutcome:
@@ -56,19 +60,21 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     try:
         patients = trial_patients(spec)
         units = run_units(spec, patients, workers=int(workers), progress=progress)
-        rows = detectability_table(spec, units)
+        analysis = analyze_trial(spec, units)
         wall = time.perf_counter() - start
         (stage / report.RESOLVED_SPEC).write_text(dump_trial(spec))
-        report.write_results_csv(rows, stage / report.RESULTS_CSV)
-        report.write_patients_json(patients, units, stage / report.PATIENTS_JSON)
-        report.plot_auc_vs_dose(rows, stage / report.AUC_PLOT)
+        report.write_results_csv(analysis.rows, stage / report.RESULTS_CSV)
+        report.write_table(analysis.scores, stage / report.SCORES_CSV)
+        report.write_table(report.fidelity_records(spec, units), stage / report.FIDELITY_CSV)
+        report.write_patients_json(spec, patients, units, stage / report.PATIENTS_JSON)
+        report.plot_auc_vs_dose(analysis.rows, stage / report.AUC_PLOT, confidence=spec.statistics.confidence)
         report.plot_example_rois(spec, units, stage / report.EXAMPLES_PLOT)
-        (stage / report.SUMMARY).write_text(report.summary_markdown(spec, rows, units, wall, int(workers)))
+        (stage / report.SUMMARY).write_text(report.summary_markdown(spec, analysis, units, wall, int(workers)))
         _replace_directory(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return TrialOutcome(out_dir, rows, wall)
+    return TrialOutcome(out_dir, analysis, wall)
 
 
 def _replace_directory(stage: Path, out_dir: Path) -> None:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from spectrial.phantoms import AnatomyParameters, Grid, InvalidParameterError, LVGeometry
-from spectrial.simulate import Projections, Protocol, SpectProjector, Volume, osem, short_axis_plane
+from spectrial.simulate import (Projections, Protocol, SpectProjector, Volume, osem, short_axis_plane,
+                                short_axis_volume)
 
 GRID = Grid.centered((8, 32, 32), 8.0)
 PROTOCOL = Protocol(n_views=32, radius_mm=200.0, matrix=32, pixel_mm=8.0)
@@ -69,3 +70,17 @@ def test_short_axis_plane_is_perpendicular_to_the_long_axis():
     plane_a = short_axis_plane(Volume(anterior.astype(np.float32), grid), lv, centre, size=9, pitch_mm=4.0)
     np.testing.assert_allclose(np.diff(plane_a, axis=0), -4.0, atol=1e-3)
     np.testing.assert_allclose(np.diff(plane_a, axis=1), 0.0, atol=1e-3)
+
+
+def test_short_axis_volume_steps_along_the_long_axis_from_base_to_apex():
+    grid = Grid.centered((40, 40, 40), 4.0)
+    lv = LVGeometry.from_anatomy(AnatomyParameters())
+    points = np.stack(np.meshgrid(*(grid.axis_mm(a) for a in range(3)), indexing="ij"), -1)
+    w, _, _ = lv.to_lv(points)
+    lateral = (points - np.asarray(lv.base_centre_mm)) @ np.asarray(lv.lateral)
+    centre = lv.from_lv(30.0, 0.0, 0.0)
+    voi_w = short_axis_volume(Volume(w.astype(np.float32), grid), lv, centre, size=7, depth=5, pitch_mm=3.0)
+    assert voi_w.shape == (5, 7, 7)
+    np.testing.assert_allclose(voi_w[:, 3, 3], 30.0 + 3.0 * np.arange(-2, 3), atol=1e-3)
+    voi_l = short_axis_volume(Volume(lateral.astype(np.float32), grid), lv, centre, size=7, depth=5, pitch_mm=3.0)
+    np.testing.assert_allclose(np.diff(voi_l, axis=2), 3.0, atol=1e-3)

@@ -19,7 +19,15 @@ def test_default_trial_loads_and_round_trips():
     ("[[methods]]\nname = \"bm3d\"", "methods[0]: enhancement method 'bm3d' is unknown"),
     ("[[methods]]\nname = \"gaussian\"\nfwhm_mm = \"wide\"", "methods[0]"),
     ("[protocol]\nn_views = 64.5", "protocol.n_views: expected an integer"),
-    ("[defect]\nterritory = \"posterior\"", "territory='posterior'"),
+    ("[[defects]]\nterritory = \"posterior\"", "territory='posterior'"),
+    ("[defect]\nterritory = \"inferior\"", "defect: unknown key"),
+    ("[statistics]\nnon_inferiority_margin = 0.5", "non_inferiority_margin=0.5 is not allowed"),
+    ("[statistics]\nnon_inferiority_margin = 0.0", "(0, 0.5)"),
+    ("[statistics]\nreaders = 5", "statistics.readers"),
+    ("[observer]\nobserver = \"ideal\"", "observer='ideal'"),
+    ("[observer.channels]\nfamily = \"zernike\"", "observer.channels: family='zernike'"),
+    ("[observer.channels]\nfamily = \"gabor\"\nedges = [0.1, 0.2]", "edges: unknown parameter of gabor"),
+    ("[observer.channels]\nedges = [0.1, 0.2]", "observer.channels: expected a table with a 'family' key"),
     ("[reconstruction]\nsubsets = 7", "reconstruction.subsets"),
 ])
 def test_bad_trial_files_name_the_key(text, fragment):
@@ -27,6 +35,15 @@ def test_bad_trial_files_name_the_key(text, fragment):
         parse_trial(text)
     assert fragment in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_trial_with_several_defects_and_other_channels_round_trips():
+    spec = parse_trial("[[defects]]\nterritory = \"inferior\"\n[[defects]]\nterritory = \"apical\"\n"
+                       "[observer]\ninput = \"volume\"\nvoi_depth = 8\n[observer.channels]\n"
+                       "family = \"laguerre-gauss\"\nwidth_px = 12\ncount = 4\n")
+    assert spec.defect_labels == ["inferior 60deg 40%L sev25%", "apical 40%L sev25%"]
+    assert spec.observer.channel_matrix().shape == (8 * 32 * 32, 4)
+    assert parse_trial(dump_trial(spec)) == spec
 
 
 def test_missing_trial_file_is_a_clear_error(tmp_path):
