@@ -3,7 +3,8 @@
 Each row holds the observer's AUC with its confidence interval and case counts, the paired AUC
 difference to the reference reading (full dose, first method) on the same cases with its interval,
 p-value and non-inferiority verdict (p-values Holm-adjusted over the table), an optional
-multi-reader analysis, and the mean fidelity metrics of the same cases.
+multi-reader analysis, the mean fidelity metrics of the same cases, and polar-map extent and summed
+score beside the inserted defect's true values.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fidelity import FIDELITY_METRICS
+from spectrial.simulate.polarmap import aha_segments
+
 from .observers import ObserverScores, default_split, observer_scores, resampled_readers
+from .polar import polar_metrics
 from .runner import OBSERVER_KEY, STATISTICS_KEY, UnitResult, trial_rng
 from .spec import TrialSpec
 from .statistics import auc_with_ci, holm_adjust, non_inferiority, paired_auc_difference, reader_study
@@ -49,11 +53,11 @@ class DetectabilityRow:
     reader_sd: float = NAN
     reader_ci_low: float = NAN
     reader_ci_high: float = NAN
-    fidelity: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # fidelity and polar-map means
 
     def as_record(self) -> dict:
-        record = {k: v for k, v in self.__dict__.items() if k != "fidelity"}
-        record.update(self.fidelity)
+        record = {k: v for k, v in self.__dict__.items() if k != "metrics"}
+        record.update(self.metrics)
         return record
 
 
@@ -99,6 +103,17 @@ def _mean_fidelity(units: list[UnitResult], defect: int, dose: float, method: in
     return out
 
 
+def _polar(units: list[UnitResult], defect: int, dose: float, method: int) -> dict[str, float]:
+    present = {u.patient: u.polar_maps[(dose, method)] for u in units if u.state == defect + 1}
+    absent = {u.patient: u.polar_maps[(dose, method)] for u in units if u.state == 0}
+    weights = {u.patient: u.polar_weights for u in units if u.state == 0}
+    out = polar_metrics(present, absent, weights, aha_segments())
+    truth = [u.true_polar for u in units if u.state == defect + 1]
+    out["true_polar_extent_percent"] = float(np.mean([extent for extent, _ in truth]))
+    out["true_summed_score"] = float(np.mean([score for _, score in truth]))
+    return out
+
+
 def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
     """Observer scores and statistics for every (defect type, dose, method) of a finished trial."""
     obs, stat = spec.observer, spec.statistics
@@ -129,7 +144,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                 row = dict(defect=defect, dose_fraction=f, method=method, n_absent=auc.n_absent,
                            n_present=auc.n_present, auc=auc.auc, auc_se=auc.se, auc_ci_low=auc.ci_low,
                            auc_ci_high=auc.ci_high, snr=scores.snr, is_reference=(f == reference_dose and m == 0),
-                           fidelity=_mean_fidelity(units, k, f, m))
+                           metrics={**_mean_fidelity(units, k, f, m), **_polar(units, k, f, m)})
                 if not row["is_reference"]:
                     ref = tested[(reference_dose, 0)]
                     diff = paired_auc_difference(scores.absent, scores.present, ref.absent, ref.present,

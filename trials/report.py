@@ -174,7 +174,7 @@ def summary_markdown(spec: TrialSpec, analysis: TrialAnalysis, units: list[UnitR
         else:
             difference = f"{r.auc_difference:+.3f} [{r.difference_ci_low:+.3f}, {r.difference_ci_high:+.3f}]"
             p, verdict = format_p(r.difference_p_holm), "yes" if r.non_inferior else "no"
-        fid = r.fidelity
+        fid = r.metrics
         lines.append(f"| {r.defect} | {r.dose_fraction:g} | {r.method} | {r.auc:.3f} [{r.auc_ci_low:.3f}, "
                      f"{r.auc_ci_high:.3f}] | {difference} | {p} | {verdict} | {fid['noiseless_ssim']:.3f} "
                      f"| {fid['noiseless_nrmse']:.3f} | {fid['myocardium_noise_percent']:.1f} "

@@ -2,8 +2,9 @@
 
 The states are defect absent and each defect type present. A unit builds the phantom on the fine
 simulation grid, projects it once, draws every noise realization at every dose level, reconstructs,
-applies every enhancement method, extracts the observer inputs and measures image fidelity in a
-heart-centred box against the noiseless full-dose reconstruction and the true activity. Random generators are derived from ``SeedSequence(seed)`` keyed by
+applies every enhancement method, extracts the observer inputs and bullseye polar maps, and measures
+image fidelity in a heart-centred box against the noiseless full-dose reconstruction and the true
+activity. Random generators are derived from ``SeedSequence(seed)`` keyed by
 (patient, defect state, realization), never by execution order, so results are identical for any
 number of workers.
 """
@@ -19,8 +20,10 @@ import numpy as np
 from spectrial.phantoms import Grid, Label, Patient, Phantom, make_phantom, sample_population
 from spectrial.simulate import (Projections, SpectProjector, counts_per_kbq, expected_projections, gaussian_filter,
                                 noisy_projections, osem, short_axis_plane, short_axis_volume)
+from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .fidelity import ensemble_noise_percent, fidelity_metrics, heart_box
+from .polar import true_defect_metrics
 from .spec import ObserverSpec, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,9 @@ class UnitResult:
     inputs: dict[tuple[int, float, int], np.ndarray]  # (defect, dose, method) -> (realizations, *roi) kBq/mL
     fidelity: list[dict]  # one record per (dose, method, realization, reference)
     noise_percent: dict[tuple[float, int], float]  # (dose, method) -> myocardial ensemble noise
+    polar_maps: dict[tuple[float, int], np.ndarray]  # (dose, method) -> (realizations, rings, sectors) kBq/mL
+    polar_weights: np.ndarray  # (rings, sectors) mid-wall area, mm^2
+    true_polar: tuple[float, int] | None  # inserted defect's polar-map extent (%) and summed score
     defect_extent_percent: float
     expected_counts: float
     seconds: dict[str, float] = field(default_factory=dict)
@@ -132,7 +138,7 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
                   "phantom": coarsen_mean(phantom.activity, factor)[box]}
     defects = range(len(spec.defects)) if state == 0 else [state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}
-    inputs, fidelity, noise = {}, [], {}
+    inputs, fidelity, noise, polar = {}, [], {}, {}
     enhance_seconds = fidelity_seconds = 0.0
     for f in doses:
         volume = reconstruct(np.stack(per_dose[f]), f)
@@ -142,6 +148,7 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
             t1 = time.perf_counter()
             for k in defects:
                 inputs[(k, f, m)] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
+            polar[(f, m)] = polar_map(enhanced, phantom.lv).astype(np.float32)
             cropped = np.asarray(enhanced.array)[(slice(None),) + box]
             noise[(f, m)] = ensemble_noise_percent(cropped, heart)
             for r, image in enumerate(cropped):
@@ -153,8 +160,14 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     clock["reconstruction"] = time.perf_counter() - start - enhance_seconds - fidelity_seconds
     clock["enhancement"] = enhance_seconds
     clock["fidelity"] = fidelity_seconds
-    return UnitResult(patient_index, state, inputs, fidelity, noise, phantom.defect_extent_percent,
-                      float(expected.counts.sum()), clock)
+    weights = polar_area_weights(phantom.lv)
+    true_polar = None
+    if state:
+        defect = spec.defects[state - 1]
+        reduction = defect.severity * defect.weight(phantom.lv, mid_wall_points(phantom.lv))
+        true_polar = true_defect_metrics(reduction, weights, aha_segments())
+    return UnitResult(patient_index, state, inputs, fidelity, noise, polar, weights, true_polar,
+                      phantom.defect_extent_percent, float(expected.counts.sum()), clock)
 
 
 def trial_units(spec: TrialSpec) -> list[tuple[int, int]]:
