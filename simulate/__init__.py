@@ -3,17 +3,21 @@
 May import :mod:`spectrial.phantoms`, nothing else from spectrial.
 """
 
-from .counts import bin_to_detector, counts_per_kbq, decay_during_views, expected_projections
+from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, decay_during_views,
+                     expected_projections)
 from .filters import gaussian_filter
 from .images import Projections, Volume
 from .noise import NOISE_MODES, noisy_projections
 from .osem import osem, subset_views
 from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix
+from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
 from .protocol import Collimator, Protocol
 from .reorient import short_axis_plane, short_axis_points, short_axis_volume
 
 __all__ = [
     "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
-    "bin_to_detector", "counts_per_kbq", "decay_during_views", "expected_projections", "gaussian_blur_matrix", "gaussian_filter",
-    "noisy_projections", "osem", "short_axis_plane", "short_axis_points", "short_axis_volume", "subset_views",
+    "aha_segments", "bin_to_detector", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
+    "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
+    "polar_area_weights", "polar_map", "segment_means", "short_axis_plane", "short_axis_points", "short_axis_volume",
+    "subset_views",
 ]

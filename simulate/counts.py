@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from spectrial.phantoms.errors import require
 from spectrial.phantoms.phantom import Phantom
 from spectrial.phantoms.uptake import TC99M_HALF_LIFE_H
 
-from .images import Projections
+from .images import Projections, Volume
 from .projector import SpectProjector
 from .protocol import Protocol
 
@@ -64,3 +65,14 @@ def expected_projections(phantom: Phantom, projector: SpectProjector, *, detecto
     scale = counts_per_kbq(protocol).astype(np.float32)
     counts = bin_to_detector(detected * scale[:, None, None], detector_factor)
     return Projections(counts=counts, protocol=protocol, pixel_mm=phantom.grid.voxel_mm * detector_factor)
+
+
+def counts_to_kbq_per_ml(volume: Volume, protocol: Protocol, *, dose_fraction: float = 1.0) -> Volume:
+    """Convert a reconstruction in counts per voxel to activity concentration (kBq/mL).
+
+    Inverts the forward model's calibration (:func:`counts_per_kbq`, averaged over views) for the
+    volume's voxel size and the dose fraction the data were acquired at.
+    """
+    require(dose_fraction > 0, "dose_fraction", dose_fraction, "a positive fraction of the full dose")
+    scale = float(counts_per_kbq(protocol).mean()) * volume.grid.voxel_ml * dose_fraction
+    return volume.derived(volume.array / np.float32(scale), "calibrate_kbq_per_ml", dose_fraction=dose_fraction)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectrial.phantoms import Grid, Label, Patient, Phantom, make_phantom, sample_population
-from spectrial.simulate import (Projections, SpectProjector, counts_per_kbq, expected_projections, gaussian_filter,
+from spectrial.simulate import (Projections, SpectProjector, counts_to_kbq_per_ml, expected_projections, gaussian_filter,
                                 noisy_projections, osem, short_axis_plane, short_axis_volume)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
@@ -115,14 +115,11 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     mu = coarsen_mean(phantom.mu, factor) if rec.attenuation_correction else None
     system = SpectProjector(recon_grid, spec.protocol, mu=mu, resolution_model=rec.resolution_model)
     p = spec.protocol
-    # Reconstructed counts per voxel -> kBq/mL: the forward model's calibration, averaged over views.
-    calibration = counts_per_kbq(p).mean() * recon_grid.voxel_ml
 
     def reconstruct(counts: np.ndarray, dose: float):
         volume = osem(Projections(counts, p, p.pixel_mm, dose_fraction=dose), system, iterations=rec.iterations,
                       subsets=rec.subsets)
-        volume = volume.derived(volume.array / (calibration * dose), "calibrate_kbq_per_ml")
-        return gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
+        return gaussian_filter(counts_to_kbq_per_ml(volume, p, dose_fraction=dose), fwhm_mm=rec.postfilter_fwhm_mm)
 
     doses = spec.simulation.dose_fractions
     per_dose: dict[float, list[np.ndarray]] = {f: [] for f in doses}

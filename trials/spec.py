@@ -17,6 +17,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import tomli_w
 
 from spectrial.models import EnhancementMethod, make_method
@@ -194,8 +195,35 @@ class TrialSpec:
         if self.observer.training == "split-by-patient":
             require(self.simulation.n_patients >= 2, "observer.training", self.observer.training,
                     "'leave-one-out' or 'split' with a single patient")
+        self._check_observer_can_be_trained()
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
+
+    def _check_observer_can_be_trained(self) -> None:
+        """Refuse, before anything is simulated, an observer the trial's cases cannot train."""
+        obs, sim = self.observer, self.simulation
+        per_class = sim.n_patients * sim.realizations
+        if obs.training == "leave-one-out":
+            train = 2 * per_class - 1
+        elif obs.training == "split":
+            train = 2 * ((per_class + 1) // 2)
+        else:
+            train = 2 * ((sim.n_patients + 1) // 2) * sim.realizations
+        if obs.observer == "npw":
+            features = 1
+        elif obs.observer == "hotelling":
+            features = int(np.prod(obs.roi_shape))
+        else:
+            channels = obs.channel_matrix()
+            features = channels.shape[1]
+            condition = np.linalg.cond(channels)
+            require(condition < 1e8, "observer.channels", obs.channels.describe(),
+                    f"channels that are linearly independent on the {obs.roi_shape} ROI (condition number "
+                    f"{condition:.3g}); use fewer channels or a larger ROI")
+        require(train >= features + 2, "simulation.realizations", sim.realizations,
+                f"enough cases to train the {obs.observer} observer's {features}-feature covariance: "
+                f"{train} training cases with {obs.training} training, at least {features + 2} needed "
+                "(more patients or realizations, fewer channels or a smaller ROI)")
 
     @property
     def method_labels(self) -> list[str]:

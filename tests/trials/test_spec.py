@@ -25,6 +25,8 @@ def test_default_trial_loads_and_round_trips():
     ("[statistics]\nnon_inferiority_margin = 0.0", "(0, 0.5)"),
     ("[statistics]\nreaders = 5", "statistics.readers"),
     ("[observer]\nobserver = \"ideal\"", "observer='ideal'"),
+    ("[observer]\nobserver = \"hotelling\"", "1024-feature covariance: 127 training cases"),
+    ("[observer.channels]\nfamily = \"gabor\"\nphases_deg = [0.0, 0.0]", "linearly independent"),
     ("[observer.channels]\nfamily = \"zernike\"", "observer.channels: family='zernike'"),
     ("[observer.channels]\nfamily = \"gabor\"\nedges = [0.1, 0.2]", "edges: unknown parameter of gabor"),
     ("[observer.channels]\nedges = [0.1, 0.2]", "observer.channels: expected a table with a 'family' key"),
