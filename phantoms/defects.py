@@ -39,6 +39,10 @@ class DefectSpec:
         Fractional uptake reduction at the defect centre, in (0, 1].
     edge_mm : float
         Width of the smooth edge (standard deviation of the error-function profile), >= 0.
+    angle_offset_deg : float
+        Rotation of the defect centre from the territory's polar angle, in [-180, 180] degrees
+        (positive towards lateral from anterior); ignored for ``apical``. Trials use it to vary the
+        defect location across patients (signal known statistically).
     """
 
     territory: str = "inferior"
@@ -47,6 +51,7 @@ class DefectSpec:
     long_axis_centre: float = 0.5
     severity: float = 0.25
     edge_mm: float = 2.0
+    angle_offset_deg: float = 0.0
 
     def __post_init__(self):
         if self.territory not in TERRITORY_ANGLE_DEG:
@@ -60,6 +65,8 @@ class DefectSpec:
                 "a fraction from base (0) to apex (1)")
         require(0 < self.severity <= 1, "severity", self.severity, "a fractional uptake reduction in (0, 1]")
         require(self.edge_mm >= 0, "edge_mm", self.edge_mm, "a non-negative width in mm")
+        require(-180 <= self.angle_offset_deg <= 180, "angle_offset_deg", self.angle_offset_deg,
+                "an angle in [-180, 180] degrees")
 
     def as_record(self) -> dict:
         return asdict(self)
@@ -69,7 +76,7 @@ class DefectSpec:
         length = lv.epi_half_length_mm
         if self.territory == "apical":
             return length * (1 - self.long_axis_extent / 2), 0.0
-        return length * self.long_axis_centre, TERRITORY_ANGLE_DEG[self.territory]
+        return length * self.long_axis_centre, (TERRITORY_ANGLE_DEG[self.territory] + self.angle_offset_deg) % 360.0
 
     def centre_mm(self, lv: LVGeometry) -> np.ndarray:
         """Patient coordinates ``(z, y, x)`` in mm of the defect centre on the mid-wall surface."""

@@ -48,6 +48,7 @@ fwhm_mm = 15.0
 
 [observer]
 roi_size = 12
+location_uncertainty_deg = 15.0
 
 [observer.channels]
 family = "square"

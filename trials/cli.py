@@ -88,7 +88,7 @@ def _phantom(args) -> int:
     n_defects = len(spec.defects)
     if not 0 <= args.defect < n_defects:
         raise SpectrialError(f"--defect={args.defect} is not allowed: expected an index in [0, {n_defects})")
-    phantom = trial_phantom(spec, patient, state=0 if args.no_defect else args.defect + 1)
+    phantom = trial_phantom(spec, patient, args.patient, state=0 if args.no_defect else args.defect + 1)
     paths = write_phantom(phantom, args.out)
     for kind, path in paths.items():
         print(f"{kind}: {path}")

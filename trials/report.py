@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import DetectabilityRow, TrialAnalysis, format_p
-from .runner import UnitResult
+from .runner import UnitResult, patient_defect
 from .spec import TrialSpec
 
 RESULTS_CSV = "results.csv"
@@ -55,6 +55,8 @@ def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path
             "patient": i, **patient.as_record(),
             "defect_extent_percent_of_lv": {state_label(spec, u.state): u.defect_extent_percent
                                             for u in mine if u.state},
+            "defect_angle_offset_deg": {label: patient_defect(spec, i, k).angle_offset_deg
+                                        for k, label in enumerate(spec.defect_labels)},
             "full_dose_expected_counts": {state_label(spec, u.state): u.expected_counts for u in mine},
         })
     path.write_text(json.dumps(records, indent=2))

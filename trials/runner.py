@@ -11,13 +11,14 @@ number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectrial.phantoms import Grid, Label, Patient, Phantom, make_phantom, sample_population
+from spectrial.phantoms import DefectSpec, Grid, Label, Patient, Phantom, make_phantom, sample_population
 from spectrial.simulate import (Projections, SpectProjector, counts_to_kbq_per_ml, expected_projections, gaussian_filter,
                                 noisy_projections, osem, short_axis_plane, short_axis_volume)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
@@ -28,7 +29,7 @@ from .spec import ObserverSpec, TrialSpec
 
 log = logging.getLogger(__name__)
 
-POPULATION_KEY, NOISE_KEY, OBSERVER_KEY, STATISTICS_KEY = 0, 1, 2, 3
+POPULATION_KEY, NOISE_KEY, OBSERVER_KEY, STATISTICS_KEY, LOCATION_KEY = 0, 1, 2, 3, 4
 
 
 def trial_rng(seed: int, *key: int) -> np.random.Generator:
@@ -53,10 +54,22 @@ def reconstruction_grid(spec: TrialSpec) -> Grid:
     return simulation_grid(spec).coarsened(spec.simulation.oversampling)
 
 
-def trial_phantom(spec: TrialSpec, patient: Patient, *, state: int) -> Phantom:
+def patient_defect(spec: TrialSpec, patient_index: int, defect: int) -> DefectSpec:
+    """Defect type ``defect`` as inserted in patient ``patient_index``: rotated by a keyed random angle
+    within the observer's location uncertainty (unchanged when the signal is known exactly)."""
+    nominal = spec.defects[defect]
+    spread = spec.observer.location_uncertainty_deg
+    if spread == 0:
+        return nominal
+    offset = trial_rng(spec.seed, LOCATION_KEY, patient_index, defect).uniform(-spread, spread)
+    return dataclasses.replace(nominal, angle_offset_deg=(nominal.angle_offset_deg + offset + 180.0) % 360.0 - 180.0)
+
+
+def trial_phantom(spec: TrialSpec, patient: Patient, patient_index: int, *, state: int) -> Phantom:
     """Phantom of ``patient`` in defect ``state`` (0 = absent, k = defect type k-1 present)."""
-    return make_phantom(patient.anatomy, simulation_grid(spec), uptake=patient.uptake,
-                        defect=spec.defects[state - 1] if state else None, supersampling=spec.simulation.supersampling)
+    defect = patient_defect(spec, patient_index, state - 1) if state else None
+    return make_phantom(patient.anatomy, simulation_grid(spec), uptake=patient.uptake, defect=defect,
+                        supersampling=spec.simulation.supersampling)
 
 
 def coarsen_mean(array: np.ndarray, factor: int) -> np.ndarray:
@@ -102,7 +115,7 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     """
     clock = {}
     start = time.perf_counter()
-    phantom = trial_phantom(spec, patient, state=state)
+    phantom = trial_phantom(spec, patient, patient_index, state=state)
     factor = spec.simulation.oversampling
     simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
     expected = expected_projections(phantom, simulator, detector_factor=factor)
@@ -134,7 +147,7 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     references = {"noiseless": np.asarray(reconstruct(expected.counts[None], 1.0).array)[0][box],
                   "phantom": coarsen_mean(phantom.activity, factor)[box]}
     defects = range(len(spec.defects)) if state == 0 else [state - 1]
-    centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}
+    centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
     inputs, fidelity, noise, polar = {}, [], {}, {}
     enhance_seconds = fidelity_seconds = 0.0
     for f in doses:
@@ -160,7 +173,7 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     weights = polar_area_weights(phantom.lv)
     true_polar = None
     if state:
-        defect = spec.defects[state - 1]
+        defect = phantom.defect
         reduction = defect.severity * defect.weight(phantom.lv, mid_wall_points(phantom.lv))
         true_polar = true_defect_metrics(reduction, weights, aha_segments())
     return UnitResult(patient_index, state, inputs, fidelity, noise, polar, weights, true_polar,

@@ -91,6 +91,10 @@ class ObserverSpec:
     all cases, ``split`` (every other case of each class trains, the rest tests) or
     ``split-by-patient`` (even-numbered patients train, odd-numbered ones test: the observer is
     tested on anatomy it has not seen).
+
+    ``location_uncertainty_deg`` > 0 makes the task signal-known-statistically: each patient's defect
+    centre is rotated by an angle drawn uniformly within +- that many degrees of its territory's
+    angle, while the observer's ROI stays centred on the territory's nominal location.
     """
 
     observer: str = "cho"
@@ -101,8 +105,11 @@ class ObserverSpec:
     training: str = "leave-one-out"
     internal_noise: str = "none"
     internal_noise_level: float = 0.0
+    location_uncertainty_deg: float = 0.0
 
     def __post_init__(self):
+        require(0 <= self.location_uncertainty_deg <= 180, "location_uncertainty_deg", self.location_uncertainty_deg,
+                "an angle in [0, 180] degrees (0: signal known exactly)")
         require(self.observer in OBSERVERS, "observer", self.observer, f"one of {list(OBSERVERS)}")
         require(self.input in OBSERVER_INPUTS, "input", self.input, f"one of {list(OBSERVER_INPUTS)}")
         require(self.roi_size >= 8, "roi_size", self.roi_size, "an integer >= 8 pixels")
@@ -131,7 +138,9 @@ class ObserverSpec:
         name = {"cho": f"CHO with {self.channels.describe()}", "hotelling": "Hotelling observer (pixels)",
                 "npw": "non-prewhitening matched filter"}[self.observer]
         noise = "" if self.internal_noise == "none" else f", {self.internal_noise} internal noise {self.internal_noise_level:g}"
-        return f"{name} on a {where} centred on the defect location, {self.training} training{noise}"
+        task = ("signal known exactly" if self.location_uncertainty_deg == 0 else
+                f"signal known statistically: defect centre within +-{self.location_uncertainty_deg:g} deg of it")
+        return f"{name} on a {where} centred on the defect's nominal location ({task}), {self.training} training{noise}"
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,10 @@ class TrialSpec:
         if self.observer.training == "split-by-patient":
             require(self.simulation.n_patients >= 2, "observer.training", self.observer.training,
                     "'leave-one-out' or 'split' with a single patient")
+        if self.observer.location_uncertainty_deg:
+            apical = [label for label, d in zip(defect_labels, self.defects) if d.territory == "apical"]
+            require(not apical, "observer.location_uncertainty_deg", self.observer.location_uncertainty_deg,
+                    f"0 when a defect is apical ({apical[0] if apical else ''}): an apical defect has no polar angle to vary")
         self._check_observer_can_be_trained()
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
@@ -243,7 +256,8 @@ class TrialSpec:
 def defect_label(defect: DefectSpec) -> str:
     """Territory, angular extent, long-axis extent and severity, e.g. ``inferior 60deg 40%L sev25%``."""
     angle = "" if defect.territory == "apical" else f" {defect.angular_extent_deg:g}deg"
-    return (f"{defect.territory}{angle} {100 * defect.long_axis_extent:g}%L sev{100 * defect.severity:g}%")
+    offset = f" at{defect.angle_offset_deg:+g}deg" if defect.angle_offset_deg and defect.territory != "apical" else ""
+    return f"{defect.territory}{angle}{offset} {100 * defect.long_axis_extent:g}%L sev{100 * defect.severity:g}%"
 
 
 def method_label(method: EnhancementMethod) -> str:

@@ -48,6 +48,19 @@ def test_trial_with_several_defects_and_other_channels_round_trips():
     assert parse_trial(dump_trial(spec)) == spec
 
 
+def test_location_uncertainty_varies_each_patients_defect_reproducibly():
+    from spectrial.trials.runner import patient_defect
+
+    spec = parse_trial("[observer]\nlocation_uncertainty_deg = 20.0\n[simulation]\nn_patients = 6\n")
+    offsets = [patient_defect(spec, i, 0).angle_offset_deg for i in range(6)]
+    assert all(-20 <= o <= 20 for o in offsets) and len(set(offsets)) == 6
+    assert offsets == [patient_defect(spec, i, 0).angle_offset_deg for i in range(6)]
+    assert patient_defect(load_trial(), 0, 0) == load_trial().defects[0]
+    assert "signal known statistically" in spec.observer.describe()
+    with pytest.raises(SpecError, match="location_uncertainty_deg.*apical"):
+        parse_trial("[[defects]]\nterritory = \"apical\"\n[observer]\nlocation_uncertainty_deg = 20.0\n")
+
+
 def test_missing_trial_file_is_a_clear_error(tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         load_trial(tmp_path / "nope.toml")
