@@ -7,10 +7,12 @@ covariances and K_int the observer's internal-noise covariance; the non-prewhite
 mean difference alone (Barrett & Myers, *Foundations of Image Science*, ch. 13).
 
 Internal noise (``InternalNoise``) models the human reader's inconsistency: zero-mean Gaussian noise
-of covariance K_int added to the features of every tested case. ``proportional`` sets
+of diagonal covariance K_int added to the features of every tested case. ``proportional`` sets
 ``K_int = level * diag(S)`` and ``fixed`` sets ``K_int = level * I`` (variance in feature units). S is
 estimated once from every case the observer is given and then held fixed, so it is a property of the
-observer on that image ensemble and leave-one-out equals retraining without the left-out case.
+observer on that image ensemble and leave-one-out equals retraining without the left-out case. Both
+models are diagonal and kept as a vector of variances, so pixel-domain observers on large ROIs never
+form a pixels-by-pixels matrix for it.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ class InternalNoise:
         require(self.model == "none" or self.level > 0, "internal_noise_level", self.level,
                 f"a positive level for internal_noise={self.model!r}")
 
-    def covariance(self, feature_covariance: np.ndarray) -> np.ndarray | None:
-        """``K_int`` for features of covariance ``S``, or None without internal noise."""
+    def variances(self, features: np.ndarray, truth: np.ndarray) -> np.ndarray | None:
+        """Diagonal of ``K_int`` ``(n_features,)`` for features ``(cases, n)``, or None without internal noise."""
         if self.model == "none":
             return None
         if self.model == "proportional":
-            return np.diag(self.level * np.diag(feature_covariance))
-        return self.level * np.eye(len(feature_covariance))
+            pooled = 0.5 * (features[truth == 0].var(0, ddof=1) + features[truth == 1].var(0, ddof=1))
+            return self.level * pooled
+        return np.full(features.shape[1], self.level)
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class LinearObserver:
     kind: str
     template: np.ndarray
     channels: np.ndarray | None
-    internal_covariance: np.ndarray | None
+    internal_variance: np.ndarray | None
 
     def features(self, images) -> np.ndarray:
         return observer_features(images, self.channels)
@@ -92,7 +95,7 @@ class LinearObserver:
     def score(self, images, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """Test statistics ``(cases,)`` of images ``(cases, ...)`` (``rng`` draws internal noise)."""
         features = self.features(images)
-        return _with_internal_noise(features, self.internal_covariance, rng) @ self.template
+        return _with_internal_noise(features, self.internal_variance, rng) @ self.template
 
 
 def observer_features(images, channels: np.ndarray | None) -> np.ndarray:
@@ -139,23 +142,26 @@ def pooled_covariance(features: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def hotelling_template(features: np.ndarray, truth: np.ndarray, *,
-                       internal_covariance: np.ndarray | None = None) -> np.ndarray:
-    """Hotelling template ``(S + K_int)^-1 dv`` from training features ``(cases, n)`` and truth ``(cases,)``."""
+                       internal_variance: np.ndarray | None = None) -> np.ndarray:
+    """Hotelling template ``(S + K_int)^-1 dv`` from training features ``(cases, n)`` and truth ``(cases,)``.
+
+    ``internal_variance`` is the diagonal of ``K_int`` (None: no internal noise).
+    """
     features = np.asarray(features, dtype=np.float64)
     truth = _check_truth(truth, len(features))
     _check_count(int((truth == 0).sum()), int((truth == 1).sum()), features.shape[1])
     scatter = pooled_covariance(features, truth)
-    if internal_covariance is not None:
-        scatter = scatter + internal_covariance
+    if internal_variance is not None:
+        scatter = scatter + np.diag(internal_variance)
     _check_conditioned(scatter)
     return np.linalg.solve(scatter, features[truth == 1].mean(0) - features[truth == 0].mean(0))
 
 
-def hotelling_snr(features, truth, *, internal_covariance: np.ndarray | None = None) -> float:
+def hotelling_snr(features, truth, *, internal_variance: np.ndarray | None = None) -> float:
     """Estimated Hotelling detectability ``d' = sqrt(dv^T (S + K_int)^-1 dv)`` of the features."""
     features = np.asarray(features, dtype=np.float64)
     truth = _check_truth(truth, len(features))
-    w = hotelling_template(features, truth, internal_covariance=internal_covariance)
+    w = hotelling_template(features, truth, internal_variance=internal_variance)
     dv = features[truth == 1].mean(0) - features[truth == 0].mean(0)
     return float(np.sqrt(max(dv @ w, 0.0)))
 
@@ -173,14 +179,12 @@ def _observer_channels(observer: str, channels) -> np.ndarray | None:
     return None
 
 
-def _with_internal_noise(features, internal_covariance, rng) -> np.ndarray:
-    if internal_covariance is None:
+def _with_internal_noise(features, internal_variance, rng) -> np.ndarray:
+    if internal_variance is None:
         return features
     if rng is None:
         raise InvalidParameterError("rng: an observer with internal noise needs a numpy Generator to draw it")
-    noise = rng.multivariate_normal(np.zeros(len(internal_covariance)), internal_covariance, size=len(features),
-                                    method="cholesky")
-    return features + noise
+    return features + rng.standard_normal(features.shape) * np.sqrt(internal_variance)
 
 
 def train_observer(images, truth, *, observer: str = "cho", channels=None,
@@ -194,10 +198,10 @@ def train_observer(images, truth, *, observer: str = "cho", channels=None,
     truth = _check_truth(truth, len(features))
     _check_count(int((truth == 0).sum()), int((truth == 1).sum()), 1 if observer == "npw" else features.shape[1])
     mean_difference = features[truth == 1].mean(0) - features[truth == 0].mean(0)
-    internal = internal_noise.covariance(pooled_covariance(features, truth))
+    internal = internal_noise.variances(features, truth)
     if observer == "npw":
         return LinearObserver(observer, mean_difference, None, internal)
-    return LinearObserver(observer, hotelling_template(features, truth, internal_covariance=internal), channels,
+    return LinearObserver(observer, hotelling_template(features, truth, internal_variance=internal), channels,
                           internal)
 
 
@@ -248,13 +252,13 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
         return ObserverScores(trained.score(images[test], rng=rng), truth[test], test)
     n_features = 1 if observer == "npw" else features.shape[1]
     _check_count(int((truth == 0).sum()), int((truth == 1).sum()), n_features, left_out=1)
-    internal = internal_noise.covariance(pooled_covariance(features, truth))
+    internal = internal_noise.variances(features, truth)
     tested = _with_internal_noise(features, internal, rng)
-    scores = _leave_one_out(features, tested, truth, pixel_npw=(observer == "npw"), internal_covariance=internal)
+    scores = _leave_one_out(features, tested, truth, pixel_npw=(observer == "npw"), internal_variance=internal)
     return ObserverScores(scores, truth, np.arange(len(truth)))
 
 
-def _leave_one_out(features, tested, truth, *, pixel_npw: bool, internal_covariance) -> np.ndarray:
+def _leave_one_out(features, tested, truth, *, pixel_npw: bool, internal_variance) -> np.ndarray:
     """Leave-one-out scores in closed form.
 
     Removing case x_i (deviation d = x_i - m_c from its class mean, n_c cases) moves the class mean
@@ -278,8 +282,8 @@ def _leave_one_out(features, tested, truth, *, pixel_npw: bool, internal_covaria
             continue
         other = features[truth != label]
         a = 0.5 * (d.T @ d / (n - 2) + np.atleast_2d(np.cov(other, rowvar=False)))
-        if internal_covariance is not None:
-            a = a + internal_covariance
+        if internal_variance is not None:
+            a = a + np.diag(internal_variance)
         _check_conditioned(a)
         a_inv = np.linalg.inv(a)
         beta = n / (2.0 * (n - 1) * (n - 2))
