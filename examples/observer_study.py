@@ -5,7 +5,7 @@ defect at full dose and at 1/4 dose, reconstructed with OSEM, processed by two e
 and read by a channelized Hotelling observer on short-axis slices centred on the defect. The script
 prints each AUC with its 95 % confidence interval and the paired difference to full dose.
 
-    python examples/observer_study.py                 # 4 patients x 12 realizations, about 2 minutes
+    python examples/observer_study.py                 # 4 patients x 12 realizations, 2-3 minutes
     python examples/observer_study.py --patients 2 --realizations 6 --matrix 32   # seconds
 """
 
