@@ -181,6 +181,17 @@ def summary_markdown(spec: TrialSpec, analysis: TrialAnalysis, units: list[UnitR
                      f"{r.auc_ci_high:.3f}] | {difference} | {p} | {verdict} | {fid['noiseless_ssim']:.3f} "
                      f"| {fid['noiseless_nrmse']:.3f} | {fid['myocardium_noise_percent']:.1f} "
                      f"| {r.n_absent} + {r.n_present} |")
+    if stat.readers:
+        lines += [
+            "",
+            f"Reader variability: {stat.readers} observers, each retrained on a bootstrap resample of the training "
+            "cases and tested on the same test cases; the interval combines reader and case variance.",
+            "",
+            f"| defect | dose | method | reader-averaged AUC [{level} CI] | reader SD |",
+            "|---|---:|---|---|---:|",
+        ]
+        lines += [f"| {r.defect} | {r.dose_fraction:g} | {r.method} | {r.reader_auc:.3f} [{r.reader_ci_low:.3f}, "
+                  f"{r.reader_ci_high:.3f}] | {r.reader_sd:.3f} |" for r in rows]
     lines += [
         "",
         f"![AUC vs dose]({AUC_PLOT})",
