@@ -124,11 +124,14 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
     rows: list[dict] = []
     score_records: list[dict] = []
     for k, defect in enumerate(spec.defect_labels):
+        # Every reading is scored first, so the reference exists whatever order the doses are listed in.
         tested: dict[tuple[float, int], ObserverScores] = {}
+        cases = {}
         for di, f in enumerate(doses):
             for m, method in enumerate(spec.method_labels):
                 images, truth, keys = defect_cases(units, k, f, m)
                 train = _train_mask(spec, truth, keys)
+                cases[(f, m)] = images, truth, train
                 scores = observer_scores(images, truth, observer=obs.observer, channels=channels,
                                          training="leave-one-out" if train is None else "split", train_mask=train,
                                          internal_noise=obs.internal_noise_model,
@@ -139,6 +142,10 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                     score_records.append({"defect": defect, "patient": patient, "state": state, "realization": r,
                                           "dose_fraction": f, "method": method, "truth": int(truth[i]),
                                           "score": float(score)})
+        reference = tested[(reference_dose, 0)]
+        for di, f in enumerate(doses):
+            for m, method in enumerate(spec.method_labels):
+                scores = tested[(f, m)]
                 auc = auc_with_ci(scores.absent, scores.present,
                                   rng=trial_rng(spec.seed, STATISTICS_KEY, 0, k, di, m), **interval)
                 row = dict(defect=defect, dose_fraction=f, method=method, n_absent=auc.n_absent,
@@ -146,14 +153,14 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                            auc_ci_high=auc.ci_high, snr=scores.snr, is_reference=(f == reference_dose and m == 0),
                            metrics={**_mean_fidelity(units, k, f, m), **_polar(units, k, f, m)})
                 if not row["is_reference"]:
-                    ref = tested[(reference_dose, 0)]
-                    diff = paired_auc_difference(scores.absent, scores.present, ref.absent, ref.present,
+                    diff = paired_auc_difference(scores.absent, scores.present, reference.absent, reference.present,
                                                  rng=trial_rng(spec.seed, STATISTICS_KEY, 1, k, di, m), **interval)
                     verdict = non_inferiority(diff, stat.non_inferiority_margin)
                     row.update(auc_difference=diff.difference, difference_ci_low=diff.ci_low,
                                difference_ci_high=diff.ci_high, difference_p_value=diff.p_value,
                                non_inferior=verdict.non_inferior, non_inferiority_p_value=verdict.p_value)
                 if stat.readers:
+                    images, truth, train = cases[(f, m)]
                     readers = resampled_readers(images[train], truth[train], images[~train], truth[~train],
                                                 n_readers=stat.readers, observer=obs.observer, channels=channels,
                                                 internal_noise=obs.internal_noise_model,

@@ -13,7 +13,7 @@ TRIAL = """
 [simulation]
 n_patients = 4
 realizations = 40
-dose_fractions = [1.0, 0.25]
+dose_fractions = {doses}
 
 [observer]
 roi_size = 8
@@ -57,10 +57,10 @@ def synthetic_units(spec, rng):
     return units
 
 
-@pytest.mark.parametrize("training,ci_method,readers", [("leave-one-out", "delong", 0),
-                                                        ("split-by-patient", "bootstrap", 5)])
-def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers):
-    spec = parse_trial(TRIAL.format(training=training, ci_method=ci_method, readers=readers))
+@pytest.mark.parametrize("training,ci_method,readers,doses", [("leave-one-out", "delong", 0, "[1.0, 0.25]"),
+                                                              ("split-by-patient", "bootstrap", 5, "[0.25, 1.0]")])
+def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers, doses):
+    spec = parse_trial(TRIAL.format(training=training, ci_method=ci_method, readers=readers, doses=doses))
     analysis = analyze_trial(spec, synthetic_units(spec, np.random.default_rng(0)))
     rows = {(r.dose_fraction, r.method): r for r in analysis.rows}
     assert len(rows) == 4 and analysis.comparisons == 3
