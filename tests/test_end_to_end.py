@@ -85,7 +85,7 @@ def read_table(path):
 
 def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
     names = {p.name for p in tiny_run.iterdir()}
-    assert names == {"results.csv", "scores.csv", "fidelity.csv", "summary.md", "auc_vs_dose.png",
+    assert names == {"results.csv", "scores.csv", "fidelity.csv", "summary.md", "auc_vs_dose.png", "roc_curves.png",
                      "example_rois.png", "patients.json", "trial.resolved.toml"}
     rows = read_rows(tiny_run)
     defects = ["inferior 60deg 40%L sev50%", "anterior 60deg 40%L sev50%"]

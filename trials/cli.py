@@ -23,7 +23,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
                          description="Run a virtual clinical trial and write its results directory: "
-                                     "results.csv, scores.csv, fidelity.csv, summary.md, auc_vs_dose.png, "
+                                     "results.csv, scores.csv, fidelity.csv, summary.md, auc_vs_dose.png, roc_curves.png, "
                                      "example_rois.png, patients.json and trial.resolved.toml.")
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>)")

@@ -19,6 +19,7 @@ FIDELITY_CSV = "fidelity.csv"
 RESOLVED_SPEC = "trial.resolved.toml"
 PATIENTS_JSON = "patients.json"
 AUC_PLOT = "auc_vs_dose.png"
+ROC_PLOT = "roc_curves.png"
 EXAMPLES_PLOT = "example_rois.png"
 SUMMARY = "summary.md"
 
@@ -87,6 +88,37 @@ def plot_auc_vs_dose(rows: list[DetectabilityRow], path: Path, *, confidence: fl
             transform=ax.transAxes, fontsize=8, va="top")
     ax.axhline(0.5, color="grey", lw=0.8, ls=":")
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_roc_curves(spec: TrialSpec, analysis: TrialAnalysis, path: Path) -> None:
+    """Empirical ROC curve of every (dose, method) reading, one panel per defect type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .statistics import roc_curve
+
+    labels = spec.defect_labels
+    fig, axes = plt.subplots(1, len(labels), figsize=(4.8 * len(labels), 4.6), squeeze=False)
+    for ax, defect in zip(axes[0], labels):
+        for f in spec.simulation.dose_fractions:
+            for m, method in enumerate(spec.method_labels):
+                cases = [s for s in analysis.scores if (s["defect"], s["dose_fraction"], s["method"]) == (defect, f, method)]
+                absent = [s["score"] for s in cases if s["truth"] == 0]
+                present = [s["score"] for s in cases if s["truth"] == 1]
+                fpf, tpf, _ = roc_curve(absent, present)
+                auc = next(r.auc for r in analysis.rows if (r.defect, r.dose_fraction, r.method) == (defect, f, method))
+                ax.step(fpf, tpf, where="post", lw=1.2, ls="-" if m == 0 else "--",
+                        label=f"dose {f:g}, {method} (AUC {auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        ax.set(xlabel="false-positive fraction", ylabel="true-positive fraction", xlim=(0, 1), ylim=(0, 1.01),
+               title=f"{defect}", aspect="equal")
+        ax.legend(loc="lower right", fontsize=6)
+    fig.suptitle(f"Empirical ROC curves ({analysis.observer.split(' on ')[0]})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -195,6 +227,8 @@ def summary_markdown(spec: TrialSpec, analysis: TrialAnalysis, units: list[UnitR
     lines += [
         "",
         f"![AUC vs dose]({AUC_PLOT})",
+        "",
+        f"![ROC curves]({ROC_PLOT})",
         "",
         f"![Example ROIs]({EXAMPLES_PLOT})",
         "",

@@ -68,6 +68,7 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         report.write_table(report.fidelity_records(spec, units), stage / report.FIDELITY_CSV)
         report.write_patients_json(spec, patients, units, stage / report.PATIENTS_JSON)
         report.plot_auc_vs_dose(analysis.rows, stage / report.AUC_PLOT, confidence=spec.statistics.confidence)
+        report.plot_roc_curves(spec, analysis, stage / report.ROC_PLOT)
         report.plot_example_rois(spec, units, stage / report.EXAMPLES_PLOT)
         (stage / report.SUMMARY).write_text(report.summary_markdown(spec, analysis, units, wall, int(workers)))
         _replace_directory(stage, out_dir)
