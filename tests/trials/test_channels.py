@@ -48,15 +48,15 @@ def test_laguerre_gauss_channels_are_orthonormal(ndim, size, width):
     assert channels.T @ channels == pytest.approx(np.eye(5), abs=1e-3)
 
 
-def test_dog_channel_response_matches_its_analytic_frequency_profile():
-    size = 128
-    family = DoGChannels(count=6)
-    profiles = family.profiles((size, size))
-    radius = radial_frequency(size, 2)
-    for j in (2, 5):
+@pytest.mark.parametrize("ndim,size,channels", [(2, 128, (2, 5)), (3, 48, (5, 7))])
+def test_dog_channel_response_matches_its_analytic_frequency_profile(ndim, size, channels):
+    family = DoGChannels(count=8)
+    profiles = family.profiles((size,) * ndim)
+    radius = radial_frequency(size, ndim)
+    for j in channels:
         s = family.sigma0 * family.alpha ** j
         expected = np.exp(-0.5 * (radius / (family.q * s)) ** 2) - np.exp(-0.5 * (radius / s) ** 2)
-        response = centred_spectrum(profiles[:, j].reshape(size, size))
+        response = centred_spectrum(profiles[:, j].reshape((size,) * ndim))
         assert response == pytest.approx(expected, abs=0.01)
 
 
@@ -85,3 +85,20 @@ def test_channel_families_refuse_bad_parameters():
     with pytest.raises(InvalidParameterError, match="shape"):
         SquareChannels().matrix((4, 4, 4, 4))
     assert make_channels("laguerre-gauss", width_px=8.0, count=3).matrix((16, 16, 16)).shape == (16 ** 3, 3)
+
+
+def test_3d_gabor_channels_peak_at_their_frequency_in_distinct_directions():
+    size = 48
+    channels = GaborChannels(frequencies=(1 / 8,), orientations=3, phases_deg=(0.0,)).matrix((size,) * 3)
+    f = np.fft.fftshift(np.fft.fftfreq(size))
+    grids = np.meshgrid(f, f, f, indexing="ij")
+    peaks = []
+    for k in range(3):
+        spectrum = centred_spectrum(channels[:, k].reshape((size,) * 3))
+        at = np.unravel_index(np.argmax(spectrum), spectrum.shape)
+        peak = np.array([g[at] for g in grids])
+        assert np.linalg.norm(peak) == pytest.approx(1 / 8, abs=1.5 / size)
+        peaks.append(peak / np.linalg.norm(peak))
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert abs(peaks[a] @ peaks[b]) < 0.9  # neither the same nor opposite directions
