@@ -45,15 +45,19 @@ def polar_angles(n_rings: int, n_sectors: int) -> tuple[np.ndarray, np.ndarray]:
     return (np.arange(n_rings) + 0.5) * 90.0 / n_rings, (np.arange(n_sectors) + 0.5) * 360.0 / n_sectors
 
 
+def _pixel_angles(n_rings: int, n_sectors: int) -> tuple[np.ndarray, np.ndarray]:
+    """Latitude (radians) and polar angle (degrees) of every map pixel, each ``(n_rings, n_sectors)``."""
+    phi, theta = polar_angles(n_rings, n_sectors)
+    phi, theta = np.meshgrid(phi, theta, indexing="ij")
+    return np.deg2rad(phi), theta
+
+
 def mid_wall_points(lv: LVGeometry, *, n_rings: int = 16, n_sectors: int = 36, scale=1.0) -> np.ndarray:
     """Patient points ``(..., n_rings, n_sectors, 3)`` on the mid-wall spheroid scaled by ``scale`` about the base centre."""
-    phi, theta = polar_angles(n_rings, n_sectors)
+    phi, theta = _pixel_angles(n_rings, n_sectors)
     radius, half_length = _mid_wall_axes(lv)
-    p = np.deg2rad(phi)[:, None]
-    scale = np.asarray(scale, float)[(...,) + (None,) * 2]
-    w = scale * half_length * np.sin(p) * np.ones((1, len(theta)))
-    r = scale * radius * np.cos(p) * np.ones((1, len(theta)))
-    return lv.from_lv(w, np.broadcast_to(theta, w.shape), r)
+    scale = np.asarray(scale, float)[..., None, None]
+    return lv.from_lv(scale * half_length * np.sin(phi), theta, scale * radius * np.cos(phi))
 
 
 def polar_map(volume: Volume, lv: LVGeometry, *, n_rings: int = 16, n_sectors: int = 36,
@@ -79,18 +83,16 @@ def polar_area_weights(lv: LVGeometry, *, n_rings: int = 16, n_sectors: int = 36
 
     ``dA = R cos(phi) sqrt(L^2 cos^2 phi + R^2 sin^2 phi) dphi dtheta`` on the spheroid.
     """
-    phi, _ = polar_angles(n_rings, n_sectors)
+    phi, _ = _pixel_angles(n_rings, n_sectors)
     radius, half_length = _mid_wall_axes(lv)
-    p = np.deg2rad(phi)
-    element = radius * np.cos(p) * np.sqrt(half_length ** 2 * np.cos(p) ** 2 + radius ** 2 * np.sin(p) ** 2)
-    return np.repeat((element * np.deg2rad(90.0 / n_rings) * np.deg2rad(360.0 / n_sectors))[:, None], n_sectors, 1)
+    element = radius * np.cos(phi) * np.sqrt(half_length ** 2 * np.cos(phi) ** 2 + radius ** 2 * np.sin(phi) ** 2)
+    return element * np.deg2rad(90.0 / n_rings) * np.deg2rad(360.0 / n_sectors)
 
 
 def aha_segments(n_rings: int = 16, n_sectors: int = 36) -> np.ndarray:
     """AHA segment number (1-17) of each map pixel, ``(n_rings, n_sectors)``."""
-    phi, theta = polar_angles(n_rings, n_sectors)
-    fraction = np.sin(np.deg2rad(phi))[:, None] * np.ones((1, len(theta)))
-    theta = np.broadcast_to(theta, fraction.shape)
+    phi, theta = _pixel_angles(n_rings, n_sectors)
+    fraction = np.sin(phi)
     # Sixths counted from the anterior sector towards lateral: anterior, anterolateral, inferolateral,
     # inferior, inferoseptal, anteroseptal -> AHA order 1, 6, 5, 4, 3, 2.
     sixth = np.floor(((theta + 30.0) % 360.0) / 60.0).astype(int)

@@ -16,7 +16,7 @@ Public API for observer-study scripts:
 
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .channels import (CHANNEL_FAMILIES, ChannelFamily, DoGChannels, GaborChannels, LaguerreGaussChannels,
-                       SquareChannels, make_channels, square_channels)
+                       SquareChannels, make_channels)
 from .observers import (OBSERVERS, InternalNoise, LinearObserver, ObserverScores, hotelling_snr, hotelling_template,
                         observer_features, observer_scores, resampled_readers, train_observer)
 from .fidelity import FIDELITY_METRICS, ensemble_noise_percent, fidelity_metrics
@@ -34,5 +34,5 @@ __all__ = [
     "SquareChannels", "TrialOutcome", "TrialSpec", "auc_with_ci", "dump_trial",
     "holm_adjust", "hotelling_snr", "hotelling_template", "load_trial", "make_channels", "non_inferiority",
     "observer_features", "observer_scores", "paired_auc_difference", "parse_trial", "reader_study",
-    "resampled_readers", "roc_curve", "run_trial", "square_channels", "train_observer", "wmw_auc",
+    "resampled_readers", "roc_curve", "run_trial", "train_observer", "wmw_auc",
 ]

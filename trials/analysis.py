@@ -62,11 +62,33 @@ class DetectabilityRow:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """The observer's scores of one (defect type, dose, method), with each tested case's
+    (patient, state, realization)."""
+
+    defect: str
+    dose_fraction: float
+    method: str
+    scores: ObserverScores
+    cases: list[tuple[int, int, int]]
+
+    def records(self) -> list[dict]:
+        return [{"defect": self.defect, "patient": patient, "state": state, "realization": r,
+                 "dose_fraction": self.dose_fraction, "method": self.method, "truth": int(truth),
+                 "score": float(score)}
+                for (patient, state, r), truth, score in zip(self.cases, self.scores.truth, self.scores.scores)]
+
+
+@dataclass(frozen=True)
 class TrialAnalysis:
     rows: list[DetectabilityRow]
-    scores: list[dict]  # one record per scored case: defect, patient, state, realization, dose, method, truth, score
+    readings: list[Reading]  # in the order of ``rows``
     observer: str
     comparisons: int
+
+    def score_records(self) -> list[dict]:
+        """One record per scored case: defect, patient, state, realization, dose, method, truth, score."""
+        return [record for reading in self.readings for record in reading.records()]
 
 
 def defect_cases(units: list[UnitResult], defect: int, dose: float, method: int):
@@ -122,7 +144,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
     reference_dose = spec.reference_dose
     interval = dict(confidence=stat.confidence, method=stat.ci_method, n_bootstrap=stat.n_bootstrap)
     rows: list[dict] = []
-    score_records: list[dict] = []
+    readings: list[Reading] = []
     for k, defect in enumerate(spec.defect_labels):
         # Every reading is scored first, so the reference exists whatever order the doses are listed in.
         tested: dict[tuple[float, int], ObserverScores] = {}
@@ -137,11 +159,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                                          internal_noise=obs.internal_noise_model,
                                          rng=trial_rng(spec.seed, OBSERVER_KEY, k, di, m))
                 tested[(f, m)] = scores
-                for i, score in zip(scores.index, scores.scores):
-                    patient, state, r = keys[i]
-                    score_records.append({"defect": defect, "patient": patient, "state": state, "realization": r,
-                                          "dose_fraction": f, "method": method, "truth": int(truth[i]),
-                                          "score": float(score)})
+                readings.append(Reading(defect, f, method, scores, [keys[i] for i in scores.index]))
         reference = tested[(reference_dose, 0)]
         for di, f in enumerate(doses):
             for m, method in enumerate(spec.method_labels):
@@ -174,7 +192,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
         adjusted = holm_adjust([row[key] for row in compared])
         for row, p in zip(compared, adjusted):
             row[key.replace("_value", "_holm")] = float(p)
-    return TrialAnalysis([DetectabilityRow(**row) for row in rows], score_records, obs.describe(), len(compared))
+    return TrialAnalysis([DetectabilityRow(**row) for row in rows], readings, obs.describe(), len(compared))
 
 
 def format_p(p: float) -> str:

@@ -247,7 +247,3 @@ def make_channels(family: str, **parameters) -> ChannelFamily:
                                     f"{', '.join(sorted(allowed)) or 'none'}")
     return cls(**parameters)
 
-
-def square_channels(size: int, edges=SquareChannels.edges) -> np.ndarray:
-    """Square channels on a ``size`` x ``size`` ROI, ``(size * size, len(edges) - 1)``."""
-    return SquareChannels(tuple(edges)).matrix((size, size))

@@ -94,7 +94,10 @@ class LinearObserver:
 
     def score(self, images, *, rng: np.random.Generator | None = None) -> np.ndarray:
         """Test statistics ``(cases,)`` of images ``(cases, ...)`` (``rng`` draws internal noise)."""
-        features = self.features(images)
+        return self.score_features(self.features(images), rng=rng)
+
+    def score_features(self, features: np.ndarray, *, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Test statistics of features ``(cases, n)`` already reduced by :meth:`features`."""
         return _with_internal_noise(features, self.internal_variance, rng) @ self.template
 
 
@@ -118,8 +121,22 @@ def _check_truth(truth, n_cases: int) -> np.ndarray:
     return truth.astype(int)
 
 
+def cases_needed(n_features: int, *, left_out: int = 0) -> int:
+    """Training cases needed for a nonsingular pooled covariance of ``n_features`` features.
+
+    Two class means use two degrees of freedom; ``left_out`` cases are held out per score (1 for
+    leave-one-out).
+    """
+    return n_features + 2 + left_out
+
+
+def covariance_features(observer: str, n_features: int) -> int:
+    """Dimension of the covariance an observer estimates (the NPW estimates none, only class means)."""
+    return 1 if observer == "npw" else n_features
+
+
 def _check_count(n_absent: int, n_present: int, n_features: int, *, left_out: int = 0) -> None:
-    needed = n_features + 2 + left_out
+    needed = cases_needed(n_features, left_out=left_out)
     if n_absent < 2 + left_out or n_present < 2 + left_out or n_absent + n_present < needed:
         raise InvalidParameterError(
             f"too few cases to estimate the {n_features}-feature covariance: got {n_absent} signal-absent and "
@@ -195,14 +212,21 @@ def train_observer(images, truth, *, observer: str = "cho", channels=None,
     """
     channels = _observer_channels(observer, channels)
     features = observer_features(images, channels)
-    truth = _check_truth(truth, len(features))
-    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), 1 if observer == "npw" else features.shape[1])
-    mean_difference = features[truth == 1].mean(0) - features[truth == 0].mean(0)
+    return _train_on_features(features, _check_truth(truth, len(features)), observer, channels, internal_noise)
+
+
+def _train_on_features(features, truth, observer, channels, internal_noise) -> LinearObserver:
     internal = internal_noise.variances(features, truth)
     if observer == "npw":
-        return LinearObserver(observer, mean_difference, None, internal)
-    return LinearObserver(observer, hotelling_template(features, truth, internal_variance=internal), channels,
-                          internal)
+        _check_count(int((truth == 0).sum()), int((truth == 1).sum()), covariance_features(observer, 0))
+        template = features[truth == 1].mean(0) - features[truth == 0].mean(0)
+    else:
+        template = hotelling_template(features, truth, internal_variance=internal)
+    return LinearObserver(observer, template, channels, internal)
+
+
+def _test_scores(trained: LinearObserver, features, truth, rng) -> ObserverScores:
+    return ObserverScores(trained.score_features(features, rng=rng), truth, np.arange(len(truth)))
 
 
 def default_split(truth: np.ndarray) -> np.ndarray:
@@ -238,7 +262,6 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
     ObserverScores
         Scores of the tested cases with their truth and positions.
     """
-    images = np.asarray(images)
     channels = _observer_channels(observer, channels)
     features = observer_features(images, channels)
     truth = _check_truth(truth, len(features))
@@ -246,12 +269,12 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
     if training == "split":
         train = default_split(truth) if train_mask is None else np.asarray(train_mask, dtype=bool).ravel()
         require(len(train) == len(truth), "train_mask", train.shape, f"one flag per case ({len(truth)})")
-        trained = train_observer(images[train], truth[train], observer=observer, channels=channels,
-                                 internal_noise=internal_noise)
+        trained = _train_on_features(features[train], truth[train], observer, channels, internal_noise)
         test = np.flatnonzero(~train)
-        return ObserverScores(trained.score(images[test], rng=rng), truth[test], test)
-    n_features = 1 if observer == "npw" else features.shape[1]
-    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), n_features, left_out=1)
+        tested = _test_scores(trained, features[test], truth[test], rng)
+        return ObserverScores(tested.scores, tested.truth, test)
+    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), covariance_features(observer, features.shape[1]),
+                 left_out=1)
     internal = internal_noise.variances(features, truth)
     tested = _with_internal_noise(features, internal, rng)
     scores = _leave_one_out(features, tested, truth, pixel_npw=(observer == "npw"), internal_variance=internal)
@@ -305,15 +328,15 @@ def resampled_readers(train_images, train_truth, test_images, test_truth, *, n_r
     VICTRE-style multi-reader studies.
     """
     require(int(n_readers) >= 2, "n_readers", n_readers, "an integer >= 2")
-    train_images = np.asarray(train_images)
-    train_truth = _check_truth(train_truth, len(train_images))
-    test_images = np.asarray(test_images)
-    test_truth = _check_truth(test_truth, len(test_images))
+    channels = _observer_channels(observer, channels)
+    train = observer_features(train_images, channels)
+    train_truth = _check_truth(train_truth, len(train))
+    test = observer_features(test_images, channels)
+    test_truth = _check_truth(test_truth, len(test))
     readers = []
     for _ in range(int(n_readers)):
         picks = np.concatenate([rng.choice(np.flatnonzero(train_truth == label), (train_truth == label).sum())
                                 for label in (0, 1)])
-        trained = train_observer(train_images[picks], train_truth[picks], observer=observer, channels=channels,
-                                 internal_noise=internal_noise)
-        readers.append(ObserverScores(trained.score(test_images, rng=rng), test_truth, np.arange(len(test_truth))))
+        trained = _train_on_features(train[picks], train_truth[picks], observer, channels, internal_noise)
+        readers.append(_test_scores(trained, test, test_truth, rng))
     return readers

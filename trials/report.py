@@ -103,17 +103,17 @@ def plot_roc_curves(spec: TrialSpec, analysis: TrialAnalysis, path: Path) -> Non
     from .statistics import roc_curve
 
     labels = spec.defect_labels
+    doses, methods = list(spec.simulation.dose_fractions), spec.method_labels
     fig, axes = plt.subplots(1, len(labels), figsize=(4.8 * len(labels), 4.6), squeeze=False)
     for ax, defect in zip(axes[0], labels):
-        for di, f in enumerate(spec.simulation.dose_fractions):
-            for m, method in enumerate(spec.method_labels):
-                cases = [s for s in analysis.scores if (s["defect"], s["dose_fraction"], s["method"]) == (defect, f, method)]
-                absent = [s["score"] for s in cases if s["truth"] == 0]
-                present = [s["score"] for s in cases if s["truth"] == 1]
-                fpf, tpf, _ = roc_curve(absent, present)
-                auc = next(r.auc for r in analysis.rows if (r.defect, r.dose_fraction, r.method) == (defect, f, method))
-                ax.step(fpf, tpf, where="post", lw=1.2, color=f"C{di}", ls=("-", "--", ":", "-.")[m % 4],
-                        label=f"dose {f:g}, {method} (AUC {auc:.3f})")
+        for row, reading in zip(analysis.rows, analysis.readings):
+            if reading.defect != defect:
+                continue
+            fpf, tpf, _ = roc_curve(reading.scores.absent, reading.scores.present)
+            m = methods.index(reading.method)
+            ax.step(fpf, tpf, where="post", lw=1.2, color=f"C{doses.index(reading.dose_fraction)}",
+                    ls=("-", "--", ":", "-.")[m % 4], label=f"dose {reading.dose_fraction:g}, {reading.method} "
+                                                             f"(AUC {row.auc:.3f})")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
         ax.set(xlabel="false-positive fraction", ylabel="true-positive fraction", xlim=(0, 1), ylim=(0, 1.01),
                title=f"{defect}", aspect="equal")

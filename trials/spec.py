@@ -27,7 +27,7 @@ from spectrial.simulate import NOISE_MODES, Protocol
 from spectrial.simulate.noise import check_dose_fractions
 
 from .channels import ChannelFamily, SquareChannels, make_channels
-from .observers import INTERNAL_NOISE_MODELS, OBSERVERS, InternalNoise
+from .observers import INTERNAL_NOISE_MODELS, OBSERVERS, InternalNoise, cases_needed, covariance_features
 from .statistics import CI_METHODS, check_margin
 
 OBSERVER_INPUTS = ("slice", "volume")
@@ -222,20 +222,18 @@ class TrialSpec:
             train = 2 * ((per_class + 1) // 2)
         else:
             train = 2 * ((sim.n_patients + 1) // 2) * sim.realizations
-        if obs.observer == "npw":
-            features = 1
-        elif obs.observer == "hotelling":
-            features = int(np.prod(obs.roi_shape))
-        else:
-            channels = obs.channel_matrix()
-            features = channels.shape[1]
+        channels = obs.channel_matrix()
+        if channels is not None:
             condition = np.linalg.cond(channels)
             require(condition < 1e8, "observer.channels", obs.channels.describe(),
                     f"channels that are linearly independent on the {obs.roi_shape} ROI (condition number "
                     f"{condition:.3g}); use fewer channels or a larger ROI")
-        require(train >= features + 2, "simulation.realizations", sim.realizations,
+        features = covariance_features(obs.observer, int(np.prod(obs.roi_shape)) if channels is None
+                                       else channels.shape[1])
+        needed = cases_needed(features)
+        require(train >= needed, "simulation.realizations", sim.realizations,
                 f"enough cases to train the {obs.observer} observer's {features}-feature covariance: "
-                f"{train} training cases with {obs.training} training, at least {features + 2} needed "
+                f"{train} training cases with {obs.training} training, at least {needed} needed "
                 "(more patients or realizations, fewer channels or a smaller ROI)")
 
     @property

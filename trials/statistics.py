@@ -109,8 +109,22 @@ def placements(absent: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
 
 def wmw_auc(absent_scores, present_scores) -> float:
     """Wilcoxon-Mann-Whitney AUC: P(present score > absent score) + P(tie)/2."""
-    absent, present = _check_scores(absent_scores, present_scores)
+    return _auc(*_check_scores(absent_scores, present_scores))
+
+
+def _auc(absent: np.ndarray, present: np.ndarray) -> float:
+    """Rank-sum form of the WMW AUC (exact on ties)."""
     return float(_auc_rows(absent[None], present[None])[0])
+
+
+def _check_method(method: str) -> None:
+    require(method in CI_METHODS, "method", method, f"one of {list(CI_METHODS)}")
+
+
+def _bootstrap_interval(replicates: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Standard error and percentile interval of bootstrap replicates."""
+    low, high = np.quantile(replicates, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return float(replicates.std(ddof=1)), float(low), float(high)
 
 
 def _normal_interval(estimate, se, confidence):
@@ -149,17 +163,15 @@ def auc_with_ci(absent_scores, present_scores, *, confidence: float = 0.95, meth
     """
     absent, present = _check_scores(absent_scores, present_scores)
     confidence = _check_confidence(confidence)
-    require(method in CI_METHODS, "method", method, f"one of {list(CI_METHODS)}")
-    v10, v01 = placements(absent, present)
-    auc = float(_auc_rows(absent[None], present[None])[0])  # the rank-sum form is exact on ties
+    _check_method(method)
+    auc = _auc(absent, present)
     if method == "delong":
+        v10, v01 = placements(absent, present)
         se = float(np.sqrt(v10.var(ddof=1) / len(present) + v01.var(ddof=1) / len(absent)))
         low, high = _normal_interval(auc, se, confidence)
     else:
         i0, i1 = _bootstrap_indices(len(absent), len(present), n_bootstrap, rng)
-        replicates = _auc_rows(absent[i0], present[i1])
-        se = float(replicates.std(ddof=1))
-        low, high = np.quantile(replicates, [0.5 - confidence / 2, 0.5 + confidence / 2])
+        se, low, high = _bootstrap_interval(_auc_rows(absent[i0], present[i1]), confidence)
     return AUCResult(auc, se, max(0.0, float(low)), min(1.0, float(high)), len(absent), len(present),
                      confidence, method)
 
@@ -181,13 +193,12 @@ def paired_auc_difference(absent_a, present_a, absent_b, present_b, *, confidenc
             f"paired readings must score the same cases: reading a has {len(absent_a)} absent/{len(present_a)} "
             f"present, reading b {len(absent_b)}/{len(present_b)}")
     confidence = _check_confidence(confidence)
-    require(method in CI_METHODS, "method", method, f"one of {list(CI_METHODS)}")
-    v10_a, v01_a = placements(absent_a, present_a)
-    v10_b, v01_b = placements(absent_b, present_b)
-    auc_a = float(_auc_rows(absent_a[None], present_a[None])[0])
-    auc_b = float(_auc_rows(absent_b[None], present_b[None])[0])
+    _check_method(method)
+    auc_a, auc_b = _auc(absent_a, present_a), _auc(absent_b, present_b)
     difference = auc_a - auc_b
     if method == "delong":
+        v10_a, v01_a = placements(absent_a, present_a)
+        v10_b, v01_b = placements(absent_b, present_b)
         s10 = np.cov(np.stack([v10_a, v10_b]))
         s01 = np.cov(np.stack([v01_a, v01_b]))
         contrast = np.array([1.0, -1.0])
@@ -196,9 +207,8 @@ def paired_auc_difference(absent_a, present_a, absent_b, present_b, *, confidenc
         low, high = _normal_interval(difference, se, confidence)
     else:
         i0, i1 = _bootstrap_indices(len(absent_a), len(present_a), n_bootstrap, rng)
-        replicates = _auc_rows(absent_a[i0], present_a[i1]) - _auc_rows(absent_b[i0], present_b[i1])
-        se = float(replicates.std(ddof=1))
-        low, high = np.quantile(replicates, [0.5 - confidence / 2, 0.5 + confidence / 2])
+        se, low, high = _bootstrap_interval(
+            _auc_rows(absent_a[i0], present_a[i1]) - _auc_rows(absent_b[i0], present_b[i1]), confidence)
     if se > 0:
         p = float(2 * stats.norm.sf(abs(difference) / se))
     else:

@@ -64,7 +64,7 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         wall = time.perf_counter() - start
         (stage / report.RESOLVED_SPEC).write_text(dump_trial(spec))
         report.write_results_csv(analysis.rows, stage / report.RESULTS_CSV)
-        report.write_table(analysis.scores, stage / report.SCORES_CSV)
+        report.write_table(analysis.score_records(), stage / report.SCORES_CSV)
         report.write_table(report.fidelity_records(spec, units), stage / report.FIDELITY_CSV)
         report.write_patients_json(spec, patients, units, stage / report.PATIENTS_JSON)
         report.plot_auc_vs_dose(analysis.rows, stage / report.AUC_PLOT, confidence=spec.statistics.confidence)

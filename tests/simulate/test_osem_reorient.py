@@ -56,31 +56,34 @@ def test_osem_rejects_negative_counts_and_bad_subsets():
         osem(Projections(np.ones(system.projection_shape), PROTOCOL, 8.0), system, subsets=5)
 
 
-def test_short_axis_plane_is_perpendicular_to_the_long_axis():
+def lv_coordinate_volumes():
+    """A grid, the default LV frame, and the LV coordinates w, anterior and lateral as volumes (all linear)."""
     grid = Grid.centered((40, 40, 40), 4.0)
     lv = LVGeometry.from_anatomy(AnatomyParameters())
     points = np.stack(np.meshgrid(*(grid.axis_mm(a) for a in range(3)), indexing="ij"), -1)
     w, _, _ = lv.to_lv(points)
-    anterior = (points - np.asarray(lv.base_centre_mm)) @ np.asarray(lv.anterior)
+    relative = points - np.asarray(lv.base_centre_mm)
+    volumes = {"w": w, "anterior": relative @ np.asarray(lv.anterior), "lateral": relative @ np.asarray(lv.lateral)}
+    return lv, {name: Volume(v.astype(np.float32), grid) for name, v in volumes.items()}
+
+
+def test_short_axis_plane_is_perpendicular_to_the_long_axis():
+    lv, volumes = lv_coordinate_volumes()
     centre = lv.from_lv(30.0, 0.0, 0.0)
     # Trilinear interpolation is exact for linear functions: w is constant over the plane,
     # and the anterior coordinate falls by one pixel pitch per row.
-    plane_w = short_axis_plane(Volume(w.astype(np.float32), grid), lv, centre, size=9, pitch_mm=4.0)
+    plane_w = short_axis_plane(volumes["w"], lv, centre, size=9, pitch_mm=4.0)
     np.testing.assert_allclose(plane_w, 30.0, atol=1e-3)
-    plane_a = short_axis_plane(Volume(anterior.astype(np.float32), grid), lv, centre, size=9, pitch_mm=4.0)
+    plane_a = short_axis_plane(volumes["anterior"], lv, centre, size=9, pitch_mm=4.0)
     np.testing.assert_allclose(np.diff(plane_a, axis=0), -4.0, atol=1e-3)
     np.testing.assert_allclose(np.diff(plane_a, axis=1), 0.0, atol=1e-3)
 
 
 def test_short_axis_volume_steps_along_the_long_axis_from_base_to_apex():
-    grid = Grid.centered((40, 40, 40), 4.0)
-    lv = LVGeometry.from_anatomy(AnatomyParameters())
-    points = np.stack(np.meshgrid(*(grid.axis_mm(a) for a in range(3)), indexing="ij"), -1)
-    w, _, _ = lv.to_lv(points)
-    lateral = (points - np.asarray(lv.base_centre_mm)) @ np.asarray(lv.lateral)
+    lv, volumes = lv_coordinate_volumes()
     centre = lv.from_lv(30.0, 0.0, 0.0)
-    voi_w = short_axis_volume(Volume(w.astype(np.float32), grid), lv, centre, size=7, depth=5, pitch_mm=3.0)
+    voi_w = short_axis_volume(volumes["w"], lv, centre, size=7, depth=5, pitch_mm=3.0)
     assert voi_w.shape == (5, 7, 7)
     np.testing.assert_allclose(voi_w[:, 3, 3], 30.0 + 3.0 * np.arange(-2, 3), atol=1e-3)
-    voi_l = short_axis_volume(Volume(lateral.astype(np.float32), grid), lv, centre, size=7, depth=5, pitch_mm=3.0)
+    voi_l = short_axis_volume(volumes["lateral"], lv, centre, size=7, depth=5, pitch_mm=3.0)
     np.testing.assert_allclose(np.diff(voi_l, axis=2), 3.0, atol=1e-3)

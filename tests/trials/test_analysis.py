@@ -84,6 +84,6 @@ def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers, do
         assert reference.reader_sd > 0
     else:
         assert np.isnan(reference.reader_auc)
-    scored = [s for s in analysis.scores if s["dose_fraction"] == 1.0 and s["method"] == "none"]
+    scored = [s for s in analysis.score_records() if s["dose_fraction"] == 1.0 and s["method"] == "none"]
     assert len(scored) == 2 * tested_patients * 40
     assert {s["patient"] for s in scored} == (set(range(4)) if readers == 0 else {1, 3})

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from spectrial.phantoms.errors import InvalidParameterError
-from spectrial.trials import (DoGChannels, GaborChannels, LaguerreGaussChannels, SquareChannels, make_channels,
-                              square_channels)
+from spectrial.trials import DoGChannels, GaborChannels, LaguerreGaussChannels, SquareChannels, make_channels
 
 
 def centred_spectrum(profile: np.ndarray) -> np.ndarray:
@@ -18,7 +17,7 @@ def radial_frequency(size: int, ndim: int) -> np.ndarray:
 
 def test_square_channel_passes_its_band_only():
     size = 128
-    channel = square_channels(size, (1 / 16, 1 / 8))[:, 0].reshape(size, size)
+    channel = SquareChannels((1 / 16, 1 / 8)).matrix((size, size))[:, 0].reshape(size, size)
     spectrum = np.abs(centred_spectrum(channel))
     radius = radial_frequency(size, 2)
     assert spectrum[(radius > 0.07) & (radius < 0.115)].min() > 0.8 * spectrum.max()

@@ -3,7 +3,7 @@ import pytest
 from scipy import stats
 
 from spectrial.phantoms.errors import InvalidParameterError
-from spectrial.trials import (InternalNoise, SquareChannels, auc_with_ci, hotelling_snr, hotelling_template,
+from spectrial.trials import (InternalNoise, SquareChannels, auc_with_ci, hotelling_snr,
                               observer_features, observer_scores, resampled_readers, train_observer)
 
 SIZE = 16
@@ -102,8 +102,11 @@ def test_independent_training_set_and_split_agree_with_a_trained_observer():
     observer = train_observer(images[train], truth[train], channels=channels)
     assert split.scores == pytest.approx(observer.score(images[~train]))
     assert list(split.index) == list(np.flatnonzero(~train))
-    features = observer_features(images[train], channels)
-    assert observer.template == pytest.approx(hotelling_template(features, truth[train]))
+    # The template is S^-1 dv with S the average of the two classes' sample covariances.
+    features = images[train].reshape(train.sum(), -1) @ channels
+    absent, present = features[truth[train] == 0], features[truth[train] == 1]
+    scatter = 0.5 * (np.cov(absent.T) + np.cov(present.T))
+    assert observer.template == pytest.approx(np.linalg.solve(scatter, present.mean(0) - absent.mean(0)))
 
 
 def test_resampled_readers_vary_but_agree_on_average():
