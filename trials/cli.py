@@ -40,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     phantom.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")
     phantom.add_argument("--no-defect", action="store_true", help="write the patient without the perfusion defect")
 
+    verify = sub.add_parser("verify", help="run the code-verification checks and write their results",
+                            description="Run the code-verification checks (adjointness, count conservation, "
+                                        "collimator resolution, attenuation, Poisson noise, thinning, OSEM "
+                                        "convergence, CHO against analytic detectability, determinism) against "
+                                        "the installed package. Writes each check's expected and measured values "
+                                        "to a JSON file; exits with status 1 if any check fails.")
+    verify.add_argument("--out", default="verification.json", help="results file (default: verification.json)")
+    verify.add_argument("--check", action="append", metavar="NAME",
+                        help="run only this check (repeatable); default: all")
+
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
@@ -98,6 +108,28 @@ def _phantom(args) -> int:
     return 0
 
 
+def _verify(args) -> int:
+    from .verification import CHECK_NAMES, run_checks, verification_record, write_verification
+
+    names = args.check or list(CHECK_NAMES)
+    width = max(len(n) for n in names)
+
+    def show(outcome):
+        print(f"{outcome.name:<{width}}  {'pass' if outcome.passed else 'FAIL'}  ({outcome.seconds:.1f} s)")
+        for m in outcome.measurements:
+            if not m.passed:
+                print(f"    {m.quantity}: expected {m.expected:.6g} +/- {m.tolerance:g} ({m.rule}), "
+                      f"measured {m.measured:.6g}")
+        if outcome.error:
+            print(f"    error: {outcome.error}")
+
+    record = verification_record(run_checks(names, progress=show))
+    write_verification(record, Path(args.out))
+    failed = [c["name"] for c in record["checks"] if not c["passed"]]
+    print(f"{len(names) - len(failed)} passed, {len(failed)} failed; results written to {args.out}")
+    return 1 if failed else 0
+
+
 def _show_config(args) -> int:
     from .spec import dump_trial, load_trial
 
@@ -109,7 +141,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    command = {"run": _run, "phantom": _phantom, "show-config": _show_config}[args.command]
+    command = {"run": _run, "phantom": _phantom, "verify": _verify, "show-config": _show_config}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

@@ -5,20 +5,13 @@ from scipy import stats
 from spectrial.phantoms.errors import InvalidParameterError
 from spectrial.trials import (InternalNoise, SquareChannels, auc_with_ci, hotelling_snr,
                               observer_features, observer_scores, resampled_readers, train_observer)
+from spectrial.trials.verification import gaussian_ske_task
 
 SIZE = 16
 
 
 def gaussian_ske(n_per_class, rng, amplitude=0.6):
-    """Signal-known-exactly task with correlated Gaussian noise of known covariance K = M M^T."""
-    c = (SIZE - 1) / 2
-    yy, xx = np.meshgrid(np.arange(SIZE) - c, np.arange(SIZE) - c, indexing="ij")
-    signal = amplitude * np.exp(-(yy ** 2 + xx ** 2) / (2 * 2.0 ** 2)).ravel()
-    mix = np.eye(SIZE * SIZE) + 0.3 * np.random.default_rng(99).standard_normal((SIZE * SIZE, SIZE * SIZE)) / SIZE
-    absent = rng.standard_normal((n_per_class, SIZE * SIZE)) @ mix.T
-    present = rng.standard_normal((n_per_class, SIZE * SIZE)) @ mix.T + signal
-    images = np.concatenate([absent, present]).reshape(-1, SIZE, SIZE)
-    return images, np.repeat([0, 1], n_per_class), signal, mix @ mix.T
+    return gaussian_ske_task(n_per_class, rng, size=SIZE, amplitude=amplitude)
 
 
 @pytest.mark.parametrize("training", ["split", "leave-one-out"])
