@@ -44,6 +44,11 @@ class EnhancementMethod(abc.ABC):
         """The method's name and every parameter, defaults filled in."""
         return {"name": self.name, **dataclasses.asdict(self)}
 
+    def weight_files(self) -> tuple[str, ...]:
+        """Paths of the trained weights the method loads (hashed into a trial's evidence bundle);
+        none for methods without learned parameters."""
+        return ()
+
 
 def available_methods() -> list[str]:
     """Names of the registered enhancement methods."""

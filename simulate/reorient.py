@@ -11,12 +11,21 @@ from spectrial.phantoms.errors import require
 from .images import Volume
 
 
-def short_axis_points(lv: LVGeometry, centre_mm, *, size: int, pitch_mm: float, depth: int = 1) -> np.ndarray:
-    """Patient points ``(depth, size, size, 3)`` of a short-axis-oriented box centred on ``centre_mm``.
+CARDIAC_VIEWS = ("short-axis", "vertical-long-axis", "horizontal-long-axis")
 
-    Slices run along the long axis from base to apex; rows run from anterior (top) to inferior and
-    columns from septal (left) to lateral, the clinical short-axis display.
-    """
+
+def _view_axes(lv: LVGeometry, view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(normal, down, right) unit vectors of a cardiac view in its clinical display orientation."""
+    require(view in CARDIAC_VIEWS, "view", view, f"one of {list(CARDIAC_VIEWS)}")
+    along, anterior, lateral = (np.asarray(v, float) for v in (lv.long_axis, lv.anterior, lv.lateral))
+    if view == "short-axis":  # anterior up, septum left
+        return along, -anterior, lateral
+    if view == "vertical-long-axis":  # anterior up, base left, apex right
+        return lateral, -anterior, along
+    return -anterior, -along, lateral  # horizontal long axis: apex up, septum left
+
+
+def _box_points(centre_mm, normal, down, right, *, size: int, pitch_mm: float, depth: int) -> np.ndarray:
     require(int(size) >= 1, "size", size, "a positive number of pixels")
     require(int(depth) >= 1, "depth", depth, "a positive number of slices")
     require(pitch_mm > 0, "pitch_mm", pitch_mm, "a positive pixel size in mm")
@@ -24,10 +33,18 @@ def short_axis_points(lv: LVGeometry, centre_mm, *, size: int, pitch_mm: float, 
     def offsets(n):
         return (np.arange(int(n)) - (int(n) - 1) / 2.0) * pitch_mm
 
-    along, down, right = (np.asarray(v, float) for v in (lv.long_axis, -np.asarray(lv.anterior), lv.lateral))
     o_w, o_r, o_c = np.meshgrid(offsets(depth), offsets(size), offsets(size), indexing="ij")
-    return (np.asarray(centre_mm, float) + o_w[..., None] * along + o_r[..., None] * down
+    return (np.asarray(centre_mm, float) + o_w[..., None] * normal + o_r[..., None] * down
             + o_c[..., None] * right)
+
+
+def short_axis_points(lv: LVGeometry, centre_mm, *, size: int, pitch_mm: float, depth: int = 1) -> np.ndarray:
+    """Patient points ``(depth, size, size, 3)`` of a short-axis-oriented box centred on ``centre_mm``.
+
+    Slices run along the long axis from base to apex; rows run from anterior (top) to inferior and
+    columns from septal (left) to lateral, the clinical short-axis display.
+    """
+    return _box_points(centre_mm, *_view_axes(lv, "short-axis"), size=size, pitch_mm=pitch_mm, depth=depth)
 
 
 def _sample(volume: Volume, points: np.ndarray) -> np.ndarray:
@@ -40,27 +57,10 @@ def _sample(volume: Volume, points: np.ndarray) -> np.ndarray:
 
 def short_axis_plane(volume: Volume, lv: LVGeometry, centre_mm, *, size: int = 32,
                      pitch_mm: float | None = None) -> np.ndarray:
-    """Sample a short-axis plane (trilinear) centred on a patient point.
-
-    Parameters
-    ----------
-    volume : Volume
-        Image, optionally batched.
-    lv : LVGeometry
-        Orientation of the LV (the plane is perpendicular to its long axis).
-    centre_mm : array-like, (z, y, x)
-        Centre of the plane, e.g. a defect centre (signal-known-exactly observer input).
-    size : int
-        Pixels per side.
-    pitch_mm : float, optional
-        Pixel size; the volume's voxel size by default.
-
-    Returns
-    -------
-    ndarray, ``(size, size)`` or ``(batch, size, size)``
-    """
-    pitch = volume.grid.voxel_mm if pitch_mm is None else pitch_mm
-    return _sample(volume, short_axis_points(lv, centre_mm, size=size, pitch_mm=pitch)[0])
+    """Sample a short-axis plane (trilinear, anterior up, septum left) centred on a patient point,
+    e.g. a defect centre (signal-known-exactly observer input); :func:`cardiac_view` with
+    ``view="short-axis"``."""
+    return cardiac_view(volume, lv, centre_mm, "short-axis", size=size, pitch_mm=pitch_mm)
 
 
 def short_axis_volume(volume: Volume, lv: LVGeometry, centre_mm, *, size: int = 32, depth: int = 16,
@@ -74,3 +74,30 @@ def short_axis_volume(volume: Volume, lv: LVGeometry, centre_mm, *, size: int = 
     """
     pitch = volume.grid.voxel_mm if pitch_mm is None else pitch_mm
     return _sample(volume, short_axis_points(lv, centre_mm, size=size, pitch_mm=pitch, depth=depth))
+
+
+def cardiac_view(volume: Volume, lv: LVGeometry, centre_mm, view: str, *, size: int = 32,
+                 pitch_mm: float | None = None) -> np.ndarray:
+    """Sample one clinical cardiac view (trilinear) through a patient point.
+
+    Parameters
+    ----------
+    volume : Volume
+        Image, optionally batched.
+    lv : LVGeometry
+    centre_mm : array-like, (z, y, x)
+        Centre of the plane; a point on the long axis gives the standard long-axis views.
+    view : str
+        ``"short-axis"`` (anterior up, septum left), ``"vertical-long-axis"`` (anterior up, base left,
+        apex right) or ``"horizontal-long-axis"`` (apex up, septum left).
+    size : int
+        Pixels per side.
+    pitch_mm : float, optional
+        Pixel size; the volume's voxel size by default.
+
+    Returns
+    -------
+    ndarray, ``(size, size)`` or ``(batch, size, size)``
+    """
+    pitch = volume.grid.voxel_mm if pitch_mm is None else pitch_mm
+    return _sample(volume, _box_points(centre_mm, *_view_axes(lv, view), size=size, pitch_mm=pitch, depth=1)[0])

@@ -22,13 +22,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
-                         description="Run a virtual clinical trial and write its results directory: "
-                                     "results.csv, scores.csv, fidelity.csv, summary.md, auc_vs_dose.png, roc_curves.png, "
-                                     "example_rois.png, patients.json and trial.resolved.toml.")
+                         description="Run a virtual clinical trial and write its results directory: report.html "
+                                     "(self-contained), results.csv, scores.csv, fidelity.csv, patients.json, "
+                                     "examples.npz, figures/ and the evidence bundle evidence/ (resolved trial "
+                                     "specification, manifest, verification results, SHA256SUMS).")
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>)")
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="parallel worker processes (default: number of CPU cores); results do not depend on it")
+
+    report = sub.add_parser("report", help="rebuild a results directory's HTML report",
+                            description="Check a results directory against its evidence bundle's SHA-256 list and "
+                                        "rebuild report.html (and figures/) from the stored results.")
+    report.add_argument("results_dir", help="results directory written by 'spectrial run'")
 
     phantom = sub.add_parser("phantom", help="write one phantom's activity and attenuation maps and a PNG",
                              description="Write one virtual patient's activity (kBq/mL), attenuation (1/cm) "
@@ -80,7 +86,25 @@ def _run(args) -> int:
                       f"{'NI' if r.non_inferior else 'not NI'}")
             print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
                   f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
-    print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s")
+    print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s; report: "
+          f"{outcome.out_dir / 'report.html'}")
+    return 0
+
+
+def _report(args) -> int:
+    from . import evidence
+    from .report import DERIVED, build_report
+
+    results_dir = Path(args.results_dir)
+    if not results_dir.is_dir():
+        raise SpectrialError(f"results_dir={str(results_dir)!r} is not a directory")
+    problems = evidence.check_bundle(results_dir, skip=DERIVED)
+    if problems:
+        raise SpectrialError(f"{results_dir} does not match its evidence bundle, so no report was built: "
+                             + "; ".join(problems))
+    path = build_report(results_dir)
+    evidence.write_checksums(results_dir)
+    print(f"report written to {path}")
     return 0
 
 
@@ -141,7 +165,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    command = {"run": _run, "phantom": _phantom, "verify": _verify, "show-config": _show_config}[args.command]
+    command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

@@ -1,244 +1,244 @@
-"""Trial outputs: results, per-case scores and fidelity tables (CSV), AUC-vs-dose plot, example images
-and a Markdown summary."""
+"""The trial report: one self-contained HTML file built from a results directory alone.
+
+:func:`build_report` reads the stored tables, example images, resolved specification and evidence
+bundle, draws the figures (also written as PNG files under ``figures/``), and renders
+``report.html`` through a Jinja2 template with every image embedded, so the file reads offline.
+"""
 
 from __future__ import annotations
 
-import csv
+import base64
 import json
+import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from .analysis import DetectabilityRow, TrialAnalysis, format_p
-from .runner import UnitResult, patient_defect
-from .spec import TrialSpec
+from spectrial.phantoms.errors import InvalidParameterError
 
-RESULTS_CSV = "results.csv"
-SCORES_CSV = "scores.csv"
-FIDELITY_CSV = "fidelity.csv"
-RESOLVED_SPEC = "trial.resolved.toml"
-PATIENTS_JSON = "patients.json"
-AUC_PLOT = "auc_vs_dose.png"
-ROC_PLOT = "roc_curves.png"
-EXAMPLES_PLOT = "example_rois.png"
-SUMMARY = "summary.md"
+from . import evidence, figures, outputs
+from .analysis import format_p
+from .spec import TrialSpec, load_trial
+
+REPORT = "report.html"
+FIGURES_DIR = "figures"
+DERIVED = (REPORT, FIGURES_DIR)  # rebuilt by ``spectrial report``; everything else is trial data
+TEMPLATE = "report.html.j2"
 
 
-def write_table(records: list[dict], path: Path) -> None:
-    """Tidy CSV (one record per line, readable by pandas)."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(records[0]))
-        writer.writeheader()
-        writer.writerows(records)
+def _percent(x: float) -> str:
+    return f"{100 * x:g} %"
 
 
-def write_results_csv(rows: list[DetectabilityRow], path: Path) -> None:
-    write_table([r.as_record() for r in rows], path)
+def methods_in_words(spec: TrialSpec) -> dict[str, str]:
+    """The trial's methods as paragraphs generated from the resolved specification."""
+    p, c, sim, rec, stat = spec.protocol, spec.protocol.collimator, spec.simulation, spec.reconstruction, spec.statistics
+    k = sim.oversampling
+    doses = ", ".join(figures.dose_label(f) for f in sim.dose_fractions)
+    methods = "; ".join(spec.method_labels)
+    return {
+        "Population": (
+            f"{sim.n_patients} virtual patients drawn from the population model with trial seed {spec.seed}; each "
+            f"patient is imaged without a defect and with each of {len(spec.defects)} defect type(s). Tc-99m "
+            f"sestamibi at stress, {spec.uptake.injected_mbq:g} MBq injected at full dose, imaged "
+            f"{spec.uptake.minutes_after_injection:g} min after injection."),
+        "Acquisition": (
+            f"{p.heads}-head camera, {p.n_views} views over {p.arc_deg:g} deg starting at {p.start_angle_deg:g} deg, "
+            f"radius of rotation {p.radius_mm:g} mm, {p.matrix}x{p.matrix} matrix of {p.pixel_mm:g} mm pixels, "
+            f"{p.time_per_view_s:g} s per view. {c.name} collimator (holes {c.hole_diameter_mm:g} mm wide, "
+            f"{c.hole_length_mm:g} mm long, septa {c.septal_thickness_mm:g} mm) with {p.intrinsic_fwhm_mm:g} mm "
+            f"intrinsic resolution: system FWHM {float(p.system_fwhm_mm(100.0)):.1f} mm at 10 cm. Photopeak window "
+            f"{_percent(p.photopeak_window)}, energy resolution {_percent(p.energy_resolution)}, sensitivity "
+            f"{p.sensitivity_cps_per_mbq:g} cps/MBq. Phantoms are simulated on a grid {k} times finer than the "
+            f"reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel sampling) with "
+            "attenuation and distance-dependent collimator response, and binned to the detector."),
+        "Noise and dose": (
+            f"Dose levels {doses} of the full injected activity; {sim.realizations} {sim.noise_mode} Poisson "
+            "realizations per case and dose level"
+            + (" (nested binomial thinning of one full-dose realization, as list-mode subsampling)."
+               if sim.noise_mode == "thinning" else ", drawn independently at each level.")),
+        "Reconstruction": (
+            f"OSEM, {rec.iterations} iterations x {rec.subsets} subsets, attenuation correction "
+            f"{'on' if rec.attenuation_correction else 'off'}, collimator-response modelling "
+            f"{'on' if rec.resolution_model else 'off'}, "
+            + (f"{rec.postfilter_fwhm_mm:g} mm FWHM Gaussian post-filter." if rec.postfilter_fwhm_mm else
+               "no post-filter.") + " Images are calibrated to kBq/mL."),
+        "Enhancement methods": f"Applied to every reconstruction: {methods}.",
+        "Observer": f"{spec.observer.describe()}.",
+        "Statistics": (
+            f"Wilcoxon-Mann-Whitney AUC with {_percent(stat.confidence)} {stat.ci_method} confidence intervals"
+            + (f" ({stat.n_bootstrap} resamples)" if stat.ci_method == "bootstrap" else "")
+            + f". Each reading is compared with full dose ({figures.dose_label(spec.reference_dose)}) with "
+            f"{spec.method_labels[0]} on the same cases (paired difference); low dose with a method is "
+            f"non-inferior when the difference's one-sided test rejects a loss larger than "
+            f"{stat.non_inferiority_margin:g} AUC. p-values are Holm-adjusted over the table."
+            + (f" Reader variability: {stat.readers} observers retrained on bootstrap resamples of the training cases."
+               if stat.readers else "")),
+        "Fidelity": (
+            "RMSE, NRMSE, PSNR, SSIM and Pearson correlation in a heart-centred box, against the noiseless full-dose "
+            "reconstruction and against the true activity; myocardial noise is the voxel standard deviation across "
+            "realizations over the mean."),
+    }
 
 
-def fidelity_records(spec: TrialSpec, units: list[UnitResult]) -> list[dict]:
-    """Per-case fidelity, one record per (patient, state, dose, method, realization, reference)."""
-    labels = spec.method_labels
-    return [{"patient": u.patient, "state": state_label(spec, u.state), **rec, "method": labels[rec["method"]],
-             "myocardium_noise_percent": u.noise_percent[(rec["dose_fraction"], rec["method"])]}
-            for u in units for rec in u.fidelity]
+PARAMETER_UNITS = (("_mm", "mm"), ("_deg", "deg"), ("_ml", "mL"), ("_mbq", "MBq"), ("_fraction", "of injected"),
+                   ("minutes", "min"))
 
 
-def state_label(spec: TrialSpec, state: int) -> str:
-    return "absent" if state == 0 else spec.defect_labels[state - 1]
+def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Every patient parameter that varies across the population (vector parameters by component)."""
+    columns: dict[str, list[float]] = {}
+    for patient in patients:
+        for group in ("anatomy", "uptake"):
+            for name, value in patient[group].items():
+                values = value if isinstance(value, list) else [value]
+                for axis, v in zip("zyx" if len(values) == 3 else "yx" if len(values) == 2 else [""], values):
+                    columns.setdefault(f"{name}[{axis}]" if axis else name, []).append(float(v))
+    varying = {name: v for name, v in columns.items() if np.ptp(v) > 1e-9 * max(1.0, np.abs(v).max())}
+    units = {name: next((u for suffix, u in PARAMETER_UNITS if suffix in name.split("[")[0]), "") for name in varying}
+    return varying, units
 
 
-def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path: Path) -> None:
-    records = []
-    for i, patient in enumerate(patients):
-        mine = [u for u in units if u.patient == i]
-        records.append({
-            "patient": i, **patient.as_record(),
-            "defect_extent_percent_of_lv": {state_label(spec, u.state): u.defect_extent_percent
-                                            for u in mine if u.state},
-            "defect_angle_offset_deg": {label: patient_defect(spec, i, k).angle_offset_deg
-                                        for k, label in enumerate(spec.defect_labels)},
-            "full_dose_expected_counts": {state_label(spec, u.state): u.expected_counts for u in mine},
+def _figure(fig, name: str, figure_dir: Path) -> str:
+    png = figures.png_bytes(fig)
+    (figure_dir / f"{name}.png").write_bytes(png)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _answer_rows(results: list[dict]) -> list[dict]:
+    rows = []
+    for r in results:
+        reference = r["is_reference"]
+        rows.append({
+            "defect": r["defect"], "dose": figures.dose_label(r["dose_fraction"]), "dose_fraction": r["dose_fraction"],
+            "method": r["method"], "auc": _fmt(r["auc"]), "auc_ci": f"[{_fmt(r['auc_ci_low'])}, {_fmt(r['auc_ci_high'])}]",
+            "difference": "reference" if reference else f"{r['auc_difference']:+.3f}",
+            "difference_ci": "" if reference else f"[{r['difference_ci_low']:+.3f}, {r['difference_ci_high']:+.3f}]",
+            "p_holm": "" if reference else format_p(r["difference_p_holm"]),
+            "verdict": "" if reference else ("non-inferior" if r["non_inferior"] else "not shown non-inferior"),
+            "non_inferior": r["non_inferior"], "cases": f"{r['n_absent']} + {r['n_present']}",
+            "ssim": _fmt(r["noiseless_ssim"]), "rmse": _fmt(r["noiseless_rmse"]),
+            "noise": _fmt(r["myocardium_noise_percent"], 1),
+            "reader": None if r.get("reader_auc") is None or math.isnan(r["reader_auc"]) else
+            f"{_fmt(r['reader_auc'])} [{_fmt(r['reader_ci_low'])}, {_fmt(r['reader_ci_high'])}] (SD {_fmt(r['reader_sd'])})",
+            "polar_extent": _fmt(r.get("polar_extent_percent"), 1), "true_polar_extent":
+            _fmt(r.get("true_polar_extent_percent"), 1),
         })
-    path.write_text(json.dumps(records, indent=2))
+    return rows
 
 
-def plot_auc_vs_dose(rows: list[DetectabilityRow], path: Path, *, confidence: float = 0.95) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    curves = list(dict.fromkeys((r.defect, r.method) for r in rows))
-    single_defect = len({r.defect for r in rows}) == 1
-    for k, (defect, method) in enumerate(curves):
-        mine = sorted((r for r in rows if (r.defect, r.method) == (defect, method)), key=lambda r: r.dose_fraction)
-        dose = np.array([r.dose_fraction for r in mine]) * (1 + 0.03 * (k - (len(curves) - 1) / 2))
-        auc = np.array([r.auc for r in mine])
-        err = np.array([[r.auc - r.auc_ci_low for r in mine], [r.auc_ci_high - r.auc for r in mine]])
-        ax.errorbar(dose, auc, yerr=err, marker="o", capsize=3, label=method if single_defect else f"{defect}: {method}")
-    doses = sorted({r.dose_fraction for r in rows})
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(doses, [f"1/{round(1 / d)}" if d < 1 else "full" for d in doses])
-    ax.set(xlabel="dose (fraction of full injected activity)", ylabel=f"observer AUC ({100 * confidence:g} % CI)",
-           ylim=(0.4, 1.02), title="Defect detectability vs dose")
-    n = rows[0]
-    ax.text(0.02, 0.97, f"{n.n_absent} defect-absent + {n.n_present} defect-present cases per point",
-            transform=ax.transAxes, fontsize=8, va="top")
-    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def headline(results: list[dict], margin: float) -> list[str]:
+    """One sentence per (defect, method): the doses at which it is shown non-inferior to the reference."""
+    lines = []
+    for defect in dict.fromkeys(r["defect"] for r in results):
+        for method in dict.fromkeys(r["method"] for r in results):
+            mine = sorted((r for r in results if r["defect"] == defect and r["method"] == method
+                           and not r["is_reference"]), key=lambda r: -r["dose_fraction"])
+            shown = [figures.dose_label(r["dose_fraction"]) for r in mine if r["non_inferior"]]
+            not_shown = [figures.dose_label(r["dose_fraction"]) for r in mine if not r["non_inferior"]]
+            if mine:
+                lines.append(f"{defect}, {method}: non-inferior at {', '.join(shown) if shown else 'no dose'}"
+                             + (f"; not shown at {', '.join(not_shown)}" if not_shown else "") + ".")
+    return lines
 
 
-def plot_roc_curves(spec: TrialSpec, analysis: TrialAnalysis, path: Path) -> None:
-    """Empirical ROC curve of every (dose, method) reading, one panel per defect type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .statistics import roc_curve
-
-    labels = spec.defect_labels
-    doses, methods = list(spec.simulation.dose_fractions), spec.method_labels
-    fig, axes = plt.subplots(1, len(labels), figsize=(4.8 * len(labels), 4.6), squeeze=False)
-    for ax, defect in zip(axes[0], labels):
-        for row, reading in zip(analysis.rows, analysis.readings):
-            if reading.defect != defect:
-                continue
-            fpf, tpf, _ = roc_curve(reading.scores.absent, reading.scores.present)
-            m = methods.index(reading.method)
-            ax.step(fpf, tpf, where="post", lw=1.2, color=f"C{doses.index(reading.dose_fraction)}",
-                    ls=("-", "--", ":", "-.")[m % 4], label=f"dose {reading.dose_fraction:g}, {reading.method} "
-                                                             f"(AUC {row.auc:.3f})")
-        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
-        ax.set(xlabel="false-positive fraction", ylabel="true-positive fraction", xlim=(0, 1), ylim=(0, 1.01),
-               title=f"{defect}", aspect="equal")
-        ax.legend(loc="lower right", fontsize=6)
-    fig.suptitle(f"Empirical ROC curves ({analysis.observer.split(' on ')[0]})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def disagreements(results: list[dict]) -> list[str]:
+    """Pairs of methods at one dose where the fidelity ranking (SSIM) and the detectability ranking
+    (AUC, only when the AUC difference exceeds the larger of the two CI half-widths) point opposite ways."""
+    found = []
+    for defect in dict.fromkeys(r["defect"] for r in results):
+        for dose in sorted({r["dose_fraction"] for r in results}, reverse=True):
+            same = [r for r in results if r["defect"] == defect and r["dose_fraction"] == dose]
+            for i, a in enumerate(same):
+                for b in same[i + 1:]:
+                    half = max(a["auc_ci_high"] - a["auc"], b["auc_ci_high"] - b["auc"])
+                    d_auc, d_ssim = a["auc"] - b["auc"], a["noiseless_ssim"] - b["noiseless_ssim"]
+                    if abs(d_auc) > half and d_auc * d_ssim < 0:
+                        better, worse = (a, b) if d_ssim > 0 else (b, a)
+                        found.append(f"{defect}, dose {figures.dose_label(dose)}: {better['method']} has the higher "
+                                     f"SSIM ({better['noiseless_ssim']:.3f} vs {worse['noiseless_ssim']:.3f}) but the "
+                                     f"lower AUC ({better['auc']:.3f} vs {worse['auc']:.3f}).")
+    return found
 
 
-def plot_example_rois(spec: TrialSpec, units: list[UnitResult], path: Path) -> None:
-    """First realization of patient 0, first defect type present and absent, at every dose and method
-    (the central slice of a volume of interest)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    doses, labels = spec.simulation.dose_fractions, spec.method_labels
-    by_state = {u.state: u for u in units if u.patient == 0}
-    rows = [(state, m) for state in (1, 0) for m in range(len(labels))]
-    fig, axes = plt.subplots(len(rows), len(doses), figsize=(2.2 * len(doses) + 1.2, 2.2 * len(rows)),
-                             squeeze=False, layout="constrained")
-    half = spec.observer.roi_size * spec.protocol.pixel_mm / 2
-    def roi(state, f, m):
-        image = by_state[state].inputs[(0, f, m)][0]
-        return image if image.ndim == 2 else image[len(image) // 2]
-
-    for r, (state, m) in enumerate(rows):
-        vmax = max(float(roi(state, f, m).max()) for f in doses)
-        for c, f in enumerate(doses):
-            ax = axes[r, c]
-            shown = ax.imshow(roi(state, f, m), cmap="gray", vmin=0, vmax=vmax,
-                              extent=(-half, half, half, -half))
-            ax.tick_params(labelsize=6)
-            if r == 0:
-                ax.set_title(f"dose {f:g}", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(f"{'defect present' if state else 'defect absent'}\n{labels[m]}\nant. → inf. (mm)",
-                              fontsize=6)
-            if r == len(rows) - 1:
-                ax.set_xlabel("septal → lateral (mm)", fontsize=6)
-        fig.colorbar(shown, ax=axes[r, :], label="kBq/mL", shrink=0.8)
-    fig.suptitle(f"Short-axis ROIs centred on the {spec.defect_labels[0]} defect (patient 0, realization 0)",
-                 fontsize=9)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+def _defect_grid(spec: TrialSpec, patients: list[dict]) -> list[dict]:
+    rows = []
+    for k, defect in enumerate(spec.defects):
+        label = spec.defect_labels[k]
+        extents = [p["defect_extent_percent_of_lv"][label] for p in patients if label in p["defect_extent_percent_of_lv"]]
+        rows.append({"label": label, "territory": defect.territory, "angular_extent": f"{defect.angular_extent_deg:g}",
+                     "long_axis": f"{defect.long_axis_extent:g} at {defect.long_axis_centre:g}",
+                     "severity": f"{100 * defect.severity:g}", "edge": f"{defect.edge_mm:g}",
+                     "extent": f"{min(extents):.1f}-{max(extents):.1f} (n = {len(extents)})" if extents else ""})
+    return rows
 
 
-def summary_markdown(spec: TrialSpec, analysis: TrialAnalysis, units: list[UnitResult],
-                     wall_seconds: float, workers: int) -> str:
-    sim, stat, rows = spec.simulation, spec.statistics, analysis.rows
-    seconds = {}
-    for u in units:
-        for stage, s in u.seconds.items():
-            seconds[stage] = seconds.get(stage, 0.0) + s
-    defects = []
-    for k, label in enumerate(spec.defect_labels):
-        extents = [u.defect_extent_percent for u in units if u.state == k + 1]
-        defects.append(f"{label} (true extent {min(extents):.1f}-{max(extents):.1f} % of the LV myocardium)")
-    level = f"{100 * stat.confidence:g} %"
-    reference = f"full dose with {spec.method_labels[0]}"
-    lines = [
-        f"# spectrial trial `{spec.name}`",
-        "",
-        "**Question:** how well can a model observer detect each perfusion defect at each dose level, with each "
-        f"enhancement method, and is low dose with a method non-inferior to {reference} "
-        f"(margin {stat.non_inferiority_margin:g} AUC)?",
-        "",
-        f"- Population: {sim.n_patients} virtual patients (seed {spec.seed}); each imaged without a defect and "
-        f"with each of: {'; '.join(defects)}.",
-        f"- Acquisition: {spec.protocol.n_views} views over {spec.protocol.arc_deg:g} deg, "
-        f"{spec.protocol.matrix}x{spec.protocol.matrix} at {spec.protocol.pixel_mm:g} mm, "
-        f"{spec.protocol.time_per_view_s:g} s/view, {spec.uptake.injected_mbq:g} MBq at full dose; "
-        f"{sim.realizations} {sim.noise_mode} Poisson realizations per case and dose.",
-        f"- Reconstruction: OSEM {spec.reconstruction.iterations} iterations x {spec.reconstruction.subsets} "
-        f"subsets, attenuation correction {'on' if spec.reconstruction.attenuation_correction else 'off'}, "
-        f"resolution model {'on' if spec.reconstruction.resolution_model else 'off'}.",
-        f"- Observer: {analysis.observer} (signal known exactly).",
-        f"- Statistics: Wilcoxon-Mann-Whitney AUC with {level} {stat.ci_method} intervals; paired differences to "
-        f"{reference} on the same cases; p-values Holm-adjusted over the {analysis.comparisons} comparisons of the "
-        "table. Fidelity in a heart-centred box, against the noiseless full-dose reconstruction; noise is the "
-        "myocardial voxel standard deviation across realizations.",
-        "",
-        f"| defect | dose | method | AUC [{level} CI] | difference to reference [{level} CI] | p (Holm) "
-        f"| non-inferior | SSIM | NRMSE | noise % | cases (absent + present) |",
-        "|---|---:|---|---|---|---:|---|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        if r.is_reference:
-            difference, p, verdict = "reference", "", ""
-        else:
-            difference = f"{r.auc_difference:+.3f} [{r.difference_ci_low:+.3f}, {r.difference_ci_high:+.3f}]"
-            p, verdict = format_p(r.difference_p_holm), "yes" if r.non_inferior else "no"
-        fid = r.metrics
-        lines.append(f"| {r.defect} | {r.dose_fraction:g} | {r.method} | {r.auc:.3f} [{r.auc_ci_low:.3f}, "
-                     f"{r.auc_ci_high:.3f}] | {difference} | {p} | {verdict} | {fid['noiseless_ssim']:.3f} "
-                     f"| {fid['noiseless_nrmse']:.3f} | {fid['myocardium_noise_percent']:.1f} "
-                     f"| {r.n_absent} + {r.n_present} |")
-    if stat.readers:
-        lines += [
-            "",
-            f"Reader variability: {stat.readers} observers, each retrained on a bootstrap resample of the training "
-            "cases and tested on the same test cases; the interval combines reader and case variance.",
-            "",
-            f"| defect | dose | method | reader-averaged AUC [{level} CI] | reader SD |",
-            "|---|---:|---|---|---:|",
-        ]
-        lines += [f"| {r.defect} | {r.dose_fraction:g} | {r.method} | {r.reader_auc:.3f} [{r.reader_ci_low:.3f}, "
-                  f"{r.reader_ci_high:.3f}] | {r.reader_sd:.3f} |" for r in rows]
-    lines += [
-        "",
-        f"![AUC vs dose]({AUC_PLOT})",
-        "",
-        f"![ROC curves]({ROC_PLOT})",
-        "",
-        f"![Example ROIs]({EXAMPLES_PLOT})",
-        "",
-        f"Run time: {wall_seconds:.0f} s wall with {workers} worker(s); CPU seconds by stage: "
-        + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()) + ".",
-        "",
-        f"Files: `{RESULTS_CSV}` (the table above with every column, full precision: SE, SNR, unadjusted p-values, "
-        f"non-inferiority p-values, fidelity against the noiseless reconstruction and the phantom), `{SCORES_CSV}` "
-        f"(each case's observer score), `{FIDELITY_CSV}` (each case's fidelity metrics), `{RESOLVED_SPEC}` (every "
-        f"setting), `{PATIENTS_JSON}` (each patient's parameters and defect extents).",
-        "",
-    ]
-    return "\n".join(lines)
+def _verification_rows(record: dict) -> list[dict]:
+    return [{"check": c["name"], "quantity": m["quantity"], "expected": f"{m['expected']:.6g}",
+             "measured": f"{m['measured']:.6g}", "tolerance": f"{m['tolerance']:g} ({m['rule']})",
+             "unit": m["unit"], "passed": m["passed"]}
+            for c in record["checks"] for m in c["measurements"]] + [
+            {"check": c["name"], "quantity": "error", "expected": "", "measured": c["error"], "tolerance": "",
+             "unit": "", "passed": False} for c in record["checks"] if c["error"]]
+
+
+def build_report(results_dir) -> Path:
+    """Render ``report.html`` (and ``figures/*.png``) from a results directory; returns the report path.
+
+    Raises
+    ------
+    InvalidParameterError
+        The directory is not a spectrial results directory (a file the report needs is missing).
+    """
+    import jinja2
+
+    results_dir = Path(results_dir)
+    needed = [outputs.RESULTS_CSV, outputs.SCORES_CSV, outputs.PATIENTS_JSON, outputs.EXAMPLES_NPZ,
+              evidence.RESOLVED_SPEC, evidence.MANIFEST, evidence.VERIFICATION]
+    missing = [name for name in needed if not (results_dir / name).is_file()]
+    if missing:
+        raise InvalidParameterError(f"results_dir={str(results_dir)!r} is not a complete spectrial results directory: "
+                                    f"missing {', '.join(missing)}")
+    spec = load_trial(results_dir / evidence.RESOLVED_SPEC)
+    results = outputs.read_table(results_dir / outputs.RESULTS_CSV)
+    scores = outputs.read_table(results_dir / outputs.SCORES_CSV)
+    patients = json.loads((results_dir / outputs.PATIENTS_JSON).read_text())
+    examples = outputs.read_examples(results_dir / outputs.EXAMPLES_NPZ)
+    manifest = json.loads((results_dir / evidence.MANIFEST).read_text())
+    verification = json.loads((results_dir / evidence.VERIFICATION).read_text())
+    parameters, units = population_parameters(patients)
+
+    figure_dir = results_dir / FIGURES_DIR
+    figure_dir.mkdir(exist_ok=True)
+    stat = spec.statistics
+    images = {
+        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence), "auc_vs_dose", figure_dir),
+        "roc": _figure(figures.roc_curves(scores, results), "roc_curves", figure_dir),
+        "fidelity": _figure(figures.fidelity_vs_auc(results), "fidelity_vs_auc", figure_dir),
+        "views_present": _figure(figures.example_views(examples, 0), "views_defect_present", figure_dir),
+        "views_absent": _figure(figures.example_views(examples, 1), "views_defect_absent", figure_dir),
+        "polar": _figure(figures.polar_maps(examples), "polar_maps", figure_dir),
+        "population": _figure(figures.population(parameters, units), "population", figure_dir) if parameters else None,
+    }
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("spectrial.trials", "templates"),
+                                     autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    html = environment.get_template(TEMPLATE).render(
+        spec=spec, level=_percent(stat.confidence), margin=stat.non_inferiority_margin,
+        reference=f"full dose with {spec.method_labels[0]}", rows=_answer_rows(results),
+        headline=headline(results, stat.non_inferiority_margin), disagreements=disagreements(results),
+        images=images, methods=methods_in_words(spec), defects=_defect_grid(spec, patients),
+        population=[{"name": n, "unit": units[n], "min": f"{min(v):.4g}", "median": f"{np.median(v):.4g}",
+                     "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
+        n_patients=len(patients), manifest=manifest, verification=verification,
+        verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)),
+        has_readers=any(r["reader"] for r in _answer_rows(results)),
+        files=sorted(manifest["files"]), dose_label=figures.dose_label)
+    partial = results_dir / f".{REPORT}.partial"
+    partial.write_text(html)
+    os.replace(partial, results_dir / REPORT)
+    return results_dir / REPORT

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectrial.phantoms import DefectSpec, Grid, Label, Patient, Phantom, make_phantom, sample_population
-from spectrial.simulate import (Projections, SpectProjector, counts_to_kbq_per_ml, expected_projections, gaussian_filter,
-                                noisy_projections, osem, short_axis_plane, short_axis_volume)
+from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volume, cardiac_view, counts_to_kbq_per_ml,
+                                expected_projections, gaussian_filter, noisy_projections, osem, short_axis_plane,
+                                short_axis_volume)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .fidelity import ensemble_noise_percent, fidelity_metrics, heart_box
@@ -30,6 +31,8 @@ from .spec import ObserverSpec, TrialSpec
 log = logging.getLogger(__name__)
 
 POPULATION_KEY, NOISE_KEY, OBSERVER_KEY, STATISTICS_KEY, LOCATION_KEY = 0, 1, 2, 3, 4
+EXAMPLE_PATIENT = 0  # the report shows this patient without a defect and with the first defect type
+EXAMPLE_FIELD_MM = 128.0  # side of the example cardiac views
 
 
 def trial_rng(seed: int, *key: int) -> np.random.Generator:
@@ -106,6 +109,35 @@ class UnitResult:
     defect_extent_percent: float
     expected_counts: float
     seconds: dict[str, float] = field(default_factory=dict)
+    true_polar_reduction: np.ndarray | None = None  # (rings, sectors) inserted fractional uptake reduction
+    examples: "ExampleViews | None" = None  # kept for the report's example patient only
+
+
+@dataclass
+class ExampleViews:
+    """Short-axis, vertical and horizontal long-axis slices of one case, through the LV long axis at the
+    level of the first defect type's centre, sampled at half the reconstruction voxel size."""
+
+    pitch_mm: float
+    reconstructed: dict[tuple[float, int], np.ndarray]  # (dose, method) -> (3 views, size, size), realization 0
+    phantom: np.ndarray  # (3, size, size) true activity, kBq/mL
+    defect: np.ndarray | None  # (3, size, size) inserted defect mask (fraction of each sample inside)
+
+
+def keeps_examples(patient_index: int, state: int) -> bool:
+    return patient_index == EXAMPLE_PATIENT and state in (0, 1)
+
+
+def example_centre_mm(spec: TrialSpec, lv) -> np.ndarray:
+    """Point on the LV long axis at the level of the first defect type's nominal centre."""
+    w, _, _ = lv.to_lv(spec.defects[0].centre_mm(lv))
+    return lv.from_lv(w, 0.0, 0.0)
+
+
+def _views(volume: Volume, lv, centre_mm, pitch_mm: float) -> np.ndarray:
+    size = int(round(EXAMPLE_FIELD_MM / pitch_mm))
+    return np.stack([cardiac_view(volume, lv, centre_mm, view, size=size, pitch_mm=pitch_mm)
+                     for view in CARDIAC_VIEWS], axis=-3).astype(np.float32)
 
 
 def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) -> UnitResult:
@@ -149,6 +181,13 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     defects = range(len(spec.defects)) if state == 0 else [state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
     inputs, fidelity, noise, polar = {}, [], {}, {}
+    examples = None
+    if keeps_examples(patient_index, state):
+        pitch = recon_grid.voxel_mm / 2
+        view_centre = example_centre_mm(spec, phantom.lv)
+        mask = None if phantom.defect_mask is None else Volume(phantom.defect_mask.astype(np.float32), phantom.grid)
+        examples = ExampleViews(pitch, {}, _views(Volume(phantom.activity, phantom.grid), phantom.lv, view_centre, pitch),
+                                None if mask is None else _views(mask, phantom.lv, view_centre, pitch))
     enhance_seconds = measure_seconds = 0.0  # measurement: observer inputs, polar maps, fidelity
     for f in doses:
         volume = reconstruct(np.stack(per_dose[f]), f)
@@ -159,6 +198,9 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
             for k in defects:
                 inputs[(k, f, m)] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
             polar[(f, m)] = polar_map(enhanced, phantom.lv).astype(np.float32)
+            if examples is not None:
+                first = Volume(np.asarray(enhanced.array)[0], enhanced.grid)
+                examples.reconstructed[(f, m)] = _views(first, phantom.lv, view_centre, examples.pitch_mm)
             cropped = np.asarray(enhanced.array)[(slice(None),) + box]
             noise[(f, m)] = ensemble_noise_percent(cropped, heart)
             for r, image in enumerate(cropped):
@@ -171,13 +213,13 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     clock["enhancement"] = enhance_seconds
     clock["measurement"] = measure_seconds
     weights = polar_area_weights(phantom.lv)
-    true_polar = None
+    true_polar = reduction = None
     if state:
         defect = phantom.defect
-        reduction = defect.severity * defect.weight(phantom.lv, mid_wall_points(phantom.lv))
+        reduction = (defect.severity * defect.weight(phantom.lv, mid_wall_points(phantom.lv))).astype(np.float32)
         true_polar = true_defect_metrics(reduction, weights, aha_segments())
     return UnitResult(patient_index, state, inputs, fidelity, noise, polar, weights, true_polar,
-                      phantom.defect_extent_percent, float(expected.counts.sum()), clock)
+                      phantom.defect_extent_percent, float(expected.counts.sum()), clock, reduction, examples)
 
 
 def trial_units(spec: TrialSpec) -> list[tuple[int, int]]:

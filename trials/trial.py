@@ -17,10 +17,11 @@ from pathlib import Path
 
 from spectrial.phantoms.errors import InvalidParameterError
 
-from . import report
+from . import evidence, outputs, report
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .runner import run_units, trial_patients
 from .spec import TrialSpec, dump_trial
+from .verification import run_checks, verification_record, write_verification
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class TrialOutcome:
 
 
 def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, progress=None) -> TrialOutcome:
-    """Run ``spec`` and write results, resolved spec, plots and summary into ``out_dir``.
+    """Run ``spec`` and write its results directory: tables, example images, the HTML report and the
+    evidence bundle (resolved spec, manifest, code-verification results, SHA-256 of every file).
 
     Parameters
     ----------
@@ -56,21 +58,28 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         raise InvalidParameterError(f"out={str(out_dir)!r} is a file: expected a directory path")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    start = time.perf_counter()
+    started, start = time.time(), time.perf_counter()
     try:
         patients = trial_patients(spec)
         units = run_units(spec, patients, workers=int(workers), progress=progress)
         analysis = analyze_trial(spec, units)
         wall = time.perf_counter() - start
-        (stage / report.RESOLVED_SPEC).write_text(dump_trial(spec))
-        report.write_results_csv(analysis.rows, stage / report.RESULTS_CSV)
-        report.write_table(analysis.score_records(), stage / report.SCORES_CSV)
-        report.write_table(report.fidelity_records(spec, units), stage / report.FIDELITY_CSV)
-        report.write_patients_json(spec, patients, units, stage / report.PATIENTS_JSON)
-        report.plot_auc_vs_dose(analysis.rows, stage / report.AUC_PLOT, confidence=spec.statistics.confidence)
-        report.plot_roc_curves(spec, analysis, stage / report.ROC_PLOT)
-        report.plot_example_rois(spec, units, stage / report.EXAMPLES_PLOT)
-        (stage / report.SUMMARY).write_text(report.summary_markdown(spec, analysis, units, wall, int(workers)))
+        (stage / evidence.EVIDENCE_DIR).mkdir()
+        (stage / evidence.RESOLVED_SPEC).write_text(dump_trial(spec))
+        outputs.write_results_csv(analysis.rows, stage / outputs.RESULTS_CSV)
+        outputs.write_table(analysis.score_records(), stage / outputs.SCORES_CSV)
+        outputs.write_table(outputs.fidelity_records(spec, units), stage / outputs.FIDELITY_CSV)
+        outputs.write_patients_json(spec, patients, units, stage / outputs.PATIENTS_JSON)
+        outputs.write_examples(spec, units, stage / outputs.EXAMPLES_NPZ)
+        verification = verification_record(run_checks())
+        write_verification(verification, stage / evidence.VERIFICATION)
+        if not verification["passed"]:
+            log.warning("code verification failed: %s", ", ".join(c["name"] for c in verification["checks"]
+                                                                  if not c["passed"]))
+        evidence.write_manifest(stage, spec, units, started=started, finished=started + wall, workers=int(workers),
+                                verification=verification, failures=[])
+        report.build_report(stage)
+        evidence.write_checksums(stage)
         _replace_directory(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)

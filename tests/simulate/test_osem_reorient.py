@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from spectrial.phantoms import AnatomyParameters, Grid, InvalidParameterError, LVGeometry
-from spectrial.simulate import (Projections, Protocol, SpectProjector, Volume, osem, short_axis_plane,
-                                short_axis_volume)
+from spectrial.simulate import (CARDIAC_VIEWS, Projections, Protocol, SpectProjector, Volume, cardiac_view, osem,
+                                short_axis_plane, short_axis_volume)
 
 GRID = Grid.centered((8, 32, 32), 8.0)
 PROTOCOL = Protocol(n_views=32, radius_mm=200.0, matrix=32, pixel_mm=8.0)
@@ -74,3 +74,29 @@ def test_short_axis_volume_steps_along_the_long_axis_from_base_to_apex():
     np.testing.assert_allclose(voi_w[:, 3, 3], 30.0 + 3.0 * np.arange(-2, 3), atol=1e-3)
     voi_l = short_axis_volume(volumes["lateral"], lv, centre, size=7, depth=5, pitch_mm=3.0)
     np.testing.assert_allclose(np.diff(voi_l, axis=2), 3.0, atol=1e-3)
+
+
+# Per view: LV coordinate constant over the plane, and the coordinates that grow down the rows and
+# along the columns (clinical display: SA anterior up / septum left, VLA anterior up / apex right,
+# HLA apex up / septum left).
+VIEW_ORIENTATION = {
+    "short-axis": ("w", ("anterior", -1), ("lateral", +1)),
+    "vertical-long-axis": ("lateral", ("anterior", -1), ("w", +1)),
+    "horizontal-long-axis": ("anterior", ("w", -1), ("lateral", +1)),
+}
+
+
+@pytest.mark.parametrize("view", CARDIAC_VIEWS)
+def test_cardiac_views_have_the_clinical_orientation(view):
+    lv, volumes = lv_coordinate_volumes()
+    centre = lv.from_lv(30.0, 0.0, 0.0)  # on the long axis, 30 mm from the base
+    constant, (down, down_sign), (right, right_sign) = VIEW_ORIENTATION[view]
+    pitch = 3.0
+    plane = {name: cardiac_view(v, lv, centre, view, size=7, pitch_mm=pitch) for name, v in volumes.items()}
+    np.testing.assert_allclose(plane[constant], 30.0 if constant == "w" else 0.0, atol=1e-3)
+    np.testing.assert_allclose(np.diff(plane[down], axis=0), down_sign * pitch, atol=1e-3)
+    np.testing.assert_allclose(np.diff(plane[down], axis=1), 0.0, atol=1e-3)
+    np.testing.assert_allclose(np.diff(plane[right], axis=1), right_sign * pitch, atol=1e-3)
+    np.testing.assert_allclose(np.diff(plane[right], axis=0), 0.0, atol=1e-3)
+    with pytest.raises(InvalidParameterError, match="view"):
+        cardiac_view(volumes["w"], lv, centre, "two-chamber")
