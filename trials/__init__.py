@@ -11,7 +11,9 @@ Public API for observer-study scripts:
 - statistics: :func:`auc_with_ci` (DeLong or bootstrap), :func:`paired_auc_difference`,
   :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`, :func:`reader_study`;
 - fidelity: :func:`fidelity_metrics`, :func:`ensemble_noise_percent`;
-- trials: :func:`load_trial`, :func:`run_trial`, :func:`analyze_trial`.
+- trials: :func:`load_trial`, :func:`run_trial`, :func:`analyze_trial`;
+- report and evidence: :func:`build_report` (HTML from a results directory), :func:`check_bundle`
+  (files against the evidence bundle's SHA-256 list), :func:`run_checks` (code verification).
 """
 
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
@@ -24,10 +26,13 @@ from .spec import (ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, 
                    load_trial, parse_trial)
 from .statistics import (AUCDifference, AUCResult, NonInferiority, ReaderStudy, auc_with_ci, holm_adjust,
                          non_inferiority, paired_auc_difference, reader_study, roc_curve, wmw_auc)
+from .evidence import check_bundle
+from .report import build_report
 from .trial import TrialOutcome, run_trial
+from .verification import CHECK_NAMES, run_checks
 
 __all__ = [
-    "AUCDifference", "AUCResult", "FIDELITY_METRICS", "StatisticsSpec", "TrialAnalysis", "analyze_trial",
+    "AUCDifference", "AUCResult", "CHECK_NAMES", "build_report", "check_bundle", "run_checks", "FIDELITY_METRICS", "StatisticsSpec", "TrialAnalysis", "analyze_trial",
     "ensemble_noise_percent", "fidelity_metrics", "CHANNEL_FAMILIES", "ChannelFamily", "DetectabilityRow", "DoGChannels",
     "GaborChannels", "InternalNoise", "LaguerreGaussChannels", "LinearObserver", "NonInferiority", "OBSERVERS",
     "ObserverScores", "ObserverSpec", "ReaderStudy", "ReconstructionSpec", "SimulationSpec", "SpecError",

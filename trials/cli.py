@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from spectrial.phantoms.errors import SpectrialError
@@ -74,6 +75,7 @@ def _run(args) -> int:
     if args.workers < 1:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
+    start = time.perf_counter()
     with tqdm(total=len(trial_units(spec)), desc=f"trial {spec.name}", unit="unit", file=sys.stderr) as bar:
         outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
     width = max(len(r.method) for r in outcome.rows)
@@ -86,7 +88,8 @@ def _run(args) -> int:
                       f"{'NI' if r.non_inferior else 'not NI'}")
             print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
                   f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
-    print(f"results written to {outcome.out_dir}/ in {outcome.wall_seconds:.0f} s; report: "
+    print(f"results written to {outcome.out_dir}/ in {time.perf_counter() - start:.0f} s (trial "
+          f"{outcome.wall_seconds:.0f} s, then verification, report and evidence bundle); report: "
           f"{outcome.out_dir / 'report.html'}")
     return 0
 
