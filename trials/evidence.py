@@ -15,6 +15,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,9 +64,7 @@ def software_versions() -> dict:
     for requirement in requires:
         if "extra ==" in requirement:
             continue
-        name = requirement.split(";")[0].strip()
-        for stop in "<>=!~[ ":
-            name = name.split(stop)[0]
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # PEP 508: the name leads
         try:
             declared[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

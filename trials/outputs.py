@@ -22,7 +22,6 @@ from .spec import TrialSpec
 RESULTS_CSV = "results.csv"
 SCORES_CSV = "scores.csv"
 FIDELITY_CSV = "fidelity.csv"
-RESOLVED_SPEC = "trial.resolved.toml"
 PATIENTS_JSON = "patients.json"
 EXAMPLES_NPZ = "examples.npz"
 

@@ -227,16 +227,17 @@ def build_report(results_dir) -> Path:
     }
     environment = jinja2.Environment(loader=jinja2.PackageLoader("spectrial.trials", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    rows = _answer_rows(results)
     html = environment.get_template(TEMPLATE).render(
         spec=spec, level=_percent(stat.confidence), margin=stat.non_inferiority_margin,
-        reference=f"full dose with {spec.method_labels[0]}", rows=_answer_rows(results),
+        reference=f"full dose with {spec.method_labels[0]}", rows=rows,
         headline=headline(results, stat.non_inferiority_margin), disagreements=disagreements(results),
         images=images, methods=methods_in_words(spec), defects=_defect_grid(spec, patients),
         population=[{"name": n, "unit": units[n], "min": f"{min(v):.4g}", "median": f"{np.median(v):.4g}",
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,
         verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)),
-        has_readers=any(r["reader"] for r in _answer_rows(results)),
+        has_readers=any(r["reader"] for r in rows),
         files=sorted(manifest["files"]), dose_label=figures.dose_label)
     partial = results_dir / f".{REPORT}.partial"
     partial.write_text(html)
