@@ -78,6 +78,12 @@ class DefectSpec:
             return length * (1 - self.long_axis_extent / 2), 0.0
         return length * self.long_axis_centre, (TERRITORY_ANGLE_DEG[self.territory] + self.angle_offset_deg) % 360.0
 
+    def location(self) -> tuple:
+        """The settings that fix the defect's centre: :meth:`centre_lv` depends on nothing else."""
+        if self.territory == "apical":
+            return ("apical", self.long_axis_extent)
+        return (self.territory, self.long_axis_centre, self.angle_offset_deg)
+
     def centre_mm(self, lv: LVGeometry) -> np.ndarray:
         """Patient coordinates ``(z, y, x)`` in mm of the defect centre on the mid-wall surface."""
         w, theta = self.centre_lv(lv)

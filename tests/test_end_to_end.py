@@ -124,7 +124,7 @@ def html_table(path, table_id):
 def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
     names = {p.name for p in tiny_run.iterdir()}
     assert names == {"results.csv", "scores.csv", "fidelity.csv", "patients.json", "examples.npz", "report.html",
-                     "figures", "evidence"}
+                     "figures", "evidence", "units"}
     assert {p.name for p in (tiny_run / "evidence").iterdir()} == {"trial.resolved.toml", "manifest.json",
                                                                   "verification.json", "SHA256SUMS"}
     rows = read_rows(tiny_run)
@@ -179,7 +179,8 @@ def test_bundle_hashes_verify_every_stored_file(tiny_run):
     for line in (tiny_run / "evidence" / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ", 1)
         listed[name] = digest
-    stored = {p.relative_to(tiny_run).as_posix() for p in tiny_run.rglob("*") if p.is_file()}
+    stored = {p.relative_to(tiny_run).as_posix() for p in tiny_run.rglob("*") if p.is_file()
+              and p.relative_to(tiny_run).parts[0] != "units"}  # the result store is not part of the bundle
     assert set(listed) == stored - {"evidence/SHA256SUMS"}
     for name, digest in listed.items():
         assert hashlib.sha256((tiny_run / name).read_bytes()).hexdigest() == digest, name

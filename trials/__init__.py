@@ -11,7 +11,8 @@ Public API for observer-study scripts:
 - statistics: :func:`auc_with_ci` (DeLong or bootstrap), :func:`paired_auc_difference`,
   :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`, :func:`reader_study`;
 - fidelity: :func:`fidelity_metrics`, :func:`ensemble_noise_percent`;
-- trials: :func:`load_trial`, :func:`run_trial`, :func:`analyze_trial`;
+- trials: :func:`load_trial`, :func:`run_trial` (resumable, local processes or a Dask cluster),
+  :func:`analyze_trial`; :func:`plan_trial` (work units and their content keys), :class:`ResultStore`;
 - report and evidence: :func:`build_report` (HTML from a results directory), :func:`check_bundle`
   (files against the evidence bundle's SHA-256 list), :func:`run_checks` (code verification).
 """
@@ -22,7 +23,10 @@ from .channels import (CHANNEL_FAMILIES, ChannelFamily, DoGChannels, GaborChanne
 from .observers import (OBSERVERS, InternalNoise, LinearObserver, ObserverScores, hotelling_snr, hotelling_template,
                         observer_features, observer_scores, resampled_readers, train_observer)
 from .fidelity import FIDELITY_METRICS, ensemble_noise_percent, fidelity_metrics
-from .spec import (ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, StatisticsSpec, TrialSpec, dump_trial,
+from .plan import TrialPlan, WorkUnit, plan_trial
+from .store import ResultStore, StoreError
+from .execution import Progress, make_executor
+from .spec import (ClusterSpec, ExecutionSpec, ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, StatisticsSpec, TrialSpec, dump_trial,
                    load_trial, parse_trial)
 from .statistics import (AUCDifference, AUCResult, NonInferiority, ReaderStudy, auc_with_ci, holm_adjust,
                          non_inferiority, paired_auc_difference, reader_study, roc_curve, wmw_auc)
@@ -39,5 +43,6 @@ __all__ = [
     "SquareChannels", "TrialOutcome", "TrialSpec", "auc_with_ci", "dump_trial",
     "holm_adjust", "hotelling_snr", "hotelling_template", "load_trial", "make_channels", "non_inferiority",
     "observer_features", "observer_scores", "paired_auc_difference", "parse_trial", "reader_study",
-    "resampled_readers", "roc_curve", "run_trial", "train_observer", "wmw_auc",
+    "resampled_readers", "roc_curve", "run_trial", "train_observer", "wmw_auc", "TrialPlan", "WorkUnit",
+    "plan_trial", "ResultStore", "StoreError", "Progress", "make_executor", "ClusterSpec", "ExecutionSpec",
 ]

@@ -28,9 +28,14 @@ def _parser() -> argparse.ArgumentParser:
                                      "examples.npz, figures/ and the evidence bundle evidence/ (resolved trial "
                                      "specification, manifest, verification results, SHA256SUMS).")
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
-    run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>)")
+    run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>); a rerun into the "
+                                   "same directory resumes, reusing every unit already stored in its units/ folder")
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                     help="parallel worker processes (default: number of CPU cores); results do not depend on it")
+                     help="parallel worker processes (default: number of CPU cores; 1: in this process); results "
+                          "do not depend on it")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the units on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786) "
+                          "instead of local processes")
 
     report = sub.add_parser("report", help="rebuild a results directory's HTML report",
                             description="Check a results directory against its evidence bundle's SHA-256 list and "
@@ -67,7 +72,6 @@ def _run(args) -> int:
     from tqdm import tqdm
 
     from .analysis import format_p
-    from .runner import trial_units
     from .spec import load_trial
     from .trial import run_trial
 
@@ -76,8 +80,28 @@ def _run(args) -> int:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
     start = time.perf_counter()
-    with tqdm(total=len(trial_units(spec)), desc=f"trial {spec.name}", unit="unit", file=sys.stderr) as bar:
-        outcome = run_trial(spec, out, workers=args.workers, progress=lambda unit: bar.update(1))
+    bar = None
+
+    def show(status):
+        nonlocal bar
+        if bar is None:  # the rate and time left count this run's units only
+            bar = tqdm(total=status.total, initial=status.reused, desc=f"trial {spec.name}", unit="unit",
+                       file=sys.stderr)
+            if status.reused:
+                bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest",
+                          file=sys.stderr)
+        bar.update(status.reused + status.done + status.failed - bar.n)
+        if status.failed:
+            bar.set_postfix(failed=status.failed)
+
+    try:
+        outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"every unit committed so far is stored in {out / 'units'}; run the same command "
+                                "again to resume") from None
+    finally:
+        if bar is not None:
+            bar.close()
     width = max(len(r.method) for r in outcome.rows)
     level = f"{100 * spec.statistics.confidence:g}%"
     for defect in spec.defect_labels:
@@ -88,9 +112,20 @@ def _run(args) -> int:
                       f"{'NI' if r.non_inferior else 'not NI'}")
             print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
                   f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+    run = outcome.execution
+    cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
+    print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "
+          f"{len(run.failures)} failed; CPU time this run: {cpu or 'none'}")
     print(f"results written to {outcome.out_dir}/ in {time.perf_counter() - start:.0f} s (trial "
           f"{outcome.wall_seconds:.0f} s, then verification, report and evidence bundle); report: "
           f"{outcome.out_dir / 'report.html'}")
+    for failure in run.failures:
+        print(f"FAILED: patient {failure['patient']} state {failure['state']} realizations {failure['start']}-"
+              f"{failure['stop'] - 1} after {failure['attempts']} attempt(s): {failure['error']}", file=sys.stderr)
+    if run.failures:
+        print(f"spectrial: {len(run.failures)} work units failed and were left out of the analysis (see the report); "
+              "run the same command again to retry them", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -176,8 +211,9 @@ def main(argv=None) -> int:
             raise
         print(f"spectrial: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("spectrial: interrupted; no results were written", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        detail = f"; {interrupt}" if str(interrupt) else ""
+        print(f"spectrial: interrupted{detail}", file=sys.stderr)
         return 130
 
 

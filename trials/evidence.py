@@ -2,8 +2,9 @@
 
 The ``evidence/`` folder of a results directory holds the resolved trial specification, a manifest
 (software versions with the git commit, platform, seed and the key of every random stream, each
-work unit's keys, run times and a fingerprint of its observer inputs, failures, model weights with
-their hashes), the code-verification results, and ``SHA256SUMS`` over every file of the directory
+case's random-stream keys, run times, the content keys of its stored parts and a fingerprint of its
+observer inputs, what this run computed and reused, failures, model weights with their hashes), the
+code-verification results, and ``SHA256SUMS`` over every file of the directory but the result store
 (the format ``sha256sum -c`` reads). :func:`check_bundle` recomputes those hashes.
 """
 
@@ -31,6 +32,7 @@ MANIFEST = f"{EVIDENCE_DIR}/manifest.json"
 VERIFICATION = f"{EVIDENCE_DIR}/verification.json"
 CHECKSUMS = f"{EVIDENCE_DIR}/SHA256SUMS"
 FORMAT = "spectrial-evidence/1"
+STORE_DIR = "units"  # the result store: intermediate parts, not part of the bundle
 
 
 def sha256_file(path: Path) -> str:
@@ -92,7 +94,7 @@ def random_streams(spec: TrialSpec) -> dict:
     return {
         "scheme": f"numpy.random.default_rng(numpy.random.SeedSequence({spec.seed}, spawn_key=key))",
         "keys": {
-            "population": [POPULATION_KEY],
+            "population": [POPULATION_KEY, "patient"],
             "noise": [NOISE_KEY, "patient", "state", "realization"],
             "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
             "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
@@ -102,16 +104,16 @@ def random_streams(spec: TrialSpec) -> dict:
     }
 
 
-def unit_record(spec: TrialSpec, unit: UnitResult) -> dict:
-    """A work unit's identity, noise-stream keys, CPU time per stage and a SHA-256 fingerprint of its
-    observer inputs (in key order), so a rerun can be compared unit by unit."""
+def unit_record(spec: TrialSpec, unit: UnitResult, keys: list[str]) -> dict:
+    """A case's identity, noise-stream keys, CPU time per stage, the content keys of its stored parts and a
+    SHA-256 fingerprint of its observer inputs (in key order), so a rerun can be compared case by case."""
     digest = hashlib.sha256()
     for key in sorted(unit.inputs):
         digest.update(np.ascontiguousarray(unit.inputs[key], dtype=np.float32).tobytes())
     return {"patient": unit.patient, "state": unit.state,
             "noise_keys": [[NOISE_KEY, unit.patient, unit.state, r] for r in range(spec.simulation.realizations)],
             "cpu_seconds": {stage: round(s, 3) for stage, s in unit.seconds.items()},
-            "observer_inputs_sha256": digest.hexdigest()}
+            "parts": keys, "observer_inputs_sha256": digest.hexdigest()}
 
 
 def model_weights(spec: TrialSpec) -> list[dict]:
@@ -123,39 +125,55 @@ def _utc(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], *, started: float, finished: float,
-                   workers: int, verification: dict, failures: list[dict]) -> None:
-    """Write ``evidence/manifest.json`` (hashing every file already in ``results_dir``)."""
+def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], *, plan, execution, started: float,
+                   finished: float, workers: int, verification: dict) -> None:
+    """Write ``evidence/manifest.json`` (hashing every file already in ``results_dir``).
+
+    ``cpu_seconds_by_stage`` sums every analysed case, whichever run computed it; ``this_run`` tells what
+    this run computed, reused from the store and lost to failures.
+    """
     cpu = {}
     for unit in units:
         for stage, seconds in unit.seconds.items():
             cpu[stage] = cpu.get(stage, 0.0) + seconds
+    keys = {case: [key for planned in batches for key in planned.keys] for case, batches in plan.by_case().items()}
     manifest = {
         "format": FORMAT,
         "trial": {"name": spec.name, "seed": spec.seed, "spec": RESOLVED_SPEC,
                   "rerun": f"spectrial run {RESOLVED_SPEC}"},
         "software": software_versions(),
+        "code_key": plan.code,
         "platform": platform_record(),
         "random_streams": random_streams(spec),
         "run": {"started_utc": _utc(started), "finished_utc": _utc(finished),
-                "wall_seconds": round(finished - started, 1), "workers": workers,
+                "wall_seconds": round(finished - started, 1), "workers": workers, "executor": execution.executor,
                 "cpu_seconds_by_stage": {stage: round(s, 1) for stage, s in cpu.items()},
-                "units_completed": len(units)},
-        "failures": failures,
+                "units_planned": len(plan.units), "units_completed": len(plan.units) - len(execution.failures),
+                "cases_analysed": len(units),
+                "this_run": {"units_reused": execution.reused, "units_computed": len(execution.computed),
+                             "units_failed": len(execution.failures), "rounds": execution.rounds,
+                             "cpu_seconds_by_stage": {stage: round(s, 1) for stage, s in execution.cpu_seconds.items()},
+                             "computed": execution.computed}},
+        "failures": execution.failures,
         "model_weights": model_weights(spec),
         "verification": {"passed": verification["passed"], "file": VERIFICATION,
                          "failed_checks": [c["name"] for c in verification["checks"] if not c["passed"]]},
-        "units": [unit_record(spec, u) for u in units],
+        "units": [unit_record(spec, u, keys[(u.patient, u.state)]) for u in units],
         "files": file_hashes(results_dir),
     }
     (results_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
 def file_hashes(results_dir: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``results_dir`` except the checksum list, by relative POSIX path."""
-    return {path.relative_to(results_dir).as_posix(): sha256_file(path)
-            for path in sorted(results_dir.rglob("*")) if path.is_file() and path.relative_to(results_dir).as_posix()
-            != CHECKSUMS}
+    """SHA-256 of every file under ``results_dir`` except the checksum list, the result store and hidden
+    (staging) entries, by relative POSIX path."""
+    hashes = {}
+    for path in sorted(results_dir.rglob("*")):
+        name = path.relative_to(results_dir).as_posix()
+        top = name.split("/")[0]
+        if path.is_file() and name != CHECKSUMS and top != STORE_DIR and not top.startswith("."):
+            hashes[name] = sha256_file(path)
+    return hashes
 
 
 def write_checksums(results_dir: Path) -> None:

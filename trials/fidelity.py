@@ -72,13 +72,40 @@ def ensemble_noise_percent(images, mask) -> float:
         Noise realizations of the same case.
     mask : bool ndarray, ``images.shape[1:]``
     """
+    return noise_percent(noise_moments(images, mask))
+
+
+def noise_moments(images, mask) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(n, mean, m2)`` of the voxels in ``mask`` across the ``n`` realizations in ``images`` (``m2``: sum of
+    squared deviations), which :func:`combine_moments` merges across batches of realizations."""
     images = np.asarray(images, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    require(images.ndim >= 2 and len(images) >= 2, "images", images.shape, "at least 2 realizations (R, ...)")
+    require(images.ndim >= 2 and len(images) >= 1, "images", images.shape, "a stack of realizations (R, ...)")
     if mask.shape != images.shape[1:] or not mask.any():
         raise InvalidParameterError(f"mask: expected a non-empty boolean mask of shape {images.shape[1:]}")
     voxels = images[:, mask]
-    return float(100.0 * voxels.std(axis=0, ddof=1).mean() / voxels.mean())
+    mean = voxels.mean(axis=0)
+    return len(voxels), mean, ((voxels - mean) ** 2).sum(axis=0)
+
+
+def combine_moments(parts) -> tuple[int, np.ndarray, np.ndarray]:
+    """Merge ``(n, mean, m2)`` of disjoint batches (Chan, Golub and LeVeque's pairwise update)."""
+    parts = list(parts)
+    n, mean, m2 = parts[0]
+    for nb, mean_b, m2_b in parts[1:]:
+        total = n + nb
+        delta = mean_b - mean
+        mean = mean + delta * (nb / total)
+        m2 = m2 + m2_b + delta ** 2 * (n * nb / total)
+        n = total
+    return n, mean, m2
+
+
+def noise_percent(moments) -> float:
+    """100 x mean voxel standard deviation (ddof 1) / mean uptake, from ``(n, mean, m2)``."""
+    n, mean, m2 = moments
+    require(n >= 2, "images", f"{n} realization", "at least 2 realizations for an ensemble standard deviation")
+    return float(100.0 * np.sqrt(m2 / (n - 1)).mean() / mean.mean())
 
 
 def heart_box(mask: np.ndarray, *, margin: int = 2) -> tuple[slice, ...]:

@@ -1,12 +1,13 @@
-"""Running a trial: one work unit per (patient, defect state), combined in a fixed order.
+"""What one work unit computes, and the per-case results read back from its stored parts.
 
-The states are defect absent and each defect type present. A unit builds the phantom on the fine
-simulation grid, projects it once, draws every noise realization at every dose level, reconstructs,
-applies every enhancement method, extracts the observer inputs and bullseye polar maps, and measures
-image fidelity in a heart-centred box against the noiseless full-dose reconstruction and the true
-activity. Random generators are derived from ``SeedSequence(seed)`` keyed by
-(patient, defect state, realization), never by execution order, so results are identical for any
-number of workers.
+A unit is one (patient, defect state, realization batch); the states are defect absent and each
+defect type present. It builds the phantom on the fine simulation grid, projects it once, draws the
+batch's noise realizations at every dose level, reconstructs, applies every enhancement method,
+extracts the observer inputs and bullseye polar maps, and measures image fidelity in a heart-centred
+box against the noiseless full-dose reconstruction and the true activity. Its results are a *base*
+part (independent of the methods) and one part per method (see :mod:`.plan`). Random generators are
+derived from ``SeedSequence(seed)`` keyed by (patient, defect state, realization), never by
+execution order, so results are identical for any number of workers or realization batch size.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +26,7 @@ from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volu
                                 short_axis_volume)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
-from .fidelity import ensemble_noise_percent, fidelity_metrics, heart_box
+from .fidelity import combine_moments, fidelity_metrics, heart_box, noise_moments, noise_percent
 from .polar import true_defect_metrics
 from .spec import ObserverSpec, TrialSpec
 
@@ -41,9 +43,10 @@ def trial_rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def trial_patients(spec: TrialSpec) -> list[Patient]:
-    """The trial's population, drawn from its own keyed stream."""
-    return sample_population(spec.simulation.n_patients, rng=trial_rng(spec.seed, POPULATION_KEY),
-                             variability=spec.population, uptake=spec.uptake)
+    """The trial's population; patient ``i`` is drawn from its own keyed stream, so it does not change
+    when the trial grows."""
+    return [sample_population(1, rng=trial_rng(spec.seed, POPULATION_KEY, i), variability=spec.population,
+                              uptake=spec.uptake)[0] for i in range(spec.simulation.n_patients)]
 
 
 def simulation_grid(spec: TrialSpec) -> Grid:
@@ -92,15 +95,16 @@ def observer_input(volume, lv, centre_mm, observer: ObserverSpec) -> np.ndarray:
 
 @dataclass
 class UnitResult:
-    """What one (patient, defect state) unit hands to the observer and the report.
+    """Everything one case (patient, defect state) hands to the observer and the report, over all of
+    its realizations.
 
-    ``state`` is 0 for defect absent and k for defect type k-1 present. A defect-absent unit holds
-    observer inputs at every defect type's location, a defect-present unit at its own.
+    ``state`` is 0 for defect absent and k for defect type k-1 present. A defect-absent case holds
+    observer inputs at every defect type's location, a defect-present case at its own.
     """
 
     patient: int
     state: int
-    inputs: dict[tuple[int, float, int], np.ndarray]  # (defect, dose, method) -> (realizations, *roi) kBq/mL
+    inputs: Mapping[tuple[int, float, int], np.ndarray]  # (defect, dose, method) -> (realizations, *roi) kBq/mL
     fidelity: list[dict]  # one record per (dose, method, realization, reference)
     noise_percent: dict[tuple[float, int], float]  # (dose, method) -> myocardial ensemble noise
     polar_maps: dict[tuple[float, int], np.ndarray]  # (dose, method) -> (realizations, rings, sectors) kBq/mL
@@ -140,14 +144,33 @@ def _views(volume: Volume, lv, centre_mm, pitch_mm: float) -> np.ndarray:
                      for view in CARDIAC_VIEWS], axis=-3).astype(np.float32)
 
 
-def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) -> UnitResult:
-    """Simulate, reconstruct, enhance, extract observer inputs and measure fidelity for one unit.
+@dataclass
+class SimulatedUnit:
+    """A unit's phantom and reconstructions (worker-side, never stored unless volumes are kept)."""
 
-    ``patient_index`` keys the unit's random streams; ``patient`` is that entry of :func:`trial_patients`.
+    phantom: Phantom
+    recon_grid: Grid
+    volumes: dict[float, np.ndarray]  # dose -> (realizations, z, y, x) kBq/mL, post-filtered
+    noiseless: np.ndarray  # (z, y, x) kBq/mL, full-dose noiseless reconstruction
+    expected_counts: float
+    seconds: dict[str, float]
+
+
+def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None) -> SimulatedUnit:
+    """Build the unit's phantom, project it, draw its realizations' noise and reconstruct at every dose.
+
+    ``volumes`` (``"noiseless"``, ``"expected_counts"`` and one ``"recon_<dose index>"`` stack, as kept in a
+    base part) replaces projection and reconstruction.
     """
-    clock = {}
+    clock = {"projection": 0.0, "reconstruction": 0.0}
     start = time.perf_counter()
-    phantom = trial_phantom(spec, patient, patient_index, state=state)
+    phantom = trial_phantom(spec, patient, unit.patient, state=unit.state)
+    recon_grid = reconstruction_grid(spec)
+    doses = spec.simulation.dose_fractions
+    if volumes is not None:
+        per_dose = {f: volumes[f"recon_{di}"] for di, f in enumerate(doses)}
+        return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
+                             clock)
     factor = spec.simulation.oversampling
     simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
     expected = expected_projections(phantom, simulator, detector_factor=factor)
@@ -155,94 +178,183 @@ def run_unit(spec: TrialSpec, patient: Patient, patient_index: int, state: int) 
     clock["projection"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    recon_grid = reconstruction_grid(spec)
     rec = spec.reconstruction
     mu = coarsen_mean(phantom.mu, factor) if rec.attenuation_correction else None
     system = SpectProjector(recon_grid, spec.protocol, mu=mu, resolution_model=rec.resolution_model)
     p = spec.protocol
 
-    def reconstruct(counts: np.ndarray, dose: float):
+    def reconstruct(counts: np.ndarray, dose: float) -> np.ndarray:
         volume = osem(Projections(counts, p, p.pixel_mm, dose_fraction=dose), system, iterations=rec.iterations,
                       subsets=rec.subsets)
-        return gaussian_filter(counts_to_kbq_per_ml(volume, p, dose_fraction=dose), fwhm_mm=rec.postfilter_fwhm_mm)
+        filtered = gaussian_filter(counts_to_kbq_per_ml(volume, p, dose_fraction=dose), fwhm_mm=rec.postfilter_fwhm_mm)
+        return np.asarray(filtered.array, dtype=np.float32)
 
-    doses = spec.simulation.dose_fractions
     per_dose: dict[float, list[np.ndarray]] = {f: [] for f in doses}
-    for r in range(spec.simulation.realizations):
-        rng = trial_rng(spec.seed, NOISE_KEY, patient_index, state, r)
+    for r in range(unit.start, unit.stop):
+        rng = trial_rng(spec.seed, NOISE_KEY, unit.patient, unit.state, r)
         for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj.counts[0])
-    myocardium = coarsen_mean((phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), factor) >= 0.5
+    reconstructed = {f: reconstruct(np.stack(per_dose[f]), f) for f in doses}
+    noiseless = reconstruct(expected.counts[None], 1.0)[0]
+    clock["reconstruction"] = time.perf_counter() - start
+    return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock)
+
+
+def _myocardium(spec: TrialSpec, sim: SimulatedUnit) -> tuple[np.ndarray, tuple[slice, ...]]:
+    """Myocardium mask on the reconstruction grid, cropped to its heart box, and the box."""
+    factor = spec.simulation.oversampling
+    myocardium = coarsen_mean((sim.phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), factor) >= 0.5
     box = heart_box(myocardium, margin=2)
-    heart = myocardium[box]
-    references = {"noiseless": np.asarray(reconstruct(expected.counts[None], 1.0).array)[0][box],
-                  "phantom": coarsen_mean(phantom.activity, factor)[box]}
-    defects = range(len(spec.defects)) if state == 0 else [state - 1]
-    centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
-    inputs, fidelity, noise, polar = {}, [], {}, {}
-    examples = None
-    if keeps_examples(patient_index, state):
-        pitch = recon_grid.voxel_mm / 2
-        view_centre = example_centre_mm(spec, phantom.lv)
-        mask = None if phantom.defect_mask is None else Volume(phantom.defect_mask.astype(np.float32), phantom.grid)
-        examples = ExampleViews(pitch, {}, _views(Volume(phantom.activity, phantom.grid), phantom.lv, view_centre, pitch),
-                                None if mask is None else _views(mask, phantom.lv, view_centre, pitch))
-    enhance_seconds = measure_seconds = 0.0  # measurement: observer inputs, polar maps, fidelity
-    for f in doses:
-        volume = reconstruct(np.stack(per_dose[f]), f)
-        for m, method in enumerate(spec.methods):
-            t0 = time.perf_counter()
-            enhanced = method(volume, dose_fraction=f)
-            t1 = time.perf_counter()
-            for k in defects:
-                inputs[(k, f, m)] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
-            polar[(f, m)] = polar_map(enhanced, phantom.lv).astype(np.float32)
-            if examples is not None:
-                first = Volume(np.asarray(enhanced.array)[0], enhanced.grid)
-                examples.reconstructed[(f, m)] = _views(first, phantom.lv, view_centre, examples.pitch_mm)
-            cropped = np.asarray(enhanced.array)[(slice(None),) + box]
-            noise[(f, m)] = ensemble_noise_percent(cropped, heart)
-            for r, image in enumerate(cropped):
-                for name, reference in references.items():
-                    fidelity.append({"dose_fraction": f, "method": m, "realization": r, "reference": name,
-                                     **fidelity_metrics(image, reference, mask=heart)})
-            enhance_seconds += t1 - t0
-            measure_seconds += time.perf_counter() - t1
-    clock["reconstruction"] = time.perf_counter() - start - enhance_seconds - measure_seconds
-    clock["enhancement"] = enhance_seconds
-    clock["measurement"] = measure_seconds
-    weights = polar_area_weights(phantom.lv)
-    true_polar = reduction = None
-    if state:
+    return myocardium[box], box
+
+
+def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str, np.ndarray]]:
+    """The method-independent results of a unit: ``(meta, arrays)``."""
+    phantom = sim.phantom
+    meta = {"part": "base", "unit": unit.as_record(), "defect_extent_percent": phantom.defect_extent_percent,
+            "expected_counts": sim.expected_counts, "true_polar": None, "seconds": sim.seconds}
+    arrays = {"polar_weights": polar_area_weights(phantom.lv)}
+    if unit.state:
         defect = phantom.defect
         reduction = (defect.severity * defect.weight(phantom.lv, mid_wall_points(phantom.lv))).astype(np.float32)
-        true_polar = true_defect_metrics(reduction, weights, aha_segments())
-    return UnitResult(patient_index, state, inputs, fidelity, noise, polar, weights, true_polar,
-                      phantom.defect_extent_percent, float(expected.counts.sum()), clock, reduction, examples)
+        arrays["true_polar_reduction"] = reduction
+        meta["true_polar"] = list(true_defect_metrics(reduction, arrays["polar_weights"], aha_segments()))
+    if keeps_examples(unit.patient, unit.state) and unit.start == 0:
+        pitch = sim.recon_grid.voxel_mm / 2
+        centre = example_centre_mm(spec, phantom.lv)
+        meta["example_pitch_mm"] = pitch
+        arrays["example_phantom"] = _views(Volume(phantom.activity, phantom.grid), phantom.lv, centre, pitch)
+        if phantom.defect_mask is not None:
+            mask = Volume(phantom.defect_mask.astype(np.float32), phantom.grid)
+            arrays["example_defect"] = _views(mask, phantom.lv, centre, pitch)
+    if spec.execution.keep_volumes:
+        arrays["noiseless"] = sim.noiseless
+        arrays["expected_counts"] = np.float64(sim.expected_counts)
+        for di, f in enumerate(spec.simulation.dose_fractions):
+            arrays[f"recon_{di}"] = sim.volumes[f]
+    return meta, arrays
 
 
-def trial_units(spec: TrialSpec) -> list[tuple[int, int]]:
-    """Every (patient, state) unit in the fixed order results are combined in."""
-    return [(i, s) for i in range(spec.simulation.n_patients) for s in range(len(spec.defects) + 1)]
+def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """One enhancement method's results of a unit: observer inputs at the defect locations, polar maps,
+    ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``."""
+    phantom, chosen = sim.phantom, spec.methods[method]
+    factor = spec.simulation.oversampling
+    heart, box = _myocardium(spec, sim)
+    references = {"noiseless": sim.noiseless[box], "phantom": coarsen_mean(phantom.activity, factor)[box]}
+    defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
+    centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
+    examples = keeps_examples(unit.patient, unit.state) and unit.start == 0
+    view_centre = example_centre_mm(spec, phantom.lv) if examples else None
+    arrays, fidelity = {}, []
+    enhance_seconds = measure_seconds = 0.0
+    for di, f in enumerate(spec.simulation.dose_fractions):
+        t0 = time.perf_counter()
+        enhanced = chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
+        t1 = time.perf_counter()
+        stack = np.asarray(enhanced.array, dtype=np.float32)
+        for k in defects:
+            arrays[f"input_{k}_{di}"] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
+        arrays[f"polar_{di}"] = polar_map(enhanced, phantom.lv).astype(np.float32)
+        if examples:
+            pitch = sim.recon_grid.voxel_mm / 2
+            arrays[f"example_{di}"] = _views(Volume(stack[0], sim.recon_grid), phantom.lv, view_centre, pitch)
+        cropped = stack[(slice(None),) + box]
+        _, arrays[f"noise_mean_{di}"], arrays[f"noise_m2_{di}"] = noise_moments(cropped, heart)
+        for i, image in enumerate(cropped):
+            for name, reference in references.items():
+                fidelity.append({"dose_fraction": f, "method": method, "realization": unit.start + i,
+                                 "reference": name, **fidelity_metrics(image, reference, mask=heart)})
+        if spec.execution.keep_volumes:
+            arrays[f"enhanced_{di}"] = stack
+        enhance_seconds += t1 - t0
+        measure_seconds += time.perf_counter() - t1
+    meta = {"part": "method", "unit": unit.as_record(), "method": method, "fidelity": fidelity,
+            "seconds": {"enhancement": enhance_seconds, "measurement": measure_seconds}}
+    return meta, arrays
 
 
-def run_units(spec: TrialSpec, patients: list[Patient], *, workers: int = 1, progress=None) -> list[UnitResult]:
-    """Run every (patient, defect state) unit, ``workers`` processes at a time, and return them in unit order.
+def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, methods, volumes: dict | None = None
+                  ) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
+    """The requested parts of one unit (``"base"`` and/or ``"method <m>"`` -> ``(meta, arrays)``) and the CPU
+    seconds spent per stage (simulation included when only method parts were asked for)."""
+    sim = simulate_unit(spec, patient, unit, volumes=volumes)
+    parts = {}
+    if base:
+        parts["base"] = base_part(spec, unit, sim)
+    for m in methods:
+        parts[f"method {m}"] = method_part(spec, unit, sim, m)
+    seconds = dict(sim.seconds)
+    for name, (meta, _) in parts.items():
+        if name != "base":
+            for stage, s in meta["seconds"].items():
+                seconds[stage] = seconds.get(stage, 0.0) + s
+    return parts, seconds
 
-    ``progress`` is called with each finished unit (in order).
-    """
-    from joblib import Parallel, delayed
 
-    units = trial_units(spec)
-    if workers == 1:
-        finished = (run_unit(spec, patients[i], i, s) for i, s in units)
-    else:
-        finished = Parallel(n_jobs=workers, return_as="generator")(
-            delayed(run_unit)(spec, patients[i], i, s) for i, s in units)
-    results = []
-    for result in finished:
-        results.append(result)
-        if progress:
-            progress(result)
-    return results
+class StoredInputs(Mapping):
+    """A case's observer inputs, read from its stored method parts on access (so a trial's analysis
+    holds one reading's inputs in memory at a time)."""
+
+    def __init__(self, store, method_keys: list[tuple[str, ...]], keys: list[tuple[int, float, int]],
+                 doses: tuple[float, ...]):
+        self._store, self._method_keys, self._keys, self._doses = store, method_keys, keys, doses
+
+    def __getitem__(self, key):
+        if key not in self._keys:
+            raise KeyError(key)
+        k, f, m = key
+        name = f"input_{k}_{self._doses.index(f)}"
+        return np.concatenate([self._store.load_array(batch[m], name) for batch in self._method_keys])
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
+def load_case(spec: TrialSpec, store, planned: list) -> UnitResult:
+    """One case's :class:`UnitResult` from the stored parts of its realization batches (``planned``, in
+    realization order)."""
+    doses = spec.simulation.dose_fractions
+    n_methods = len(spec.methods)
+    unit = planned[0].unit
+    first_meta, first = store.load(planned[0].base_key)
+    seconds: dict[str, float] = {}
+    fidelity, moments, polar, example = [], {}, {}, None
+    for item in planned:
+        meta = first_meta if item is planned[0] else store.load(item.base_key)[0]
+        for stage, s in meta["seconds"].items():
+            seconds[stage] = seconds.get(stage, 0.0) + s
+        for m, key in enumerate(item.method_keys):
+            meta, arrays = store.load(key)
+            for stage, s in meta["seconds"].items():
+                seconds[stage] = seconds.get(stage, 0.0) + s
+            fidelity += meta["fidelity"]
+            n = item.unit.stop - item.unit.start
+            for di, f in enumerate(doses):
+                moments.setdefault((f, m), []).append((n, arrays[f"noise_mean_{di}"], arrays[f"noise_m2_{di}"]))
+                polar.setdefault((f, m), []).append(arrays[f"polar_{di}"])
+                if f"example_{di}" in arrays:
+                    if example is None:
+                        example = ExampleViews(first_meta["example_pitch_mm"], {}, first["example_phantom"],
+                                               first.get("example_defect"))
+                    example.reconstructed[(f, m)] = arrays[f"example_{di}"]
+    fidelity.sort(key=lambda rec: (doses.index(rec["dose_fraction"]), rec["method"], rec["realization"]))
+    defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
+    keys = [(k, f, m) for k in defects for f in doses for m in range(n_methods)]
+    inputs = StoredInputs(store, [item.method_keys for item in planned], keys, doses)
+    true_polar = first_meta["true_polar"]
+    return UnitResult(unit.patient, unit.state, inputs, fidelity,
+                      {key: noise_percent(combine_moments(parts)) for key, parts in moments.items()},
+                      {key: np.concatenate(maps) for key, maps in polar.items()}, first["polar_weights"],
+                      None if true_polar is None else (float(true_polar[0]), int(true_polar[1])),
+                      first_meta["defect_extent_percent"], first_meta["expected_counts"], seconds,
+                      first.get("true_polar_reduction"), example)
+
+
+def load_cases(spec: TrialSpec, store, plan, *, exclude=()) -> list[UnitResult]:
+    """Every case of ``plan`` (in plan order) read back from ``store``, except the (patient, state) in ``exclude``."""
+    return [load_case(spec, store, batches) for case, batches in plan.by_case().items() if case not in exclude]

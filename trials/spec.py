@@ -44,7 +44,16 @@ class SimulationSpec:
 
     ``oversampling`` makes the simulation grid that many times finer than the reconstruction
     grid (projections are binned to detector pixels), which avoids the inverse crime.
+    ``realizations_per_unit`` splits each case's noise realizations into work units of that many
+    (0: one unit per case); each realization keeps its own random stream, so the observer inputs
+    do not depend on it.
     """
+
+    @property
+    def realization_batches(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` realization ranges of the work units of one case."""
+        size = self.realizations_per_unit or self.realizations
+        return [(r, min(r + size, self.realizations)) for r in range(0, self.realizations, size)]
 
     n_patients: int = 4
     realizations: int = 16
@@ -53,10 +62,13 @@ class SimulationSpec:
     axial_slices: int = 40
     oversampling: int = 2
     supersampling: int = 2
+    realizations_per_unit: int = 0
 
     def __post_init__(self):
         require(self.n_patients >= 1, "n_patients", self.n_patients, "a positive integer")
         require(self.realizations >= 2, "realizations", self.realizations, "an integer >= 2")
+        require(0 <= self.realizations_per_unit, "realizations_per_unit", self.realizations_per_unit,
+                "0 (every realization of a case in one work unit) or a positive batch size")
         object.__setattr__(self, "dose_fractions", tuple(check_dose_fractions(self.dose_fractions)))
         require(self.noise_mode in NOISE_MODES, "noise_mode", self.noise_mode, f"one of {list(NOISE_MODES)}")
         require(self.axial_slices >= 8, "axial_slices", self.axial_slices, "an integer >= 8")
@@ -168,6 +180,66 @@ class StatisticsSpec:
         require(self.readers == 0 or self.readers >= 2, "readers", self.readers, "0 (off) or an integer >= 2")
 
 
+CLUSTER_KINDS = ("none", "slurm", "pbs", "sge", "lsf")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """A batch-queue cluster started through dask-jobqueue (``kind = "none"``: no cluster).
+
+    Each of ``jobs`` batch jobs asks for ``cores`` cores, ``memory`` and ``walltime`` and runs
+    ``processes`` Dask worker processes. ``job_extra_directives`` are added to the job script's
+    header (e.g. ``"--partition=short"``), ``job_script_prologue`` lines run before the worker
+    starts (e.g. ``"source ~/venvs/spectrial/bin/activate"``).
+    """
+
+    kind: str = "none"
+    jobs: int = 1
+    cores: int = 1
+    processes: int = 1
+    memory: str = "4GB"
+    walltime: str = "01:00:00"
+    queue: str = ""
+    account: str = ""
+    job_extra_directives: tuple[str, ...] = ()
+    job_script_prologue: tuple[str, ...] = ()
+    local_directory: str = ""
+
+    def __post_init__(self):
+        require(self.kind in CLUSTER_KINDS, "kind", self.kind, f"one of {list(CLUSTER_KINDS)}")
+        require(self.jobs >= 1, "jobs", self.jobs, "a positive number of batch jobs")
+        require(self.cores >= 1, "cores", self.cores, "a positive number of cores per job")
+        require(1 <= self.processes <= self.cores, "processes", self.processes,
+                f"a number of worker processes per job in [1, cores={self.cores}]")
+        require(self.memory[:1].isdigit() and self.memory.rstrip("BbiKkMmGgTt").replace(".", "").isdigit(),
+                "memory", self.memory, "memory per job such as '4GB' or '16GiB'")
+        parts = self.walltime.split(":")
+        require(len(parts) in (2, 3) and all(p.isdigit() for p in parts), "walltime", self.walltime,
+                "a job time limit as 'HH:MM:SS' or 'HH:MM'")
+
+    @property
+    def workers(self) -> int:
+        return self.jobs * self.processes
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """How the work units run; none of it changes the results.
+
+    A unit that raises is tried ``retries`` more times (and units lost with a killed worker are
+    resubmitted as often) before it is recorded as failed and the trial completes without it.
+    ``keep_volumes`` stores every reconstructed and enhanced volume with the unit's results (large),
+    so a changed enhancement method starts from the stored reconstructions instead of simulating again.
+    """
+
+    retries: int = 2
+    keep_volumes: bool = False
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
+
+    def __post_init__(self):
+        require(self.retries >= 0, "retries", self.retries, "a non-negative number of retries")
+
+
 def _default_methods() -> tuple[EnhancementMethod, ...]:
     return (make_method("none"), make_method("gaussian", fwhm_mm=12.0))
 
@@ -187,6 +259,7 @@ class TrialSpec:
     methods: tuple[EnhancementMethod, ...] = field(default_factory=_default_methods)
     observer: ObserverSpec = field(default_factory=ObserverSpec)
     statistics: StatisticsSpec = field(default_factory=StatisticsSpec)
+    execution: ExecutionSpec = field(default_factory=ExecutionSpec)
 
     def __post_init__(self):
         require(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name", self.name,

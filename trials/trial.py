@@ -1,8 +1,12 @@
-"""Run a whole trial and write its results directory atomically.
+"""Run a whole trial: plan, execute into the result store, analyse, and publish the results.
 
-Everything is written into a hidden staging folder beside ``out_dir`` and moved into place only
-when the trial has finished, so a failed or interrupted run never leaves a directory that looks
-complete (and never damages the results of an earlier run in ``out_dir``).
+A results directory holds the result store (``units/``, see :mod:`.store`), which grows as units
+complete and survives any interruption, and the derived files: tables, example images, the HTML
+report and the evidence bundle. The derived files are written into a hidden staging folder and
+moved into place only when the trial has finished, the evidence bundle last, so an interrupted run
+never leaves derived files that look complete, and results of different specifications are never
+mixed (every part in the store is named by the content key of what produced it). Running the same
+command again resumes: units already in the store are not recomputed.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from spectrial.phantoms.errors import InvalidParameterError
+from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 
 from . import evidence, outputs, report
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
-from .runner import run_units, trial_patients
+from .execution import Execution, execute_plan, make_executor
+from .plan import plan_trial
+from .runner import load_cases, trial_patients
 from .spec import TrialSpec, dump_trial
+from .store import ResultStore, StoreError
+from .evidence import STORE_DIR
 from .verification import run_checks, verification_record, write_verification
 
 log = logging.getLogger(__name__)
@@ -30,40 +39,79 @@ log = logging.getLogger(__name__)
 class TrialOutcome:
     out_dir: Path
     analysis: TrialAnalysis
+    execution: Execution
     wall_seconds: float
 
     @property
     def rows(self) -> list[DetectabilityRow]:
         return self.analysis.rows
 
+    @property
+    def failures(self) -> list[dict]:
+        return self.execution.failures
 
-def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, progress=None) -> TrialOutcome:
-    """Run ``spec`` and write its results directory: tables, example images, the HTML report and the
-    evidence bundle (resolved spec, manifest, code-verification results, SHA-256 of every file).
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidParameterError(f"out={str(out_dir)!r} is a file: expected a directory path")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        ours = (out_dir / STORE_DIR).is_dir() or (out_dir / evidence.MANIFEST).is_file()
+        if not ours:
+            raise InvalidParameterError(f"out={str(out_dir)!r} is a directory that holds other files and is not a "
+                                        "spectrial results directory: choose a new or empty directory")
+
+
+def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, scheduler: str | None = None,
+              progress=None) -> TrialOutcome:
+    """Run ``spec`` (resuming from the results already stored in ``out_dir``) and write its results directory:
+    tables, example images, the HTML report and the evidence bundle (resolved spec, manifest,
+    code-verification results, SHA-256 of every file).
 
     Parameters
     ----------
     spec : TrialSpec
     out_dir : path
-        Results directory; replaced as a whole when the trial completes.
+        Results directory; its ``units/`` store is reused, the derived files are replaced when the trial completes.
     workers : int
-        Parallel worker processes (results do not depend on it).
+        Local worker processes (1: in this process); results do not depend on it.
+    scheduler : str, optional
+        Address of a Dask scheduler to run the units on instead (``tcp://host:8786``).
     progress : callable, optional
-        Called with each finished work unit.
+        Called with a :class:`~.execution.Progress` before the first unit and after each unit.
+
+    Units that fail after their retries are left out of the analysis (whole cases, so every reading
+    keeps the same cases) and listed in ``outcome.failures``, the manifest and the report.
     """
     if int(workers) < 1:
         raise InvalidParameterError(f"workers={workers!r} is not allowed: expected a positive integer")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidParameterError(f"out={str(out_dir)!r} is a file: expected a directory path")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    _check_out_dir(out_dir)
+    store = ResultStore(out_dir / STORE_DIR)
     started, start = time.time(), time.perf_counter()
+    patients = trial_patients(spec)
+    plan = plan_trial(spec, patients)
+    executor = make_executor(workers=workers, scheduler=scheduler, cluster=spec.execution.cluster)
     try:
-        patients = trial_patients(spec)
-        units = run_units(spec, patients, workers=int(workers), progress=progress)
+        run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress)
+    finally:
+        executor.close()
+    failed = run.failed_cases
+    units = load_cases(spec, store, plan, exclude=failed)
+    if failed:
+        log.warning("%d work units failed; their %d cases are left out of the analysis", len(run.failures),
+                    len(failed))
+    try:
         analysis = analyze_trial(spec, units)
-        wall = time.perf_counter() - start
+    except (InvalidParameterError, ValueError) as error:
+        if not failed:
+            raise
+        first = run.failures[0]
+        raise SpectrialError(f"{len(run.failures)} work units failed (first: patient {first['patient']} state "
+                             f"{first['state']}: {first['error']}) and the remaining cases cannot be analysed ({error}); "
+                             f"the completed units are stored in {store.root}: fix the cause and run again") from None
+    wall = time.perf_counter() - start
+    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
         (stage / evidence.EVIDENCE_DIR).mkdir()
         (stage / evidence.RESOLVED_SPEC).write_text(dump_trial(spec))
         outputs.write_results_csv(analysis.rows, stage / outputs.RESULTS_CSV)
@@ -76,22 +124,27 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         if not verification["passed"]:
             log.warning("code verification failed: %s", ", ".join(c["name"] for c in verification["checks"]
                                                                   if not c["passed"]))
-        evidence.write_manifest(stage, spec, units, started=started, finished=started + wall, workers=int(workers),
-                                verification=verification, failures=[])
+        evidence.write_manifest(stage, spec, units, plan=plan, execution=run, started=started,
+                                finished=started + wall, workers=int(workers), verification=verification)
         report.build_report(stage)
         evidence.write_checksums(stage)
-        _replace_directory(stage, out_dir)
-    except BaseException:
+        _publish(stage, out_dir)
+    except OSError as error:
+        raise StoreError(f"writing the results of {spec.name!r} into {out_dir} failed: {error}") from None
+    finally:
         shutil.rmtree(stage, ignore_errors=True)
-        raise
-    return TrialOutcome(out_dir, analysis, wall)
+    return TrialOutcome(out_dir, analysis, run, wall)
 
 
-def _replace_directory(stage: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / "previous")
-    os.replace(stage, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _publish(stage: Path, out_dir: Path) -> None:
+    """Move every staged entry into ``out_dir``, replacing what is there, the evidence bundle last."""
+    entries = sorted(stage.iterdir(), key=lambda p: p.name == evidence.EVIDENCE_DIR)
+    trash = Path(tempfile.mkdtemp(prefix=".replaced-", dir=out_dir))
+    try:
+        for entry in entries:
+            target = out_dir / entry.name
+            if target.is_dir():
+                os.replace(target, trash / entry.name)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

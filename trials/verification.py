@@ -257,19 +257,34 @@ roi_size = 8
 
 
 def _check_determinism() -> list[Measurement]:
-    from .runner import run_units, trial_patients
+    import dataclasses
+    import tempfile
+
+    from .execution import InlineExecutor, ProcessExecutor, execute_plan
+    from .plan import plan_trial
+    from .runner import load_cases, trial_patients
     from .spec import parse_trial
+    from .store import ResultStore
 
     spec = parse_trial(_DETERMINISM_TRIAL, "determinism check")
     patients = trial_patients(spec)
 
-    def fingerprint(units):
-        return np.concatenate([u.inputs[key].ravel() for u in units for key in sorted(u.inputs)])
+    def observer_inputs(spec, executor) -> np.ndarray:
+        plan = plan_trial(spec, patients)
+        with tempfile.TemporaryDirectory() as folder:
+            store = ResultStore(folder)
+            execute_plan(spec, plan, patients, store, executor, run_id="determinism")
+            units = load_cases(spec, store, plan)
+            return np.concatenate([u.inputs[key].ravel() for u in units for key in sorted(u.inputs)])
 
-    serial = fingerprint(run_units(spec, patients, workers=1))
-    parallel = fingerprint(run_units(spec, patients, workers=2))
+    serial = observer_inputs(spec, InlineExecutor())
+    parallel = observer_inputs(spec, ProcessExecutor(2))
+    batched = observer_inputs(dataclasses.replace(spec, simulation=dataclasses.replace(
+        spec.simulation, realizations_per_unit=1)), InlineExecutor())
     return [Measurement("determinism", "largest difference of observer inputs, 1 vs 2 workers", 0.0,
-                        float(np.max(np.abs(serial - parallel))), 0.0, "abs", "kBq/mL")]
+                        float(np.max(np.abs(serial - parallel))), 0.0, "abs", "kBq/mL"),
+            Measurement("determinism", "largest difference of observer inputs, whole cases vs one realization per unit",
+                        0.0, float(np.max(np.abs(serial - batched))), 0.0, "abs", "kBq/mL")]
 
 
 CHECKS: tuple[Check, ...] = (
@@ -284,7 +299,8 @@ CHECKS: tuple[Check, ...] = (
     Check("thinning", "binomial thinning is nested and Poisson at the dose fraction", _check_thinning),
     Check("osem", "OSEM converges towards the truth on noiseless data", _check_osem_convergence),
     Check("cho-auc", "the CHO's AUC matches Phi(d'/sqrt 2) of a Gaussian signal-known-exactly task", _check_cho_auc),
-    Check("determinism", "a trial's numbers do not depend on the number of worker processes", _check_determinism),
+    Check("determinism", "a trial's numbers do not depend on the number of worker processes or the realization "
+          "batch size", _check_determinism),
 )
 CHECK_NAMES = tuple(c.name for c in CHECKS)
 

@@ -1,0 +1,303 @@
+"""Running trials at scale: the plan's content keys, the result store, executors, retries, failures,
+resuming a killed trial, and recomputing only what a changed method affects."""
+
+import dataclasses
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from spectrial.models import make_method
+from spectrial.trials import ResultStore, StoreError, analyze_trial, parse_trial, plan_trial, run_trial
+from spectrial.trials import execution
+from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExecutor, execute_plan
+from spectrial.trials.runner import load_cases, trial_patients
+
+SMALL = """
+name = "small"
+seed = 7
+
+[[defects]]
+territory = "inferior"
+severity = 0.5
+
+[protocol]
+n_views = 8
+matrix = 16
+pixel_mm = 19.2
+
+[simulation]
+n_patients = 3
+realizations = 4
+dose_fractions = [1.0, 0.25]
+axial_slices = 8
+oversampling = 1
+supersampling = 1
+
+[reconstruction]
+iterations = 1
+subsets = 2
+
+[[methods]]
+name = "none"
+
+[[methods]]
+name = "gaussian"
+fwhm_mm = 20.0
+
+[observer]
+roi_size = 8
+training = "leave-one-out"
+
+[observer.channels]
+family = "square"
+edges = [0.0625, 0.125, 0.25, 0.5]
+"""
+
+
+def small(**changes):
+    spec = parse_trial(SMALL)
+    for section, values in changes.items():
+        spec = dataclasses.replace(spec, **{section: dataclasses.replace(getattr(spec, section), **values)})
+    return spec
+
+
+def execute(spec, folder, executor=None):
+    """Run ``spec``'s plan into the store in ``folder``: the store, the plan and what the run did."""
+    patients = trial_patients(spec)
+    plan = plan_trial(spec, patients)
+    store = ResultStore(folder)
+    run = execute_plan(spec, plan, patients, store, executor or InlineExecutor(), run_id="test")
+    return store, plan, run
+
+
+def analysed(spec, store, plan, exclude=()):
+    """Per-case observer scores and fidelity of a stored plan."""
+    units = load_cases(spec, store, plan, exclude=exclude)
+    analysis = analyze_trial(spec, units)
+    return analysis.score_records(), [rec for u in units for rec in u.fidelity], analysis
+
+
+def test_results_are_identical_in_process_with_worker_processes_and_on_a_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = small()
+    reference = analysed(spec, *execute(spec, tmp_path / "inline")[:2])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            runs = {"processes": execute(spec, tmp_path / "processes", ProcessExecutor(2)),
+                    "dask": execute(spec, tmp_path / "dask", DaskExecutor(client))}
+    for name, (store, plan, run) in runs.items():
+        assert run.failures == [] and len(run.computed) == len(plan.units), name
+        scores, fidelity, _ = analysed(spec, store, plan)
+        assert scores == reference[0], name
+        assert fidelity == reference[1], name
+
+
+def test_realization_batches_give_the_same_observer_scores(tmp_path):
+    spec = small()
+    batched = small(simulation={"realizations_per_unit": 3})  # batches of 3 and 1
+    assert len(plan_trial(batched, trial_patients(batched)).units) == 2 * len(plan_trial(spec, trial_patients(spec)).units)
+    whole = analysed(spec, *execute(spec, tmp_path / "whole")[:2])
+    split = analysed(batched, *execute(batched, tmp_path / "split")[:2])
+    assert split[0] == whole[0]
+    for a, b in zip(split[1], whole[1]):  # fidelity per realization: same numbers
+        assert a == b
+    for row_a, row_b in zip(split[2].rows, whole[2].rows):  # ensemble noise from merged moments
+        assert row_a.metrics["myocardium_noise_percent"] == pytest.approx(row_b.metrics["myocardium_noise_percent"],
+                                                                          rel=1e-9)
+
+
+def test_content_keys_change_exactly_with_what_determines_a_part():
+    spec = small()
+    patients = trial_patients(spec)
+    plan = plan_trial(spec, patients)
+    same = plan_trial(small(execution={"retries": 5}), trial_patients(spec))
+    assert same.units == plan.units  # how units run does not name their results
+
+    grown = small(simulation={"n_patients": 5})
+    bigger = plan_trial(grown, trial_patients(grown))
+    assert bigger.units[:len(plan.units)] == plan.units  # patient i is drawn from its own stream
+    assert trial_patients(grown)[:3] == patients
+
+    reseeded = plan_trial(dataclasses.replace(spec, seed=8), trial_patients(dataclasses.replace(spec, seed=8)))
+    assert not {k for p in reseeded.units for k in p.keys} & {k for p in plan.units for k in p.keys}
+
+    method = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
+    changed = plan_trial(method, patients)
+    for a, b in zip(plan.units, changed.units):
+        assert (a.base_key, a.method_keys[0]) == (b.base_key, b.method_keys[0])
+        assert a.method_keys[1] != b.method_keys[1]
+
+    severity = dataclasses.replace(spec, defects=(dataclasses.replace(spec.defects[0], severity=0.3),))
+    moved = plan_trial(severity, patients)
+    for a, b in zip(plan.units, moved.units):
+        if a.unit.state == 0:  # the absent phantom is unchanged; its observer inputs are read at the same place
+            assert a.keys == b.keys
+        else:
+            assert a.base_key != b.base_key and not set(a.method_keys) & set(b.method_keys)
+
+
+def test_changing_one_method_recomputes_only_its_parts(tmp_path):
+    spec = small()
+    store, plan, _ = execute(spec, tmp_path / "store")
+    before = {key: store.path(key).stat().st_mtime_ns for key in store.keys()}
+    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
+    _, new_plan, run = execute(changed, tmp_path / "store")
+    assert run.reused == 0 and len(run.computed) == len(plan.units)
+    assert all(c["parts"] == [p.method_keys[1]] for c, p in zip(run.computed, new_plan.units))
+    for key, mtime in before.items():  # nothing already stored was rewritten
+        assert store.path(key).stat().st_mtime_ns == mtime
+    fresh = analysed(changed, *execute(changed, tmp_path / "fresh")[:2])
+    assert analysed(changed, store, new_plan)[:2] == fresh[:2]
+
+
+def test_kept_volumes_let_a_changed_method_start_from_the_stored_reconstructions(tmp_path):
+    spec = small(execution={"keep_volumes": True})
+    store, plan, first = execute(spec, tmp_path / "store")
+    assert first.cpu_seconds["reconstruction"] > 0
+    _, arrays = store.load(plan.units[0].base_key)
+    assert arrays["recon_0"].shape == (4, 8, 16, 16)  # realizations x reconstruction grid
+    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
+    _, new_plan, run = execute(changed, tmp_path / "store")
+    assert run.cpu_seconds["projection"] == run.cpu_seconds["reconstruction"] == 0.0  # nothing simulated again
+    fresh = analysed(changed, *execute(changed, tmp_path / "fresh")[:2])
+    assert analysed(changed, store, new_plan)[:2] == fresh[:2]
+
+
+def test_a_unit_failing_once_succeeds_on_retry(tmp_path, monkeypatch):
+    spec = small()
+    real, calls = execution.compute_parts, []
+
+    def flaky(spec, patient, unit, **options):
+        calls.append(unit)
+        if (unit.patient, unit.state) == (1, 0) and calls.count(unit) == 1:
+            raise RuntimeError("transient failure")
+        return real(spec, patient, unit, **options)
+
+    monkeypatch.setattr(execution, "compute_parts", flaky)
+    store, plan, run = execute(spec, tmp_path / "store")
+    assert run.failures == []
+    assert [c["attempts"] for c in run.computed] == [1, 1, 2, 1, 1, 1]
+    monkeypatch.setattr(execution, "compute_parts", real)
+    clean = analysed(spec, *execute(spec, tmp_path / "clean")[:2])
+    assert analysed(spec, store, plan)[:2] == clean[:2]
+
+
+def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, monkeypatch):
+    spec = small(execution={"retries": 1})
+    real = execution.compute_parts
+
+    def broken(spec, patient, unit, **options):
+        if (unit.patient, unit.state) == (2, 1):
+            raise ValueError("cannot simulate this patient")
+        return real(spec, patient, unit, **options)
+
+    monkeypatch.setattr(execution, "compute_parts", broken)
+    outcome = run_trial(spec, tmp_path / "out")
+    [failure] = outcome.failures
+    assert (failure["patient"], failure["state"], failure["attempts"]) == (2, 1, 2)
+    assert failure["error"] == "ValueError: cannot simulate this patient"
+    for row in outcome.rows:  # the failed case is left out of every reading
+        assert (row.n_absent, row.n_present) == (3 * 4, 2 * 4)
+    manifest = json.loads((tmp_path / "out" / "evidence" / "manifest.json").read_text())
+    assert manifest["failures"][0]["error"] == failure["error"]
+    assert manifest["run"]["units_completed"] == 5 and manifest["run"]["units_planned"] == 6
+    assert "cannot simulate this patient" in (tmp_path / "out" / "report.html").read_text()
+
+    monkeypatch.setattr(execution, "compute_parts", real)  # fixed: a rerun computes only the failed unit
+    again = run_trial(spec, tmp_path / "out")
+    assert again.failures == [] and again.execution.reused == 5
+    assert [(c["patient"], c["state"]) for c in again.execution.computed] == [(2, 1)]
+    assert all((row.n_absent, row.n_present) == (12, 12) for row in again.rows)
+
+
+TRIAL_FOR_KILLING = SMALL.replace("n_patients = 3", "n_patients = 8").replace("realizations = 4", "realizations = 12")
+
+
+def test_a_killed_trial_resumes_to_the_same_results_without_redoing_units(tmp_path):
+    trial = tmp_path / "trial.toml"
+    trial.write_text(TRIAL_FOR_KILLING)
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "spectrial.trials.cli", "run", str(trial), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = out / "units" / "manifest.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 9:  # three units' parts committed
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    committed = ResultStore(out / "units").keys()
+    spec = parse_trial(TRIAL_FOR_KILLING)
+    plan = plan_trial(spec, trial_patients(spec))
+    done = {p.unit for p in plan.units if set(p.keys) <= committed}
+    assert 3 <= len(done) < len(plan.units), "the trial was not killed midway"
+    assert not (out / "results.csv").exists()  # nothing derived was published
+
+    resumed = run_trial(spec, out, workers=2)
+    assert resumed.execution.reused == len(done)
+    recomputed = {(c["patient"], c["state"]) for c in resumed.execution.computed}
+    assert not recomputed & {(u.patient, u.state) for u in done}
+    whole = run_trial(spec, tmp_path / "whole", workers=1)
+    for name in ("results.csv", "scores.csv", "fidelity.csv", "patients.json"):
+        assert (out / name).read_text() == (whole.out_dir / name).read_text(), name
+
+
+def test_store_commits_are_atomic_and_the_manifest_is_repaired(tmp_path):
+    store = ResultStore(tmp_path / "units")
+    leftover = tmp_path / "units" / "ab" / ".abc.npz.99.tmp"
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"half a part")
+    store = ResultStore(tmp_path / "units")  # reopening sweeps what an interrupted commit left
+    assert not leftover.exists()
+    from spectrial.trials.store import encode_part
+    store.commit("ab" + "0" * 62, encode_part({"part": "base", "unit": {"patient": 0}}, {"x": np.arange(3.0)}),
+                 {"unit": {"patient": 0}})
+    meta, arrays = store.load("ab" + "0" * 62)
+    assert meta["part"] == "base" and arrays["x"].tolist() == [0.0, 1.0, 2.0]
+    (tmp_path / "units" / "manifest.jsonl").unlink()  # killed between the rename and the log line
+    assert [line["key"] for line in ResultStore(tmp_path / "units").manifest()] == ["ab" + "0" * 62]
+    store.path("ab" + "0" * 62).write_bytes(b"not an archive")
+    with pytest.raises(StoreError, match="cannot be read"):
+        store.load("ab" + "0" * 62)
+    (tmp_path / "units" / "STORE").write_text("another-format")
+    with pytest.raises(StoreError, match="format"):
+        ResultStore(tmp_path / "units")
+
+
+def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path, monkeypatch):
+    spec = small()
+    store, plan, _ = execute(spec, tmp_path / "units")
+    committed = store.keys()
+
+    def full(self, path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ResultStore, "_write_atomically", full)
+    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
+    with pytest.raises(StoreError, match="no space left on the device .* run the same command again to resume"):
+        execute(changed, tmp_path / "units")
+    assert ResultStore.keys(store) == committed
+
+
+def test_results_directory_must_be_ours(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a spectrial results directory"):
+        run_trial(small(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_worker_with_other_code_refuses_the_unit(tmp_path):
+    spec = small()
+    patients = trial_patients(spec)
+    plan = plan_trial(spec, patients)
+    task = execution.Task(spec, patients[0], plan.units[0], True, (0, 1), code="0" * 64)
+    outcome = execution.run_task(task)
+    assert outcome.parts == {} and "different spectrial code" in outcome.error
