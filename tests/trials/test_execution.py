@@ -301,3 +301,46 @@ def test_a_worker_with_other_code_refuses_the_unit(tmp_path):
     task = execution.Task(spec, patients[0], plan.units[0], True, (0, 1), code="0" * 64)
     outcome = execution.run_task(task)
     assert outcome.parts == {} and "different spectrial code" in outcome.error
+
+
+def test_the_slurm_example_describes_a_valid_cluster_and_trial():
+    pytest.importorskip("dask_jobqueue")
+    from pathlib import Path
+
+    from spectrial.trials import load_trial
+
+    spec = load_trial(Path(__file__).parents[2] / "examples" / "slurm_trial.toml")
+    assert spec.simulation.n_patients == 1000 and spec.execution.cluster.workers == 80
+    cluster = execution.jobqueue_cluster(spec.execution.cluster)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p compute", "#SBATCH -A mpi-vct", "#SBATCH -t 04:00:00", "#SBATCH --constraint=avx2",
+                 "source $HOME/venvs/spectrial/bin/activate", "--nworkers 4", "--local-directory $TMPDIR"):
+        assert line in script, line
+
+
+def test_a_dead_worker_process_is_reported_as_lost_and_its_units_resubmitted(tmp_path):
+    with pytest.raises(execution.WorkersLost):
+        list(ProcessExecutor(2).map_unordered(os._exit, [1, 1]))
+
+    class LosesWorkersOnce:
+        """Runs tasks in this process but loses the units after the first two, once."""
+
+        description, lost = "flaky pool", False
+
+        def map_unordered(self, fn, tasks):
+            for i, task in enumerate(tasks):
+                if i == 2 and not self.lost:
+                    self.lost = True
+                    raise execution.WorkersLost("a worker process died")
+                yield fn(task)
+
+        def close(self):
+            pass
+
+    spec = small()
+    store, plan, run = execute(spec, tmp_path / "units", LosesWorkersOnce())
+    assert run.rounds == 2 and run.failures == [] and len(run.computed) == len(plan.units)
+    assert analysed(spec, store, plan)[:2] == analysed(spec, *execute(spec, tmp_path / "clean")[:2])[:2]
