@@ -128,7 +128,7 @@ def _mean_fidelity(units: list[UnitResult], defect: int, dose: float, method: in
 def _polar(units: list[UnitResult], defect: int, dose: float, method: int) -> dict[str, float]:
     present = {u.patient: u.polar_maps[(dose, method)] for u in units if u.state == defect + 1}
     absent = {u.patient: u.polar_maps[(dose, method)] for u in units if u.state == 0}
-    weights = {u.patient: u.polar_weights for u in units if u.state == 0}
+    weights = {u.patient: u.polar_weights for u in units}  # the patient's LV, whatever the state
     out = polar_metrics(present, absent, weights, aha_segments())
     truth = [u.true_polar for u in units if u.state == defect + 1]
     out["true_polar_extent_percent"] = float(np.mean([extent for extent, _ in truth]))

@@ -65,8 +65,9 @@ def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path
     path.write_text(json.dumps(records, indent=2))
 
 
-def write_examples(spec: TrialSpec, units: list[UnitResult], path: Path) -> None:
-    """The example patient's cardiac views and polar maps, defect present (first type) and absent.
+def write_examples(spec: TrialSpec, units: list[UnitResult], path: Path) -> bool:
+    """The example patient's cardiac views and polar maps, defect present (first type) and absent; nothing
+    is written (False returned) when either of its cases failed.
 
     Arrays: ``views`` (state, dose, method, view, row, column) kBq/mL, realization 0, state 0 the first
     defect type present and state 1 absent; ``phantom_views`` (state, view, row, column) true activity;
@@ -74,6 +75,8 @@ def write_examples(spec: TrialSpec, units: list[UnitResult], path: Path) -> None
     sector) and ``true_polar_reduction`` (ring, sector).
     """
     by_state = {u.state: u for u in units if u.examples is not None}
+    if set(by_state) != {0, 1}:
+        return False
     cases = [by_state[1], by_state[0]]
     doses, n_methods = spec.simulation.dose_fractions, len(spec.methods)
     np.savez_compressed(
@@ -90,6 +93,7 @@ def write_examples(spec: TrialSpec, units: list[UnitResult], path: Path) -> None
         states=np.asarray([spec.defect_labels[0], "absent"]),
         patient=np.int64(EXAMPLE_PATIENT),
     )
+    return True
 
 
 def read_examples(path: Path) -> dict[str, np.ndarray]:

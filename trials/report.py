@@ -198,7 +198,7 @@ def build_report(results_dir) -> Path:
     import jinja2
 
     results_dir = Path(results_dir)
-    needed = [outputs.RESULTS_CSV, outputs.SCORES_CSV, outputs.PATIENTS_JSON, outputs.EXAMPLES_NPZ,
+    needed = [outputs.RESULTS_CSV, outputs.SCORES_CSV, outputs.PATIENTS_JSON,
               evidence.RESOLVED_SPEC, evidence.MANIFEST, evidence.VERIFICATION]
     missing = [name for name in needed if not (results_dir / name).is_file()]
     if missing:
@@ -208,7 +208,8 @@ def build_report(results_dir) -> Path:
     results = outputs.read_table(results_dir / outputs.RESULTS_CSV)
     scores = outputs.read_table(results_dir / outputs.SCORES_CSV)
     patients = json.loads((results_dir / outputs.PATIENTS_JSON).read_text())
-    examples = outputs.read_examples(results_dir / outputs.EXAMPLES_NPZ)
+    example_file = results_dir / outputs.EXAMPLES_NPZ  # absent when the example patient's units failed
+    examples = outputs.read_examples(example_file) if example_file.is_file() else None
     manifest = json.loads((results_dir / evidence.MANIFEST).read_text())
     verification = json.loads((results_dir / evidence.VERIFICATION).read_text())
     parameters, units = population_parameters(patients)
@@ -220,9 +221,11 @@ def build_report(results_dir) -> Path:
         "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence), "auc_vs_dose", figure_dir),
         "roc": _figure(figures.roc_curves(scores, results), "roc_curves", figure_dir),
         "fidelity": _figure(figures.fidelity_vs_auc(results), "fidelity_vs_auc", figure_dir),
-        "views_present": _figure(figures.example_views(examples, 0), "views_defect_present", figure_dir),
-        "views_absent": _figure(figures.example_views(examples, 1), "views_defect_absent", figure_dir),
-        "polar": _figure(figures.polar_maps(examples), "polar_maps", figure_dir),
+        "views_present": _figure(figures.example_views(examples, 0), "views_defect_present", figure_dir)
+        if examples else None,
+        "views_absent": _figure(figures.example_views(examples, 1), "views_defect_absent", figure_dir)
+        if examples else None,
+        "polar": _figure(figures.polar_maps(examples), "polar_maps", figure_dir) if examples else None,
         "population": _figure(figures.population(parameters, units), "population", figure_dir) if parameters else None,
     }
     environment = jinja2.Environment(loader=jinja2.PackageLoader("spectrial.trials", "templates"),

@@ -49,12 +49,6 @@ class SimulationSpec:
     do not depend on it.
     """
 
-    @property
-    def realization_batches(self) -> list[tuple[int, int]]:
-        """``[start, stop)`` realization ranges of the work units of one case."""
-        size = self.realizations_per_unit or self.realizations
-        return [(r, min(r + size, self.realizations)) for r in range(0, self.realizations, size)]
-
     n_patients: int = 4
     realizations: int = 16
     dose_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
@@ -74,6 +68,12 @@ class SimulationSpec:
         require(self.axial_slices >= 8, "axial_slices", self.axial_slices, "an integer >= 8")
         require(self.oversampling >= 1, "oversampling", self.oversampling, "a positive integer")
         require(self.supersampling >= 1, "supersampling", self.supersampling, "a positive integer")
+
+    @property
+    def realization_batches(self) -> list[tuple[int, int]]:
+        """``[start, stop)`` realization ranges of the work units of one case."""
+        size = self.realizations_per_unit or self.realizations
+        return [(r, min(r + size, self.realizations)) for r in range(0, self.realizations, size)]
 
 
 @dataclass(frozen=True)

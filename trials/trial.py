@@ -137,10 +137,15 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
 
 
 def _publish(stage: Path, out_dir: Path) -> None:
-    """Move every staged entry into ``out_dir``, replacing what is there, the evidence bundle last."""
+    """Move every staged entry into ``out_dir``, replacing what is there and removing derived files an earlier
+    run left that this one did not write, the evidence bundle last."""
     entries = sorted(stage.iterdir(), key=lambda p: p.name == evidence.EVIDENCE_DIR)
     trash = Path(tempfile.mkdtemp(prefix=".replaced-", dir=out_dir))
     try:
+        written = {entry.name for entry in entries}
+        for old in out_dir.iterdir():
+            if old.name not in written and old.name != STORE_DIR and not old.name.startswith("."):
+                os.replace(old, trash / old.name)
         for entry in entries:
             target = out_dir / entry.name
             if target.is_dir():

@@ -194,26 +194,28 @@ def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, m
     real = execution.compute_parts
 
     def broken(spec, patient, unit, **options):
-        if (unit.patient, unit.state) == (2, 1):
+        if (unit.patient, unit.state) in ((2, 1), (0, 0)):  # patient 0 is the report's example patient
             raise ValueError("cannot simulate this patient")
         return real(spec, patient, unit, **options)
 
     monkeypatch.setattr(execution, "compute_parts", broken)
     outcome = run_trial(spec, tmp_path / "out")
-    [failure] = outcome.failures
-    assert (failure["patient"], failure["state"], failure["attempts"]) == (2, 1, 2)
-    assert failure["error"] == "ValueError: cannot simulate this patient"
-    for row in outcome.rows:  # the failed case is left out of every reading
-        assert (row.n_absent, row.n_present) == (3 * 4, 2 * 4)
+    assert [(f["patient"], f["state"], f["attempts"]) for f in outcome.failures] == [(0, 0, 2), (2, 1, 2)]
+    assert outcome.failures[0]["error"] == "ValueError: cannot simulate this patient"
+    for row in outcome.rows:  # the failed cases are left out of every reading
+        assert (row.n_absent, row.n_present) == (2 * 4, 2 * 4)
     manifest = json.loads((tmp_path / "out" / "evidence" / "manifest.json").read_text())
-    assert manifest["failures"][0]["error"] == failure["error"]
-    assert manifest["run"]["units_completed"] == 5 and manifest["run"]["units_planned"] == 6
-    assert "cannot simulate this patient" in (tmp_path / "out" / "report.html").read_text()
+    assert [f["error"] for f in manifest["failures"]] == [f["error"] for f in outcome.failures]
+    assert manifest["run"]["units_completed"] == 4 and manifest["run"]["units_planned"] == 6
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "cannot simulate this patient" in report and "No example images" in report
+    assert not (tmp_path / "out" / "examples.npz").exists()
 
     monkeypatch.setattr(execution, "compute_parts", real)  # fixed: a rerun computes only the failed unit
     again = run_trial(spec, tmp_path / "out")
-    assert again.failures == [] and again.execution.reused == 5
-    assert [(c["patient"], c["state"]) for c in again.execution.computed] == [(2, 1)]
+    assert again.failures == [] and again.execution.reused == 4
+    assert [(c["patient"], c["state"]) for c in again.execution.computed] == [(0, 0), (2, 1)]
+    assert (tmp_path / "out" / "examples.npz").exists()
     assert all((row.n_absent, row.n_present) == (12, 12) for row in again.rows)
 
 
