@@ -35,8 +35,6 @@ from .store import ResultStore, encode_part
 
 log = logging.getLogger(__name__)
 
-STAGES = ("projection", "reconstruction", "enhancement", "measurement")
-VOLUME_ARRAYS = ("noiseless", "expected_counts")  # besides recon_<dose index>
 
 
 class WorkersLost(SpectrialError):
@@ -249,7 +247,7 @@ def _volumes(store: ResultStore, spec: TrialSpec, planned: PlannedUnit) -> dict 
     if not spec.execution.keep_volumes:
         return None
     _, arrays = store.load(planned.base_key)
-    names = VOLUME_ARRAYS + tuple(f"recon_{di}" for di in range(len(spec.simulation.dose_fractions)))
+    names = ("noiseless", "expected_counts") + tuple(f"recon_{di}" for di in range(len(spec.simulation.dose_fractions)))
     return {name: arrays[name] for name in names} if all(name in arrays for name in names) else None
 
 

@@ -107,8 +107,6 @@ def content_key(record) -> str:
 def _plain(value):
     if dataclasses.is_dataclass(value):
         return dataclasses.asdict(value)
-    if isinstance(value, tuple):
-        return list(value)
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"cannot key a {type(value).__name__}")

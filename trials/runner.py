@@ -13,6 +13,7 @@ execution order, so results are identical for any number of workers or realizati
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 POPULATION_KEY, NOISE_KEY, OBSERVER_KEY, STATISTICS_KEY, LOCATION_KEY = 0, 1, 2, 3, 4
 EXAMPLE_PATIENT = 0  # the report shows this patient without a defect and with the first defect type
 EXAMPLE_FIELD_MM = 128.0  # side of the example cardiac views
+STORED_VOLUMES = ("recon_", "noiseless", "expected_counts", "enhanced_")  # array names of kept volumes
 
 
 def trial_rng(seed: int, *key: int) -> np.random.Generator:
@@ -154,6 +156,17 @@ class SimulatedUnit:
     noiseless: np.ndarray  # (z, y, x) kBq/mL, full-dose noiseless reconstruction
     expected_counts: float
     seconds: dict[str, float]
+    oversampling: int
+
+    @functools.cached_property
+    def heart(self) -> tuple[np.ndarray, tuple[slice, ...], dict[str, np.ndarray]]:
+        """Myocardium mask on the reconstruction grid cropped to its heart box, the box, and the fidelity
+        references cropped to it (the same for every method)."""
+        factor = self.oversampling
+        myocardium = coarsen_mean((self.phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), factor) >= 0.5
+        box = heart_box(myocardium, margin=2)
+        references = {"noiseless": self.noiseless[box], "phantom": coarsen_mean(self.phantom.activity, factor)[box]}
+        return myocardium[box], box, references
 
 
 def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None) -> SimulatedUnit:
@@ -167,11 +180,11 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     phantom = trial_phantom(spec, patient, unit.patient, state=unit.state)
     recon_grid = reconstruction_grid(spec)
     doses = spec.simulation.dose_fractions
+    factor = spec.simulation.oversampling
     if volumes is not None:
         per_dose = {f: volumes[f"recon_{di}"] for di, f in enumerate(doses)}
         return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
-                             clock)
-    factor = spec.simulation.oversampling
+                             clock, factor)
     simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
     expected = expected_projections(phantom, simulator, detector_factor=factor)
     del simulator
@@ -198,15 +211,7 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     reconstructed = {f: reconstruct(np.stack(per_dose[f]), f) for f in doses}
     noiseless = reconstruct(expected.counts[None], 1.0)[0]
     clock["reconstruction"] = time.perf_counter() - start
-    return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock)
-
-
-def _myocardium(spec: TrialSpec, sim: SimulatedUnit) -> tuple[np.ndarray, tuple[slice, ...]]:
-    """Myocardium mask on the reconstruction grid, cropped to its heart box, and the box."""
-    factor = spec.simulation.oversampling
-    myocardium = coarsen_mean((sim.phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), factor) >= 0.5
-    box = heart_box(myocardium, margin=2)
-    return myocardium[box], box
+    return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor)
 
 
 def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str, np.ndarray]]:
@@ -240,9 +245,7 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
     """One enhancement method's results of a unit: observer inputs at the defect locations, polar maps,
     ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``."""
     phantom, chosen = sim.phantom, spec.methods[method]
-    factor = spec.simulation.oversampling
-    heart, box = _myocardium(spec, sim)
-    references = {"noiseless": sim.noiseless[box], "phantom": coarsen_mean(phantom.activity, factor)[box]}
+    heart, box, references = sim.heart
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
     examples = keeps_examples(unit.patient, unit.state) and unit.start == 0
@@ -321,15 +324,15 @@ def load_case(spec: TrialSpec, store, planned: list) -> UnitResult:
     doses = spec.simulation.dose_fractions
     n_methods = len(spec.methods)
     unit = planned[0].unit
-    first_meta, first = store.load(planned[0].base_key)
+    first_meta, first = store.load(planned[0].base_key, skip=STORED_VOLUMES)
     seconds: dict[str, float] = {}
     fidelity, moments, polar, example = [], {}, {}, None
     for item in planned:
-        meta = first_meta if item is planned[0] else store.load(item.base_key)[0]
+        meta = first_meta if item is planned[0] else store.load(item.base_key, skip=STORED_VOLUMES)[0]
         for stage, s in meta["seconds"].items():
             seconds[stage] = seconds.get(stage, 0.0) + s
         for m, key in enumerate(item.method_keys):
-            meta, arrays = store.load(key)
+            meta, arrays = store.load(key, skip=STORED_VOLUMES + ("input_",))  # inputs: read per reading
             for stage, s in meta["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + s
             fidelity += meta["fidelity"]

@@ -91,11 +91,12 @@ class ResultStore:
         except OSError as error:
             raise _explain(error, self.root, f"committing {log.get('unit', key)}") from None
 
-    def load(self, key: str) -> tuple[dict, dict[str, np.ndarray]]:
-        """``(meta, arrays)`` of one part."""
+    def load(self, key: str, *, skip: tuple[str, ...] = ()) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(meta, arrays)`` of one part, without the arrays whose names start with a prefix in ``skip``."""
         try:
             with np.load(self.path(key), allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
+                arrays = {name: archive[name] for name in archive.files
+                          if name == "meta" or not name.startswith(skip)}
         except FileNotFoundError:
             raise StoreError(f"part {key} is missing from {self.root}") from None
         except (OSError, ValueError) as error:

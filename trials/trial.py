@@ -24,7 +24,7 @@ from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 
 from . import evidence, outputs, report
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
-from .execution import Execution, execute_plan, make_executor
+from .execution import Execution, InlineExecutor, execute_plan, make_executor
 from .plan import plan_trial
 from .runner import load_cases, trial_patients
 from .spec import TrialSpec, dump_trial
@@ -90,7 +90,10 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     started, start = time.time(), time.perf_counter()
     patients = trial_patients(spec)
     plan = plan_trial(spec, patients)
-    executor = make_executor(workers=workers, scheduler=scheduler, cluster=spec.execution.cluster)
+    missing = any(not store.has(key) for planned in plan.units for key in planned.keys)
+    # Nothing to compute: no worker processes, no cluster jobs submitted.
+    executor = (make_executor(workers=workers, scheduler=scheduler, cluster=spec.execution.cluster) if missing
+                else InlineExecutor())
     try:
         run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress)
     finally:
