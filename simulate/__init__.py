@@ -5,16 +5,19 @@ May import :mod:`spectrial.phantoms`, nothing else from spectrial.
 
 from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, decay_during_views,
                      expected_projections)
-from .filters import gaussian_filter
+from .filters import butterworth_filter, gaussian_filter
 from .images import Projections, Volume
 from .noise import NOISE_MODES, noisy_projections
-from .osem import osem, subset_views
-from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix
+from .osem import mlem, osem, subset_views
+from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, misregistered, orbit_radii
 from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
-from .protocol import Collimator, Protocol
+from .protocol import COLLIMATORS, PROTOCOLS, Collimator, Protocol
+from .scatter import SCATTER_CORRECTIONS, ScatterModel, tew_estimate, with_scatter_correction
 from .reorient import CARDIAC_VIEWS, cardiac_view, short_axis_plane, short_axis_points, short_axis_volume
 
 __all__ = [
+    "COLLIMATORS", "PROTOCOLS", "SCATTER_CORRECTIONS", "ScatterModel", "butterworth_filter", "misregistered", "mlem",
+    "orbit_radii", "tew_estimate", "with_scatter_correction",
     "CARDIAC_VIEWS", "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
     "aha_segments", "bin_to_detector", "cardiac_view", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
     "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",

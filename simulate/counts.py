@@ -17,6 +17,7 @@ from spectrial.phantoms.uptake import TC99M_HALF_LIFE_H
 from .images import Projections, Volume
 from .projector import SpectProjector
 from .protocol import Protocol
+from .scatter import ScatterModel
 
 
 def decay_during_views(protocol: Protocol) -> np.ndarray:
@@ -41,7 +42,8 @@ def bin_to_detector(counts: np.ndarray, factor: int) -> np.ndarray:
     return counts.reshape(*lead, nz // factor, factor, nb // factor, factor).sum(axis=(-3, -1))
 
 
-def expected_projections(phantom: Phantom, projector: SpectProjector, *, detector_factor: int = 1) -> Projections:
+def expected_projections(phantom: Phantom, projector: SpectProjector, *, detector_factor: int = 1,
+                         scatter: ScatterModel | None = None) -> Projections:
     """Noise-free full-dose photopeak counts of a phantom.
 
     Parameters
@@ -53,18 +55,28 @@ def expected_projections(phantom: Phantom, projector: SpectProjector, *, detecto
     detector_factor : int
         Ratio of detector bin size to simulation voxel size; fine-grid projections are summed into
         detector bins, so the simulation grid can be finer than the reconstruction grid.
+    scatter : ScatterModel, optional
+        Add photopeak scatter and record the two side windows (None: primaries only).
 
     Returns
     -------
     Projections
-        Expected counts ``(view, z, bin)`` at detector resolution, dose fraction 1.
+        Expected counts ``(view, z, bin)`` at detector resolution, dose fraction 1; with scatter,
+        ``scatter`` holds the photopeak's scatter counts (included in ``counts``) and ``windows`` the
+        side windows' expected counts.
     """
     protocol = projector.protocol
     kbq_per_voxel = phantom.activity.astype(np.float32) * np.float32(phantom.grid.voxel_ml)
-    detected = projector.forward(kbq_per_voxel)
-    scale = counts_per_kbq(protocol).astype(np.float32)
-    counts = bin_to_detector(detected * scale[:, None, None], detector_factor)
-    return Projections(counts=counts, protocol=protocol, pixel_mm=phantom.grid.voxel_mm * detector_factor)
+    scale = counts_per_kbq(protocol).astype(np.float32)[:, None, None]
+    pixel_mm = phantom.grid.voxel_mm * detector_factor
+    if scatter is None:
+        counts = bin_to_detector(projector.forward(kbq_per_voxel) * scale, detector_factor)
+        return Projections(counts=counts, protocol=protocol, pixel_mm=pixel_mm)
+    primary, scattered = scatter.project(projector, kbq_per_voxel)
+    primary = bin_to_detector(primary * scale, detector_factor)
+    scattered = bin_to_detector(scattered * scale, detector_factor)
+    return Projections(counts=primary + scattered, protocol=protocol, pixel_mm=pixel_mm, scatter=scattered,
+                       windows=scatter.side_windows(primary, scattered, protocol))
 
 
 def counts_to_kbq_per_ml(volume: Volume, protocol: Protocol, *, dose_fraction: float = 1.0) -> Volume:

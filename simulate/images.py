@@ -30,7 +30,11 @@ class Projections:
     dose_fraction : float
         Fraction of the full-dose count level, in (0, 1].
     scatter : ndarray or None
-        Additive scatter estimate with the shape of ``counts`` (None: no scatter modelled).
+        Additive scatter term of the photopeak counts, with the shape of ``counts`` or one
+        ``(view, z, bin)`` for a batch (None: no scatter term): the simulated scatter, or an estimate.
+    windows : dict or None
+        Counts of the side energy windows, ``{"lower": ..., "upper": ...}``, each shaped like
+        ``counts`` (None: photopeak only).
     """
 
     counts: np.ndarray
@@ -38,6 +42,7 @@ class Projections:
     pixel_mm: float
     dose_fraction: float = 1.0
     scatter: np.ndarray | None = None
+    windows: dict | None = None
 
     def __post_init__(self):
         shape = np.shape(self.counts)
@@ -45,6 +50,10 @@ class Projections:
             raise InvalidParameterError(
                 f"counts has shape {shape}: expected (view, z, bin) or (batch, view, z, bin) with "
                 f"view = protocol.n_views = {self.protocol.n_views}")
+        for name, window in (self.windows or {}).items():
+            if np.shape(window) != shape:
+                raise InvalidParameterError(f"windows[{name!r}] has shape {np.shape(window)}: expected the shape "
+                                            f"of counts, {shape}")
         if not 0 < self.dose_fraction <= 1:
             raise InvalidParameterError(f"dose_fraction={self.dose_fraction!r} is not allowed: expected a "
                                         "fraction of the full dose in (0, 1]")

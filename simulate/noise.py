@@ -46,7 +46,9 @@ def noisy_projections(expected: Projections, *, dose_fractions, realizations: in
     Returns
     -------
     dict
-        ``{dose_fraction: Projections}`` with counts ``(realizations, view, z, bin)``.
+        ``{dose_fraction: Projections}`` with counts ``(realizations, view, z, bin)``; side windows, when
+        ``expected`` has them, get their own noise the same way, and the simulated scatter is scaled
+        to each dose.
     """
     if not isinstance(rng, np.random.Generator):
         raise InvalidTypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
@@ -62,19 +64,31 @@ def noisy_projections(expected: Projections, *, dose_fractions, realizations: in
         raise InvalidParameterError("expected counts must be finite and non-negative")
     fractions = check_dose_fractions(dose_fractions)
     shape = (int(realizations), *mean.shape)
+    # Side windows are separate Poisson processes; they are drawn after the photopeak so that the
+    # photopeak's stream is the same with or without them.
+    windows = {name: np.asarray(w, dtype=np.float64) for name, w in (expected.windows or {}).items()}
+
+    def level(f: float, counts, window_counts) -> Projections:
+        scatter = None if expected.scatter is None else (np.asarray(expected.scatter) * f).astype(np.float32)
+        return Projections(counts.astype(np.float32), expected.protocol, expected.pixel_mm, dose_fraction=f,
+                           scatter=scatter,
+                           windows={k: v.astype(np.float32) for k, v in window_counts.items()} or None)
+
     out: dict[float, Projections] = {}
     if mode == "independent":
         for f in fractions:
-            counts = rng.poisson(np.broadcast_to(mean * f, shape)).astype(np.float32)
-            out[f] = Projections(counts, expected.protocol, expected.pixel_mm, dose_fraction=f)
+            counts = rng.poisson(np.broadcast_to(mean * f, shape))
+            out[f] = level(f, counts, {k: rng.poisson(np.broadcast_to(w * f, shape)) for k, w in windows.items()})
         return out
     # Nested thinning: draw at the highest level, then thin to each lower level in turn.
     order = sorted(fractions, reverse=True)
     counts = rng.poisson(np.broadcast_to(mean * order[0], shape))
+    window_counts = {k: rng.poisson(np.broadcast_to(w * order[0], shape)) for k, w in windows.items()}
     previous = order[0]
     for f in order:
         if f != previous:
             counts = rng.binomial(counts, f / previous)
+            window_counts = {k: rng.binomial(c, f / previous) for k, c in window_counts.items()}
             previous = f
-        out[f] = Projections(counts.astype(np.float32), expected.protocol, expected.pixel_mm, dose_fraction=f)
+        out[f] = level(f, counts, window_counts)
     return {f: out[f] for f in fractions}

@@ -83,6 +83,15 @@ def osem(projections: Projections, system: SpectProjector, *, iterations: int = 
     array = x.cpu().numpy()
     volume = Volume(array if batched else array[0], system.grid,
                     {"dose_fraction": projections.dose_fraction})
-    return volume.derived(volume.array, "osem", iterations=int(iterations), subsets=int(subsets),
-                          attenuation_correction=system.attenuation is not None,
+    return volume.derived(volume.array, "osem" if int(subsets) > 1 else "mlem", iterations=int(iterations), subsets=int(subsets),
+                          attenuation_correction=system.has_attenuation,
+                          scatter_term=projections.scatter is not None,
                           resolution_model=system.resolution_model)
+
+
+def mlem(projections: Projections, system: SpectProjector, *, iterations: int = 30,
+         initial: np.ndarray | None = None) -> Volume:
+    """Maximum-likelihood expectation maximization (Shepp & Vardi 1982): :func:`osem` with every view
+    in one subset, so each iteration increases the Poisson likelihood and keeps the total counts of
+    the data (without attenuation and scatter terms)."""
+    return osem(projections, system, iterations=iterations, subsets=1, initial=initial)

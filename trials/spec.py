@@ -23,7 +23,7 @@ import tomli_w
 from spectrial.models import EnhancementMethod, make_method
 from spectrial.phantoms import DefectSpec, PopulationVariability, UptakeParameters
 from spectrial.phantoms.errors import InvalidParameterError, require
-from spectrial.simulate import NOISE_MODES, Protocol
+from spectrial.simulate import NOISE_MODES, Collimator, Protocol
 from spectrial.simulate.noise import check_dose_fractions
 
 from .channels import ChannelFamily, SquareChannels, make_channels
@@ -403,11 +403,30 @@ def _methods_from_record(value, path: str) -> tuple[EnhancementMethod, ...]:
     return tuple(methods)
 
 
+def _preset(cls, record: dict, key: str, prefix: str):
+    """The preset a record names under ``key`` (e.g. ``protocol.preset``, ``protocol.collimator.name``);
+    None for a collimator name that is not a preset but whose geometry the record gives in full."""
+    name = record[key]
+    geometry = ("hole_diameter_mm", "hole_length_mm", "septal_thickness_mm")
+    try:
+        return cls.preset(name)
+    except InvalidParameterError as error:
+        if cls is Collimator and all(k in record for k in geometry):
+            return None
+        hint = f" (or a new name with {', '.join(geometry)} all given)" if cls is Collimator else ""
+        raise SpecError(f"{prefix}{key}: {error}{hint}") from None
+
+
 def from_record(cls, record: dict, path: str = ""):
     """Build the dataclass ``cls`` from a plain (TOML) record, refusing unknown keys and bad values."""
     prefix = f"{path}." if path else ""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    preset_key = getattr(cls, "PRESET_KEY", None)
+    base = None
+    if preset_key in record:
+        base = _preset(cls, record, preset_key, prefix)
+        record = {k: v for k, v in record.items() if k != preset_key or k in fields}
     unknown = sorted(set(record) - set(fields))
     if unknown:
         raise SpecError(f"{prefix}{unknown[0]}: unknown key; allowed keys{' in ' + path if path else ''}: "
@@ -419,7 +438,7 @@ def from_record(cls, record: dict, path: str = ""):
         else:
             values[key] = _coerce(value, hints[key], prefix + key)
     try:
-        return cls(**values)
+        return cls(**values) if base is None else dataclasses.replace(base, **values)
     except SpecError:
         raise
     except InvalidParameterError as error:

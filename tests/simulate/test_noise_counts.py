@@ -41,6 +41,9 @@ def test_point_source_in_air_gives_sensitivity_times_activity_times_time():
     anatomy = AnatomyParameters()
     phantom = Phantom(activity, np.zeros_like(activity), np.zeros(grid.shape, np.uint8), grid,
                       LVGeometry.from_anatomy(anatomy), anatomy, UptakeParameters())
-    protocol = Protocol(n_views=8, heads=2, time_per_view_s=20.0, sensitivity_cps_per_mbq=80.0, radius_mm=250)
+    protocol = Protocol(n_views=8, heads=2, time_per_view_s=20.0, radius_mm=250)
+    # Anger's formula for the GE LEHR lands inside the published 72 (NM670 data sheet) - 80 (DESIGN.md) cps/MBq.
+    assert 70.0 <= protocol.sensitivity_cps_per_mbq <= 82.0
     counts = expected_projections(phantom, SpectProjector(grid, protocol)).counts
-    np.testing.assert_allclose(counts.sum(axis=(1, 2)), 80.0 * 1.0 * 20.0 * decay_during_views(protocol), rtol=1e-3)
+    np.testing.assert_allclose(counts.sum(axis=(1, 2)),
+                               protocol.sensitivity_cps_per_mbq * 1.0 * 20.0 * decay_during_views(protocol), rtol=1e-3)
