@@ -45,14 +45,20 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             f"{spec.uptake.minutes_after_injection:g} min after injection."),
         "Acquisition": (
             f"{p.heads}-head camera, {p.n_views} views over {p.arc_deg:g} deg starting at {p.start_angle_deg:g} deg, "
-            f"radius of rotation {p.radius_mm:g} mm, {p.matrix}x{p.matrix} matrix of {p.pixel_mm:g} mm pixels, "
+            + (f"body-contouring orbit {p.contour_clearance_mm:g} mm from the outline, " if p.orbit == "contour" else
+               f"radius of rotation {p.radius_mm:g} mm, ")
+            + f"{p.matrix}x{p.matrix} matrix of {p.pixel_mm:g} mm pixels, "
             f"{p.time_per_view_s:g} s per view. {c.name} collimator (holes {c.hole_diameter_mm:g} mm wide, "
             f"{c.hole_length_mm:g} mm long, septa {c.septal_thickness_mm:g} mm) with {p.intrinsic_fwhm_mm:g} mm "
             f"intrinsic resolution: system FWHM {float(p.system_fwhm_mm(100.0)):.1f} mm at 10 cm. Photopeak window "
             f"{_percent(p.photopeak_window)}, energy resolution {_percent(p.energy_resolution)}, sensitivity "
-            f"{p.sensitivity_cps_per_mbq:g} cps/MBq. Phantoms are simulated on a grid {k} times finer than the "
-            f"reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel sampling) with "
-            "attenuation and distance-dependent collimator response, and binned to the detector."),
+            f"{p.sensitivity_cps_per_mbq:.0f} cps/MBq (Anger's formula). Phantoms are simulated on a grid {k} times "
+            f"finer than the reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel "
+            "sampling) with attenuation and distance-dependent collimator response"
+            + (f", and photopeak scatter by the broad-beam model (effective/narrow-beam attenuation "
+               f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM) with two "
+               f"{_percent(p.scatter_window)} side windows for TEW" if sim.scatter else ", without scatter")
+            + ", and binned to the detector."),
         "Noise and dose": (
             f"Dose levels {doses} of the full injected activity; {sim.realizations} {sim.noise_mode} Poisson "
             "realizations per case and dose level"
@@ -61,9 +67,14 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
         "Reconstruction": (
             f"OSEM, {rec.iterations} iterations x {rec.subsets} subsets, attenuation correction "
             f"{'on' if rec.attenuation_correction else 'off'}, collimator-response modelling "
-            f"{'on' if rec.resolution_model else 'off'}, "
+            f"{'on' if rec.resolution_model else 'off'}, scatter correction "
+            + {"none": "off", "known": "with the simulated scatter (ideal)",
+               "tew": f"by TEW (estimate smoothed {rec.tew_smoothing_fwhm_mm:g} mm FWHM)"}[rec.scatter_correction]
+            + (f", attenuation map shifted by {tuple(rec.attenuation_shift_mm)} mm (z, y, x)"
+               if any(rec.attenuation_shift_mm) else "") + ", "
             + (f"{rec.postfilter_fwhm_mm:g} mm FWHM Gaussian post-filter." if rec.postfilter_fwhm_mm else
-               "no post-filter.") + " Images are calibrated to kBq/mL."),
+               f"Butterworth post-filter (order {rec.butterworth_order:g}, cutoff {rec.butterworth_cutoff:g} "
+               "cycles/voxel)." if rec.butterworth_cutoff else "no post-filter.") + " Images are calibrated to kBq/mL."),
         "Enhancement methods": f"Applied to every reconstruction: {methods}.",
         "Observer": f"{spec.observer.describe()}.",
         "Statistics": (

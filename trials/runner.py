@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spectrial.phantoms import DefectSpec, Grid, Label, Patient, Phantom, make_phantom, sample_population
-from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volume, cardiac_view, counts_to_kbq_per_ml,
-                                expected_projections, gaussian_filter, noisy_projections, osem, short_axis_plane,
-                                short_axis_volume)
+from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volume, butterworth_filter, cardiac_view,
+                                counts_to_kbq_per_ml, expected_projections, gaussian_filter, misregistered,
+                                noisy_projections, orbit_radii, osem, short_axis_plane, short_axis_volume,
+                                with_scatter_correction)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .fidelity import combine_moments, fidelity_metrics, heart_box, noise_moments, noise_percent
@@ -185,33 +186,57 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
         per_dose = {f: volumes[f"recon_{di}"] for di, f in enumerate(doses)}
         return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
                              clock, factor)
-    simulator = SpectProjector(phantom.grid, spec.protocol, mu=phantom.mu, resolution_model=True)
-    expected = expected_projections(phantom, simulator, detector_factor=factor)
+    p, rec = spec.protocol, spec.reconstruction
+    radii = orbit_radii(p, phantom.grid, phantom.mu)  # one orbit for simulation and reconstruction
+    simulator = SpectProjector(phantom.grid, p, mu=phantom.mu, resolution_model=True, orbit_radii_mm=radii,
+                               cache=False)
+    scatter = spec.simulation.scatter_model if spec.simulation.scatter else None
+    expected = expected_projections(phantom, simulator, detector_factor=factor, scatter=scatter)
     del simulator
     clock["projection"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    rec = spec.reconstruction
-    mu = coarsen_mean(phantom.mu, factor) if rec.attenuation_correction else None
-    system = SpectProjector(recon_grid, spec.protocol, mu=mu, resolution_model=rec.resolution_model)
-    p = spec.protocol
+    mu = None
+    if rec.attenuation_correction:
+        mu = misregistered(coarsen_mean(phantom.mu, factor), recon_grid, rec.attenuation_shift_mm)
+    system = SpectProjector(recon_grid, p, mu=mu, resolution_model=rec.resolution_model, orbit_radii_mm=radii)
 
-    def reconstruct(counts: np.ndarray, dose: float) -> np.ndarray:
-        volume = osem(Projections(counts, p, p.pixel_mm, dose_fraction=dose), system, iterations=rec.iterations,
-                      subsets=rec.subsets)
-        filtered = gaussian_filter(counts_to_kbq_per_ml(volume, p, dose_fraction=dose), fwhm_mm=rec.postfilter_fwhm_mm)
+    def reconstruct(projections: Projections) -> np.ndarray:
+        corrected = with_scatter_correction(projections, rec.scatter_correction,
+                                            smoothing_fwhm_mm=rec.tew_smoothing_fwhm_mm)
+        volume = counts_to_kbq_per_ml(osem(corrected, system, iterations=rec.iterations, subsets=rec.subsets), p,
+                                      dose_fraction=projections.dose_fraction)
+        if rec.butterworth_cutoff:
+            volume = butterworth_filter(volume, cutoff=rec.butterworth_cutoff, order=rec.butterworth_order)
+        filtered = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
         return np.asarray(filtered.array, dtype=np.float32)
 
-    per_dose: dict[float, list[np.ndarray]] = {f: [] for f in doses}
+    per_dose: dict[float, list[Projections]] = {f: [] for f in doses}
     for r in range(unit.start, unit.stop):
         rng = trial_rng(spec.seed, NOISE_KEY, unit.patient, unit.state, r)
         for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
                                          mode=spec.simulation.noise_mode).items():
-            per_dose[f].append(proj.counts[0])
-    reconstructed = {f: reconstruct(np.stack(per_dose[f]), f) for f in doses}
-    noiseless = reconstruct(expected.counts[None], 1.0)[0]
+            per_dose[f].append(proj)
+    reconstructed = {f: reconstruct(stack_projections(per_dose[f])) for f in doses}
+    noiseless = reconstruct(stack_projections([expected]))[0]
     clock["reconstruction"] = time.perf_counter() - start
     return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor)
+
+
+def stack_projections(acquisitions: list[Projections]) -> Projections:
+    """One batch ``(realization, view, z, bin)`` of acquisitions at the same dose: counts, side windows
+    and the scatter term (the same for all, it is the expected scatter at that dose)."""
+    first = acquisitions[0]
+
+    def batch(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.stack([a[0] if a.ndim == 4 else a for a in arrays])
+
+    windows = None
+    if first.windows:
+        windows = {k: batch([np.asarray(a.windows[k]) for a in acquisitions]) for k in first.windows}
+    scatter = None if first.scatter is None else np.asarray(first.scatter)
+    return Projections(batch([np.asarray(a.counts) for a in acquisitions]), first.protocol, first.pixel_mm,
+                       dose_fraction=first.dose_fraction, scatter=scatter, windows=windows)
 
 
 def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str, np.ndarray]]:

@@ -23,7 +23,7 @@ import tomli_w
 from spectrial.models import EnhancementMethod, make_method
 from spectrial.phantoms import DefectSpec, PopulationVariability, UptakeParameters
 from spectrial.phantoms.errors import InvalidParameterError, require
-from spectrial.simulate import NOISE_MODES, Collimator, Protocol
+from spectrial.simulate import NOISE_MODES, SCATTER_CORRECTIONS, Collimator, Protocol, ScatterModel
 from spectrial.simulate.noise import check_dose_fractions
 
 from .channels import ChannelFamily, SquareChannels, make_channels
@@ -57,6 +57,8 @@ class SimulationSpec:
     oversampling: int = 2
     supersampling: int = 2
     realizations_per_unit: int = 0
+    scatter: bool = True
+    scatter_model: ScatterModel = field(default_factory=ScatterModel)
 
     def __post_init__(self):
         require(self.n_patients >= 1, "n_patients", self.n_patients, "a positive integer")
@@ -78,18 +80,41 @@ class SimulationSpec:
 
 @dataclass(frozen=True)
 class ReconstructionSpec:
-    """OSEM settings (ASNC: OSEM with attenuation correction and resolution recovery)."""
+    """OSEM settings (ASNC: OSEM with attenuation correction and resolution recovery).
+
+    ``scatter_correction``: ``tew`` (default; the triple-energy-window estimate from the simulated side
+    windows, smoothed by ``tew_smoothing_fwhm_mm``), ``known`` (the simulated scatter itself, an upper
+    bound on what scatter correction can do) or ``none``. ``attenuation_shift_mm`` moves the attenuation
+    map used for correction against the emission data (z, y, x), for misregistration studies. One
+    post-filter at most: Gaussian (``postfilter_fwhm_mm`` > 0) or Butterworth (``butterworth_cutoff`` > 0,
+    cycles/voxel, of ``butterworth_order``).
+    """
 
     iterations: int = 4
     subsets: int = 8
     attenuation_correction: bool = True
     resolution_model: bool = True
+    scatter_correction: str = "tew"
+    tew_smoothing_fwhm_mm: float = 25.6
+    attenuation_shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
     postfilter_fwhm_mm: float = 0.0
+    butterworth_cutoff: float = 0.0
+    butterworth_order: float = 10.0
 
     def __post_init__(self):
         require(self.iterations >= 1, "iterations", self.iterations, "a positive integer")
         require(self.subsets >= 1, "subsets", self.subsets, "a positive integer dividing the number of views")
+        require(self.scatter_correction in SCATTER_CORRECTIONS, "scatter_correction", self.scatter_correction,
+                f"one of {list(SCATTER_CORRECTIONS)}")
+        require(self.tew_smoothing_fwhm_mm >= 0, "tew_smoothing_fwhm_mm", self.tew_smoothing_fwhm_mm, "a FWHM >= 0 mm")
+        require(all(np.isfinite(self.attenuation_shift_mm)), "attenuation_shift_mm", self.attenuation_shift_mm,
+                "three finite shifts (z, y, x) in mm")
         require(self.postfilter_fwhm_mm >= 0, "postfilter_fwhm_mm", self.postfilter_fwhm_mm, "a FWHM >= 0 mm")
+        require(0 <= self.butterworth_cutoff <= 0.5, "butterworth_cutoff", self.butterworth_cutoff,
+                "0 (off) or a cutoff in (0, 0.5] cycles/voxel")
+        require(self.butterworth_order > 0, "butterworth_order", self.butterworth_order, "a positive order")
+        require(not (self.postfilter_fwhm_mm and self.butterworth_cutoff), "butterworth_cutoff",
+                self.butterworth_cutoff, "0 when postfilter_fwhm_mm is set: one post-filter at most")
 
 
 @dataclass(frozen=True)
@@ -282,6 +307,9 @@ class TrialSpec:
             require(not apical, "observer.location_uncertainty_deg", self.observer.location_uncertainty_deg,
                     f"0 when a defect is apical ({apical[0] if apical else ''}): an apical defect has no polar angle to vary")
         self._check_observer_can_be_trained()
+        if self.reconstruction.scatter_correction != "none":
+            require(self.simulation.scatter, "reconstruction.scatter_correction", self.reconstruction.scatter_correction,
+                    "'none' when simulation.scatter = false (there is no scatter to correct)")
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
 
