@@ -69,12 +69,12 @@ def expected_projections(phantom: Phantom, projector: SpectProjector, *, detecto
     kbq_per_voxel = phantom.activity.astype(np.float32) * np.float32(phantom.grid.voxel_ml)
     scale = counts_per_kbq(protocol).astype(np.float32)[:, None, None]
     pixel_mm = phantom.grid.voxel_mm * detector_factor
+    def detected(projected: np.ndarray) -> np.ndarray:
+        return bin_to_detector(projected * scale, detector_factor)
+
     if scatter is None:
-        counts = bin_to_detector(projector.forward(kbq_per_voxel) * scale, detector_factor)
-        return Projections(counts=counts, protocol=protocol, pixel_mm=pixel_mm)
-    primary, scattered = scatter.project(projector, kbq_per_voxel)
-    primary = bin_to_detector(primary * scale, detector_factor)
-    scattered = bin_to_detector(scattered * scale, detector_factor)
+        return Projections(counts=detected(projector.forward(kbq_per_voxel)), protocol=protocol, pixel_mm=pixel_mm)
+    primary, scattered = (detected(p) for p in scatter.project(projector, kbq_per_voxel))
     return Projections(counts=primary + scattered, protocol=protocol, pixel_mm=pixel_mm, scatter=scattered,
                        windows=scatter.side_windows(primary, scattered, protocol))
 

@@ -15,6 +15,8 @@ detector axis ``t = (cos phi, sin phi)`` in (x, y), the detector faces the patie
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse
 import torch
@@ -93,7 +95,7 @@ def orbit_radii(protocol: Protocol, grid: Grid, mu: np.ndarray | None = None) ->
 
     A circular orbit keeps ``protocol.radius_mm``; a body-contouring orbit brings each head to
     ``protocol.contour_clearance_mm`` from the body's outline (``mu > 0``) along its view direction.
-    With ``mu`` the orbit is checked to stay outside the body.
+    A circular orbit is checked to stay outside the body (``mu``) or, without ``mu``, outside the image field.
     """
     angles = np.deg2rad(protocol.angles_deg)
     extent = None
@@ -111,7 +113,12 @@ def orbit_radii(protocol: Protocol, grid: Grid, mu: np.ndarray | None = None) ->
                                         "outline; pass mu or orbit_radii_mm, or use orbit='circular'")
         return extent + protocol.contour_clearance_mm
     radii = np.full(len(angles), float(protocol.radius_mm))
-    if extent is not None and np.any(radii <= extent):
+    if extent is None:
+        half_width = grid.shape[2] * grid.voxel_mm / 2
+        require(protocol.radius_mm > half_width, "protocol.radius_mm", protocol.radius_mm,
+                f"an orbit radius outside the image field (> {half_width:.1f} mm) when no attenuation "
+                "map shows where the body is")
+    elif np.any(radii <= extent):
         raise InvalidParameterError(
             f"protocol.radius_mm={protocol.radius_mm} puts the detector inside the body: the body reaches "
             f"{extent.max():.1f} mm from the rotation axis; expected a radius above that, or orbit='contour'")
@@ -192,11 +199,6 @@ class SpectProjector:
             self._mu = np.ascontiguousarray(np.asarray(mu, np.float32).reshape(nz, nx * nx).T)
         if orbit_radii_mm is None:
             radii = orbit_radii(protocol, grid, mu)
-            if mu is None:
-                half_width = nx * grid.voxel_mm / 2
-                require(protocol.radius_mm > half_width, "protocol.radius_mm", protocol.radius_mm,
-                        f"an orbit radius outside the image field (> {half_width:.1f} mm) when no attenuation "
-                        "map shows where the body is")
         else:
             radii = np.asarray(orbit_radii_mm, dtype=float).ravel()
             if radii.shape != (self.n_views,) or np.any(radii <= 0):
@@ -335,9 +337,14 @@ class SpectProjector:
         Projections shaped ``(views, z, bins)`` or ``(batch, views, z, bins)``, same array type as ``volume``.
         """
         x, batched, as_numpy = self._as_batch(volume, self.grid.shape, "volume")
-        views = self._check_views(views)
-        out = torch.cat([self._forward_block(x, self._block(v))[0] for v in self._view_blocks(views)], dim=1)
-        return self._as_output(out, batched, as_numpy)
+        return self._as_output(self._project(x, self._check_views(views))[0], batched, as_numpy)
+
+    def _project(self, x: torch.Tensor, views: np.ndarray, *, broad_beam_ratio: float | None = None):
+        """Projections of ``views`` block by block, and the unspread scatter when ``broad_beam_ratio`` is given."""
+        parts = [self._forward_block(x, self._block(v), broad_beam_ratio=broad_beam_ratio)
+                 for v in self._view_blocks(views)]
+        primary = torch.cat([p for p, _ in parts], dim=1)
+        return primary, (None if broad_beam_ratio is None else torch.cat([s for _, s in parts], dim=1))
 
     def forward_with_scatter(self, volume, *, broad_beam_ratio: float, scatter_fwhm_mm: float):
         """Primary and photopeak-scatter projections of ``volume`` (all views), in one pass.
@@ -358,19 +365,13 @@ class SpectProjector:
         require(0 < broad_beam_ratio <= 1, "broad_beam_ratio", broad_beam_ratio, "a ratio in (0, 1]")
         require(scatter_fwhm_mm >= 0, "scatter_fwhm_mm", scatter_fwhm_mm, "a FWHM >= 0 mm")
         x, batched, as_numpy = self._as_batch(volume, self.grid.shape, "volume")
-        primary, scattered = [], []
-        for views in self._view_blocks(self._check_views(None)):
-            p, s = self._forward_block(x, self._block(views), broad_beam_ratio=broad_beam_ratio)
-            primary.append(p)
-            scattered.append(s)
-        scatter = torch.cat(scattered, dim=1)  # (batch, view, z, bin), not yet spread
+        primary, scatter = self._project(x, self._check_views(None), broad_beam_ratio=broad_beam_ratio)
         fwhm = float(np.hypot(self.protocol.system_fwhm_mm(float(self.radii_mm.mean())), scatter_fwhm_mm))
         sigma_px = fwhm / FWHM_PER_SIGMA / self.grid.voxel_mm
         blur_z = self._tensor(gaussian_blur_matrix(self.grid.shape[0], sigma_px))
         blur_bins = self._tensor(gaussian_blur_matrix(self.n, sigma_px))
         scatter = torch.matmul(torch.matmul(blur_z, scatter), blur_bins.T)
-        return (self._as_output(torch.cat(primary, dim=1), batched, as_numpy),
-                self._as_output(scatter, batched, as_numpy))
+        return self._as_output(primary, batched, as_numpy), self._as_output(scatter, batched, as_numpy)
 
     def _forward_block(self, x: torch.Tensor, block: dict, *, broad_beam_ratio: float | None = None):
         """``(batch, views, z, bins)`` projections of one block, and the unspread scatter when asked."""
@@ -392,7 +393,8 @@ class SpectProjector:
                 continue
             for i in range(0, d1 - d0, self.DEPTH_GROUP):
                 bins_t, axial_t = self._kernels(block, d0 + i)
-                planes = samples[i:i + self.DEPTH_GROUP].sum(0).reshape(nv, n * b, nz)
+                # Added plane by plane: torch's sum(0) over two planes measured 3x slower than one add.
+                planes = functools.reduce(torch.add, samples[i:i + self.DEPTH_GROUP]).reshape(nv, n * b, nz)
                 axial = torch.bmm(planes, axial_t).reshape(nv, n, b * nz).transpose(1, 2).contiguous()
                 out.baddbmm_(axial, bins_t)
         projections = out.reshape(nv, b, nz, n).permute(1, 0, 2, 3)
