@@ -96,12 +96,24 @@ class LVGeometry:
         az, el = np.deg2rad(anatomy.lv_azimuth_deg), np.deg2rad(anatomy.lv_elevation_deg)
         # (z, y, x) components: inferior (-z), anterior (-y), left (+x).
         long_axis = np.array([-np.sin(el), -np.cos(el) * np.cos(az), np.cos(el) * np.sin(az)])
+        return cls.from_axis(anatomy.lv_base_centre_mm, long_axis, anatomy.lv_epi_radius_mm,
+                             anatomy.lv_epi_half_length_mm, anatomy.lv_wall_thickness_mm)
+
+    @classmethod
+    def from_axis(cls, base_centre_mm, long_axis, epi_radius_mm: float, epi_half_length_mm: float,
+                  wall_thickness_mm: float) -> "LVGeometry":
+        """The frame of a long axis (base to apex, (z, y, x)): ``anterior`` is the patient's superior
+        direction made perpendicular to the axis, ``lateral`` completes a right-handed frame."""
+        long_axis = np.asarray(long_axis, dtype=float)
+        long_axis = long_axis / np.linalg.norm(long_axis)
         superior = np.array([1.0, 0.0, 0.0])
         anterior = superior - superior.dot(long_axis) * long_axis
+        require(np.linalg.norm(anterior) > 1e-6, "long_axis", tuple(long_axis),
+                "an axis not parallel to the patient's long (z) axis")
         anterior /= np.linalg.norm(anterior)
         lateral = _cross_zyx(anterior, long_axis)
-        return cls(tuple(anatomy.lv_base_centre_mm), tuple(long_axis), tuple(anterior), tuple(lateral),
-                   anatomy.lv_epi_radius_mm, anatomy.lv_epi_half_length_mm, anatomy.lv_wall_thickness_mm)
+        return cls(tuple(float(c) for c in base_centre_mm), tuple(long_axis), tuple(anterior), tuple(lateral),
+                   float(epi_radius_mm), float(epi_half_length_mm), float(wall_thickness_mm))
 
     @property
     def endo_radius_mm(self) -> float:

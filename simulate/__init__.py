@@ -13,14 +13,15 @@ from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, mis
 from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
 from .protocol import COLLIMATORS, PROTOCOLS, Collimator, Protocol
 from .scatter import SCATTER_CORRECTIONS, ScatterModel, tew_estimate, with_scatter_correction
-from .reorient import CARDIAC_VIEWS, cardiac_view, short_axis_plane, short_axis_points, short_axis_volume
+from .reorient import (CARDIAC_VIEWS, cardiac_view, estimate_lv_geometry, short_axis_plane, short_axis_points,
+                       short_axis_volume)
 
 __all__ = [
     "COLLIMATORS", "PROTOCOLS", "SCATTER_CORRECTIONS", "ScatterModel", "butterworth_filter", "misregistered", "mlem",
     "orbit_radii", "tew_estimate", "with_scatter_correction",
     "CARDIAC_VIEWS", "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
     "aha_segments", "bin_to_detector", "cardiac_view", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
-    "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
+    "estimate_lv_geometry", "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
     "polar_area_weights", "polar_map", "segment_means", "short_axis_plane", "short_axis_points", "short_axis_volume",
     "subset_views",
 ]

@@ -173,13 +173,16 @@ class SpectProjector:
     The work is done per block of views (an OSEM subset, or at most :attr:`BLOCK_VIEWS` views) and,
     within a block, per chunk of :attr:`DEPTH_CHUNK` depth planes, so intermediate arrays hold a few
     planes rather than the whole rotated volume: that bounds memory and, measured here, runs 2-3x
-    faster, as fresh whole-volume arrays cost a page fault per page. The chunks do not depend on the
-    batch size, so a volume gets the same numbers alone or in a batch.
+    faster, as fresh whole-volume arrays cost a page fault per page. A batch goes through in slices
+    of :attr:`BATCH_CHUNK` volumes for the same reason: at 64^3, OSEM measured 0.30 s per volume in
+    slices of two and 0.44 s with 16 volumes in each product, whose intermediates outgrow the cache.
+    Neither depends on the batch size, so a volume gets the same numbers alone or in a batch.
     """
 
     BLOCK_VIEWS = 16
     DEPTH_CHUNK = 8
     DEPTH_GROUP = 2
+    BATCH_CHUNK = 2
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
                  resolution_model: bool = True, orbit_radii_mm: np.ndarray | None = None, cache: bool = True,
@@ -256,8 +259,13 @@ class SpectProjector:
             rotated = (rotation @ self._mu).reshape(n, nv, n, nz)  # (depth, view, bin, z)
             step_cm = self.grid.voxel_mm / 10.0
             # Depth grows towards the detector: integrate over the samples in front, plus half the own one.
-            in_front = np.flip(np.cumsum(np.flip(rotated, axis=0), axis=0), axis=0) - rotated
-            attenuation = self._tensor(np.exp(-(in_front + 0.5 * rotated) * step_cm)[:, :, :, None, :])
+            # A running sum plane by plane: numpy's cumsum along the first axis measured 5x slower.
+            factors = np.empty((n, nv, n, 1, nz), np.float32)
+            in_front = np.zeros(rotated.shape[1:], np.float32)
+            for d in range(n - 1, -1, -1):
+                np.exp(-(in_front + 0.5 * rotated[d]) * step_cm, out=factors[d, :, :, 0])
+                in_front += rotated[d]
+            attenuation = self._tensor(factors)
         shift = torch.as_tensor(self._shift[views], device=self.device)
         block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": None,
                  "kernel_rows": [d + shift for d in range(n)]}
@@ -341,10 +349,14 @@ class SpectProjector:
 
     def _project(self, x: torch.Tensor, views: np.ndarray, *, broad_beam_ratio: float | None = None):
         """Projections of ``views`` block by block, and the unspread scatter when ``broad_beam_ratio`` is given."""
-        parts = [self._forward_block(x, self._block(v), broad_beam_ratio=broad_beam_ratio)
-                 for v in self._view_blocks(views)]
-        primary = torch.cat([p for p, _ in parts], dim=1)
-        return primary, (None if broad_beam_ratio is None else torch.cat([s for _, s in parts], dim=1))
+        primary, scatter = [], []
+        for i in range(0, x.shape[0], self.BATCH_CHUNK):
+            parts = [self._forward_block(x[i:i + self.BATCH_CHUNK], self._block(v), broad_beam_ratio=broad_beam_ratio)
+                     for v in self._view_blocks(views)]
+            primary.append(torch.cat([p for p, _ in parts], dim=1))
+            if broad_beam_ratio is not None:
+                scatter.append(torch.cat([s for _, s in parts], dim=1))
+        return torch.cat(primary), (torch.cat(scatter) if scatter else None)
 
     def forward_with_scatter(self, volume, *, broad_beam_ratio: float, scatter_fwhm_mm: float):
         """Primary and photopeak-scatter projections of ``volume`` (all views), in one pass.
@@ -405,14 +417,16 @@ class SpectProjector:
         views = self._check_views(views)
         nz, n = self.grid.shape[0], self.n
         y, batched, as_numpy = self._as_batch(projections, (len(views), nz, n), "projections")
-        b = y.shape[0]
-        columns = torch.zeros(n * n, b * nz, dtype=torch.float32, device=self.device)
-        start = 0
-        for block_views in self._view_blocks(views):
-            block = self._block(block_views)
-            self._adjoint_block(y[:, start:start + len(block_views)], block, columns)
-            start += len(block_views)
-        return self._as_output(columns.reshape(n, n, b, nz).permute(2, 3, 0, 1), batched, as_numpy)
+        volumes = []
+        for i in range(0, y.shape[0], self.BATCH_CHUNK):
+            part = y[i:i + self.BATCH_CHUNK]
+            columns = torch.zeros(n * n, part.shape[0] * nz, dtype=torch.float32, device=self.device)
+            start = 0
+            for block_views in self._view_blocks(views):
+                self._adjoint_block(part[:, start:start + len(block_views)], self._block(block_views), columns)
+                start += len(block_views)
+            volumes.append(columns.reshape(n, n, part.shape[0], nz).permute(2, 3, 0, 1))
+        return self._as_output(torch.cat(volumes), batched, as_numpy)
 
     def _adjoint_block(self, y: torch.Tensor, block: dict, columns: torch.Tensor) -> None:
         """Add the back-projection of one block's ``(batch, views, z, bins)`` data to ``columns``."""

@@ -74,7 +74,10 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
                if any(rec.attenuation_shift_mm) else "") + ", "
             + (f"{rec.postfilter_fwhm_mm:g} mm FWHM Gaussian post-filter." if rec.postfilter_fwhm_mm else
                f"Butterworth post-filter (order {rec.butterworth_order:g}, cutoff {rec.butterworth_cutoff:g} "
-               "cycles/voxel)." if rec.butterworth_cutoff else "no post-filter.") + " Images are calibrated to kBq/mL."),
+               "cycles/voxel)." if rec.butterworth_cutoff else "no post-filter.") + " Images are calibrated to kBq/mL."
+            + (" Each image is reoriented by an LV axis, base and size estimated from the image itself "
+               "(maximum-count profiles), and the defect is read where that LV places it."
+               if rec.reorientation == "image" else " Images are reoriented with the phantom's LV geometry.")),
         "Enhancement methods": f"Applied to every reconstruction: {methods}.",
         "Observer": f"{spec.observer.describe()}.",
         "Statistics": (

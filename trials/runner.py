@@ -23,9 +23,9 @@ import numpy as np
 
 from spectrial.phantoms import DefectSpec, Grid, Label, Patient, Phantom, make_phantom, sample_population
 from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volume, butterworth_filter, cardiac_view,
-                                counts_to_kbq_per_ml, expected_projections, gaussian_filter, misregistered,
-                                noisy_projections, orbit_radii, osem, short_axis_plane, short_axis_volume,
-                                with_scatter_correction)
+                                counts_to_kbq_per_ml, estimate_lv_geometry, expected_projections, gaussian_filter,
+                                misregistered, noisy_projections, orbit_radii, osem, short_axis_plane,
+                                short_axis_volume, with_scatter_correction)
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .fidelity import combine_moments, fidelity_metrics, heart_box, noise_moments, noise_percent
@@ -94,6 +94,18 @@ def observer_input(volume, lv, centre_mm, observer: ObserverSpec) -> np.ndarray:
     if observer.input == "slice":
         return short_axis_plane(volume, lv, centre_mm, size=observer.roi_size)
     return short_axis_volume(volume, lv, centre_mm, size=observer.roi_size, depth=observer.voi_depth)
+
+
+def read_with_estimated_lv(image: Volume, lv, centres: Mapping[int, np.ndarray], observer: ObserverSpec):
+    """Observer inputs (per defect type) and the polar map of one image reoriented by its own estimated
+    LV geometry; each defect is read where the estimated LV places the phantom's defect location. The
+    search starts from the phantom's LV cavity centre, as an operator clicks on the heart."""
+    estimate = estimate_lv_geometry(image, lv.from_lv(lv.endo_half_length_mm / 2, 0.0, 0.0))
+    inputs = {}
+    for k, centre in centres.items():
+        w, radius, theta = lv.to_lv(centre)
+        inputs[k] = observer_input(image, estimate, estimate.from_lv(w, theta, radius), observer)
+    return inputs, polar_map(image, estimate)
 
 
 @dataclass
@@ -282,9 +294,17 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
         enhanced = chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
         t1 = time.perf_counter()
         stack = np.asarray(enhanced.array, dtype=np.float32)
-        for k in defects:
-            arrays[f"input_{k}_{di}"] = observer_input(enhanced, phantom.lv, centres[k], spec.observer).astype(np.float32)
-        arrays[f"polar_{di}"] = polar_map(enhanced, phantom.lv).astype(np.float32)
+        if spec.reconstruction.reorientation == "phantom":
+            for k in defects:
+                arrays[f"input_{k}_{di}"] = observer_input(enhanced, phantom.lv, centres[k],
+                                                           spec.observer).astype(np.float32)
+            arrays[f"polar_{di}"] = polar_map(enhanced, phantom.lv).astype(np.float32)
+        else:
+            read = [read_with_estimated_lv(Volume(image, sim.recon_grid), phantom.lv, centres, spec.observer)
+                    for image in stack]
+            for k in defects:
+                arrays[f"input_{k}_{di}"] = np.stack([inputs[k] for inputs, _ in read]).astype(np.float32)
+            arrays[f"polar_{di}"] = np.stack([polar for _, polar in read]).astype(np.float32)
         if examples:
             pitch = sim.recon_grid.voxel_mm / 2
             arrays[f"example_{di}"] = _views(Volume(stack[0], sim.recon_grid), phantom.lv, view_centre, pitch)

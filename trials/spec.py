@@ -78,6 +78,9 @@ class SimulationSpec:
         return [(r, min(r + size, self.realizations)) for r in range(0, self.realizations, size)]
 
 
+REORIENTATIONS = ("phantom", "image")
+
+
 @dataclass(frozen=True)
 class ReconstructionSpec:
     """OSEM settings (ASNC: OSEM with attenuation correction and resolution recovery).
@@ -87,7 +90,10 @@ class ReconstructionSpec:
     bound on what scatter correction can do) or ``none``. ``attenuation_shift_mm`` moves the attenuation
     map used for correction against the emission data (z, y, x), for misregistration studies. One
     post-filter at most: Gaussian (``postfilter_fwhm_mm`` > 0) or Butterworth (``butterworth_cutoff`` > 0,
-    cycles/voxel, of ``butterworth_order``).
+    cycles/voxel, of ``butterworth_order``). ``reorientation``: the LV geometry that orients the images for
+    the observer and the polar maps, the phantom's own (``phantom``, default) or estimated from each
+    enhanced image by maximum-count profiles (``image``, as automatic clinical software does; see
+    :func:`spectrial.simulate.estimate_lv_geometry`), with the defect read where the estimated LV places it.
     """
 
     iterations: int = 4
@@ -100,6 +106,7 @@ class ReconstructionSpec:
     postfilter_fwhm_mm: float = 0.0
     butterworth_cutoff: float = 0.0
     butterworth_order: float = 10.0
+    reorientation: str = "phantom"
 
     def __post_init__(self):
         require(self.iterations >= 1, "iterations", self.iterations, "a positive integer")
@@ -113,6 +120,8 @@ class ReconstructionSpec:
         require(0 <= self.butterworth_cutoff <= 0.5, "butterworth_cutoff", self.butterworth_cutoff,
                 "0 (off) or a cutoff in (0, 0.5] cycles/voxel")
         require(self.butterworth_order > 0, "butterworth_order", self.butterworth_order, "a positive order")
+        require(self.reorientation in REORIENTATIONS, "reorientation", self.reorientation,
+                f"one of {list(REORIENTATIONS)}")
         require(not (self.postfilter_fwhm_mm and self.butterworth_cutoff), "butterworth_cutoff",
                 self.butterworth_cutoff, "0 when postfilter_fwhm_mm is set: one post-filter at most")
 

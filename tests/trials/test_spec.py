@@ -31,6 +31,7 @@ def test_default_trial_loads_and_round_trips():
     ("[observer.channels]\nfamily = \"gabor\"\nedges = [0.1, 0.2]", "edges: unknown parameter of gabor"),
     ("[observer.channels]\nedges = [0.1, 0.2]", "observer.channels: expected a table with a 'family' key"),
     ("[reconstruction]\nsubsets = 7", "reconstruction.subsets"),
+    ("[reconstruction]\nreorientation = \"manual\"", "reorientation='manual'"),
 ])
 def test_bad_trial_files_name_the_key(text, fragment):
     with pytest.raises(SpecError) as error:
