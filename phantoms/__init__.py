@@ -3,17 +3,17 @@
 Imports nothing from the other spectrial packages.
 """
 
-from .anatomy import AnatomyParameters, Label, LVGeometry
-from .defects import TERRITORY_ANGLE_DEG, DefectSpec
+from .anatomy import SEXES, AnatomyParameters, Label, LVGeometry
+from .defects import TERRITORY_ANGLE_DEG, DefectSpec, aha_segment
 from .errors import InvalidParameterError, InvalidTypeError, SpectrialError
 from .grid import Grid
 from .io import read_image, save_heart_slices_png, write_image, write_phantom
 from .phantom import Phantom, make_phantom
-from .population import Patient, PopulationVariability, sample_population
+from .population import Patient, PopulationVariability, population_ranges, sample_population
 from .uptake import ATTENUATION_PER_CM, UptakeParameters
 
 __all__ = [
-    "ATTENUATION_PER_CM", "AnatomyParameters", "DefectSpec", "Grid", "InvalidParameterError",
+    "ATTENUATION_PER_CM", "SEXES", "AnatomyParameters", "aha_segment", "population_ranges", "DefectSpec", "Grid", "InvalidParameterError",
     "InvalidTypeError", "Label", "LVGeometry", "Patient", "Phantom", "PopulationVariability",
     "SpectrialError", "TERRITORY_ANGLE_DEG", "UptakeParameters", "make_phantom", "read_image",
     "sample_population", "save_heart_slices_png", "write_image", "write_phantom",

@@ -12,7 +12,7 @@ AHA segments (Cerqueira et al., Circulation 2002): basal 1-6 and mid 7-12 (anter
 inferoseptal, inferior, inferolateral, anterolateral: 60 deg sectors centred on 0, 300, 240, 180,
 120, 60 deg), apical 13-16 (anterior, septal, inferior, lateral: 90 deg sectors), apex 17. The
 long axis is divided by the mid-wall point's fractional distance from the base ``w/L = sin(phi)``:
-basal below 1/3, mid below 2/3, apical below ``APEX_FRACTION``, apex above.
+basal below 1/3, mid below 2/3, apical below ``spectrial.phantoms.defects.APEX_FRACTION``, apex above.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import numpy as np
 from scipy import ndimage
 
 from spectrial.phantoms.anatomy import LVGeometry
+from spectrial.phantoms.defects import aha_segment
 from spectrial.phantoms.errors import require
 
 from .images import Volume
 
-APEX_FRACTION = 0.96  # w/L above which the mid-wall belongs to the apical cap (segment 17), phi > ~74 deg
 SEGMENT_NAMES = (
     "basal anterior", "basal anteroseptal", "basal inferoseptal", "basal inferior", "basal inferolateral",
     "basal anterolateral", "mid anterior", "mid anteroseptal", "mid inferoseptal", "mid inferior",
@@ -92,15 +92,7 @@ def polar_area_weights(lv: LVGeometry, *, n_rings: int = 16, n_sectors: int = 36
 def aha_segments(n_rings: int = 16, n_sectors: int = 36) -> np.ndarray:
     """AHA segment number (1-17) of each map pixel, ``(n_rings, n_sectors)``."""
     phi, theta = _pixel_angles(n_rings, n_sectors)
-    fraction = np.sin(phi)
-    # Sixths counted from the anterior sector towards lateral: anterior, anterolateral, inferolateral,
-    # inferior, inferoseptal, anteroseptal -> AHA order 1, 6, 5, 4, 3, 2.
-    sixth = np.floor(((theta + 30.0) % 360.0) / 60.0).astype(int)
-    sixth_to_aha = np.array([1, 6, 5, 4, 3, 2])
-    quarter = np.floor(((theta + 45.0) % 360.0) / 90.0).astype(int)  # anterior, lateral, inferior, septal
-    quarter_to_aha = np.array([13, 16, 15, 14])
-    return np.select([fraction < 1 / 3, fraction < 2 / 3, fraction < APEX_FRACTION],
-                     [sixth_to_aha[sixth], sixth_to_aha[sixth] + 6, quarter_to_aha[quarter]], 17)
+    return aha_segment(np.sin(phi), theta)
 
 
 def segment_means(maps, weights: np.ndarray, segments: np.ndarray) -> np.ndarray:

@@ -106,6 +106,9 @@ def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]],
     for patient in patients:
         for group in ("anatomy", "uptake"):
             for name, value in patient[group].items():
+                if name == "sex":  # the one categorical parameter, shown as an indicator
+                    columns.setdefault("female (1) or male (0)", []).append(float(value == "female"))
+                    continue
                 values = value if isinstance(value, list) else [value]
                 for axis, v in zip("zyx" if len(values) == 3 else "yx" if len(values) == 2 else [""], values):
                     columns.setdefault(f"{name}[{axis}]" if axis else name, []).append(float(v))

@@ -362,10 +362,8 @@ class TrialSpec:
 
 
 def defect_label(defect: DefectSpec) -> str:
-    """Territory, angular extent, long-axis extent and severity, e.g. ``inferior 60deg 40%L sev25%``."""
-    angle = "" if defect.territory == "apical" else f" {defect.angular_extent_deg:g}deg"
-    offset = f" at{defect.angle_offset_deg:+g}deg" if defect.angle_offset_deg and defect.territory != "apical" else ""
-    return f"{defect.territory}{angle}{offset} {100 * defect.long_axis_extent:g}%L sev{100 * defect.severity:g}%"
+    """Short label of a defect type, e.g. ``inferior 60deg 40%L sev25%`` (:meth:`DefectSpec.describe`)."""
+    return defect.describe()
 
 
 def method_label(method: EnhancementMethod) -> str:
