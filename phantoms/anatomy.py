@@ -54,6 +54,7 @@ class Label(enum.IntEnum):
 
 
 SEXES = ("male", "female")
+CARDIAC_VIEWS = ("short-axis", "vertical-long-axis", "horizontal-long-axis")
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,8 @@ class AnatomyParameters:
     # elevation below the transverse plane (typical 40-60 deg and 15-35 deg).
     lv_azimuth_deg: float = 50.0
     lv_elevation_deg: float = 25.0
-    lv_epi_radius_mm: float = 33.0
-    lv_epi_half_length_mm: float = 80.0
+    lv_epi_radius_mm: float = 36.0
+    lv_epi_half_length_mm: float = 88.0
     lv_wall_thickness_mm: float = 10.0
     rv_wall_thickness_mm: float = 4.0
     # Diaphragm: two domes, apex heights (z) of the right and left hemidiaphragms and their radius of
@@ -224,6 +225,18 @@ class LVGeometry:
                 + (r * np.cos(t))[..., None] * np.asarray(self.anterior)
                 + (r * np.sin(t))[..., None] * np.asarray(self.lateral))
 
+    def view_axes(self, view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(normal, down, right) unit vectors of a cardiac view in its clinical display orientation:
+        short axis (anterior up, septum left), vertical long axis (anterior up, base left, apex right),
+        horizontal long axis (apex up, septum left)."""
+        require(view in CARDIAC_VIEWS, "view", view, f"one of {list(CARDIAC_VIEWS)}")
+        along, anterior, lateral = (np.asarray(v, float) for v in (self.long_axis, self.anterior, self.lateral))
+        if view == "short-axis":
+            return along, -anterior, lateral
+        if view == "vertical-long-axis":
+            return lateral, -anterior, along
+        return -anterior, -along, lateral
+
     def mid_wall_radius_mm(self, w) -> np.ndarray:
         """Radius in mm of the mid-myocardial surface at long-axis position ``w``."""
         w = np.asarray(w, dtype=float)
@@ -261,7 +274,6 @@ class Shape(NamedTuple):
 def organ_shapes(anatomy: AnatomyParameters, lv: LVGeometry) -> list[Shape]:
     """The organs in paint order (a later one wins where two overlap)."""
     a = anatomy
-    big = np.array([1e6, 1e6, 1e6])
     ap_max = a.body_ap_semi_axis_mm + a.abdomen_ap_extra_mm
 
     def in_body(p):

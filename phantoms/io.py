@@ -1,16 +1,20 @@
-"""Reading and writing phantoms: NIfTI/MHD through SimpleITK and a PNG of slices through the heart."""
+"""Reading and writing phantoms: NIfTI/MHD through SimpleITK, XCAT binary output, and a PNG of slices
+through the heart."""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from .anatomy import CARDIAC_VIEWS, Label, LVGeometry
+from .errors import InvalidParameterError, require
 from .grid import Grid
+from .lv_estimate import estimate_lv_geometry
 from .phantom import Phantom
 
 log = logging.getLogger(__name__)
@@ -91,11 +95,13 @@ def write_phantom(phantom: Phantom, out: str | os.PathLike) -> dict[str, Path]:
 
 
 def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
-    """Axial, coronal and sagittal slices through the LV centre of activity and attenuation."""
+    """Axial, coronal and sagittal slices through the LV centre (activity and attenuation), and the
+    short-axis, vertical and horizontal long-axis views of the heart with the defect outlined."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy import ndimage
 
     grid = phantom.grid
     lv = phantom.lv
@@ -104,7 +110,7 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     extent_xy = _extent(grid, 2) + _extent(grid, 1)[::-1]
     extent_xz = _extent(grid, 2) + _extent(grid, 0)
     extent_yz = _extent(grid, 1) + _extent(grid, 0)
-    fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
+    fig, axes = plt.subplots(3, 3, figsize=(12, 11))
     for row, (volume, title, unit, cmap) in enumerate(
             [(phantom.activity, "activity", "kBq/mL", "hot"), (phantom.mu, "attenuation", "1/cm", "gray")]):
         views = [
@@ -119,10 +125,35 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
             shown = ax.imshow(image, extent=extent, origin=origin, cmap=cmap)
             ax.set(title=f"{title}, {where}", xlabel=xlabel, ylabel=ylabel)
             fig.colorbar(shown, ax=ax, label=unit, shrink=0.8)
+    # Cardiac views through the defect centre (or the LV's middle), 1 mm pixels over 160 mm.
+    through = phantom.defect_centre_mm() if phantom.defect is not None else centre
+    size, pitch = 161, 1.0
+    offsets = (np.arange(size) - (size - 1) / 2) * pitch
+    titles = {"short-axis": "short axis", "vertical-long-axis": "vertical long axis",
+              "horizontal-long-axis": "horizontal long axis"}
+    for ax, view in zip(axes[2], CARDIAC_VIEWS):
+        _, down, right = lv.view_axes(view)
+        points = through + offsets[:, None, None] * down + offsets[None, :, None] * right
+        index = np.moveaxis(grid.index_of(points), -1, 0)
+        image = ndimage.map_coordinates(phantom.activity, index, order=1, mode="constant")
+        ax.imshow(image, cmap="hot", extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
+        if phantom.defect_mask is not None:
+            mask = ndimage.map_coordinates(phantom.defect_mask, index, order=1, mode="constant")
+            myocardium = ndimage.map_coordinates((phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), index,
+                                                 order=1, mode="constant")
+            weight = np.where(myocardium > 0.05, mask / np.maximum(myocardium, 1e-6), 0.0)
+            if weight.max() >= 0.5:
+                ax.contour(offsets, offsets, weight, levels=[0.5], colors="cyan", linewidths=1.2)
+        ax.set(title=f"{titles[view]}" + (" (defect outlined)" if phantom.defect is not None else ""),
+               xlabel="mm", ylabel="mm")
+    sex = phantom.anatomy.sex if phantom.anatomy is not None else "read"
+    label = phantom.defect.describe() if phantom.defect is not None else "no defect"
+    fig.suptitle(f"{sex} phantom, {label}; LV myocardium {phantom.myocardium_volume_ml * 1.05:.0f} g"
+                 + (f", defect {phantom.defect_extent_percent:.1f} % of the LV" if phantom.defect is not None else ""))
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=70)
     plt.close(fig)
     return path
 
@@ -131,3 +162,89 @@ def _extent(grid: Grid, axis: int) -> list[float]:
     coords = grid.axis_mm(axis)
     half = grid.voxel_mm / 2
     return [coords[0] - half, coords[-1] + half]
+
+
+XCAT_LOG_KEYS = {"pixel_width_cm": r"pixel width\s*=\s*([0-9.eE+-]+)", "slice_width_cm": r"slice width\s*=\s*([0-9.eE+-]+)",
+                 "array_size": r"array_size\s*=\s*([0-9]+)", "first_slice": r"starting slice number\s*=\s*([0-9]+)",
+                 "last_slice": r"ending slice number\s*=\s*([0-9]+)"}
+XCAT_FIRST_SLICE = ("superior", "inferior")
+
+
+def read_xcat_log(path: str | os.PathLike) -> dict:
+    """The geometry in an XCAT log file: pixel and slice width (cm), array size and the slice range.
+
+    XCAT writes lines such as ``pixel width =  0.3125 (cm)``, ``slice width =  0.3125 (cm)``,
+    ``array_size = 256``, ``starting slice number = 1`` and ``ending slice number = 128``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InvalidParameterError(f"log={str(path)!r} does not exist: expected the XCAT log file of the phantom")
+    text = path.read_text(errors="replace")
+    found = {}
+    for key, pattern in XCAT_LOG_KEYS.items():
+        match = re.search(pattern, text, flags=re.IGNORECASE)
+        if match is None:
+            raise InvalidParameterError(f"{path} has no '{pattern.split(chr(92))[0]}' line: expected an XCAT log "
+                                        "naming pixel width, slice width, array_size and the slice range")
+        found[key] = float(match.group(1)) if "width" in key else int(match.group(1))
+    return found
+
+
+def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: str | os.PathLike, *,
+              near_mm=None, lv: LVGeometry | None = None, first_slice: str = "superior") -> Phantom:
+    """A phantom from XCAT's binary output: ``*_act_1.bin`` (activity), ``*_atn_1.bin`` (attenuation in
+    1/pixel, XCAT's unit) and the log file with the geometry.
+
+    The files are little-endian float32 slices of ``array_size x array_size``, rows anterior to
+    posterior and columns from the patient's right to left (XCAT's display orientation, which is
+    spectrial's LPS). ``first_slice`` says whether the file starts at the top (``"superior"``, XCAT's
+    default) or the bottom. Activity is kept in the file's units (XCAT's are relative; scale them to
+    kBq/mL before simulating counts). The grid is centred on the patient origin.
+
+    XCAT carries no LV frame: pass ``lv``, or ``near_mm``, a point inside the LV cavity, from which the
+    LV's axis, base and size are estimated on the activity (:func:`estimate_lv_geometry`). Labels are
+    classes of the attenuation map (outside, lung, soft tissue, bone) with the LV myocardium and
+    blood pool from that LV geometry: enough for the samplers here, not XCAT's organ IDs.
+    """
+    require(first_slice in XCAT_FIRST_SLICE, "first_slice", first_slice, f"one of {list(XCAT_FIRST_SLICE)}")
+    require((near_mm is None) != (lv is None), "near_mm", near_mm,
+            "exactly one of near_mm (a point inside the LV cavity, to estimate the LV) or lv")
+    geometry = read_xcat_log(log)
+    if not np.isclose(geometry["pixel_width_cm"], geometry["slice_width_cm"], rtol=1e-4):
+        raise InvalidParameterError(f"{log}: pixel width {geometry['pixel_width_cm']} cm and slice width "
+                                    f"{geometry['slice_width_cm']} cm differ: expected isotropic voxels")
+    n = geometry["array_size"]
+    slices = geometry["last_slice"] - geometry["first_slice"] + 1
+    require(n >= 1 and slices >= 1, "log", str(log), "a positive array size and slice range")
+    arrays = []
+    for name, path in (("activity", activity), ("attenuation", attenuation)):
+        path = Path(path)
+        if not path.exists():
+            raise InvalidParameterError(f"{name}={str(path)!r} does not exist: expected an XCAT .bin file")
+        expected = slices * n * n * 4
+        if path.stat().st_size != expected:
+            raise InvalidParameterError(f"{path} holds {path.stat().st_size} bytes: expected {expected} "
+                                        f"({slices} slices of {n} x {n} float32) from the log")
+        volume = np.fromfile(path, dtype="<f4").reshape(slices, n, n)
+        arrays.append(volume[::-1] if first_slice == "superior" else volume)  # spectrial's z grows superiorly
+    activity_map, mu_per_pixel = arrays
+    if np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map)):
+        raise InvalidParameterError("the XCAT maps hold negative or non-finite values: expected activity and "
+                                    "attenuation >= 0")
+    voxel_mm = 10.0 * geometry["pixel_width_cm"]
+    grid = Grid.centered((slices, n, n), voxel_mm)
+    mu = (mu_per_pixel / geometry["pixel_width_cm"]).astype(np.float32)
+    if lv is None:
+        lv = estimate_lv_geometry(activity_map, grid, near_mm)
+    labels = np.full(grid.shape, Label.BODY, np.uint8)
+    labels[mu <= 0] = Label.OUTSIDE
+    labels[(mu > 0) & (mu < 0.09)] = Label.LUNG
+    labels[mu > 0.2] = Label.SPINE
+    points = np.stack(np.meshgrid(*(grid.axis_mm(a) for a in range(3)), indexing="ij"), axis=-1)
+    w, r, _ = lv.to_lv(points)
+    above_base = w >= 0
+    labels[above_base & ((w / lv.epi_half_length_mm) ** 2 + (r / lv.epi_radius_mm) ** 2 <= 1)] = Label.LV_MYOCARDIUM
+    labels[above_base & ((w / lv.endo_half_length_mm) ** 2 + (r / lv.endo_radius_mm) ** 2 <= 1)] = Label.LV_BLOOD
+    myocardium_ml = float((labels == Label.LV_MYOCARDIUM).sum()) * grid.voxel_ml
+    return Phantom(activity=activity_map.astype(np.float32), mu=mu, labels=labels, grid=grid, lv=lv,
+                   anatomy=None, uptake=None, myocardium_volume_ml=myocardium_ml)

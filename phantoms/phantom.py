@@ -44,8 +44,8 @@ class Phantom:
     labels: np.ndarray
     grid: Grid
     lv: LVGeometry
-    anatomy: AnatomyParameters
-    uptake: UptakeParameters
+    anatomy: AnatomyParameters | None  # None for a phantom read from elsewhere (XCAT)
+    uptake: UptakeParameters | None
     defect: DefectSpec | None = None
     defect_mask: np.ndarray | None = None
     defect_extent_percent: float = 0.0

@@ -149,4 +149,8 @@ def population_ranges(patients: list[Patient]) -> dict[str, tuple[float, float]]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 values = [r[key] for r in records]
                 ranges[f"{prefix}.{key}"] = (float(min(values)), float(max(values)))
+            elif isinstance(value, list):  # a point or semi-axes, by component
+                for i, axis in enumerate("zyx"[-len(value):]):
+                    values = [r[key][i] for r in records]
+                    ranges[f"{prefix}.{key}[{axis}]"] = (float(min(values)), float(max(values)))
     return ranges

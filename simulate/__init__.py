@@ -13,7 +13,9 @@ from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, mis
 from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
 from .protocol import COLLIMATORS, PROTOCOLS, Collimator, Protocol
 from .scatter import SCATTER_CORRECTIONS, ScatterModel, tew_estimate, with_scatter_correction
-from .reorient import (CARDIAC_VIEWS, cardiac_view, estimate_lv_geometry, short_axis_plane, short_axis_points,
+from spectrial.phantoms.anatomy import CARDIAC_VIEWS
+
+from .reorient import (cardiac_view, estimate_lv_geometry, short_axis_plane, short_axis_points,
                        short_axis_volume)
 
 __all__ = [
