@@ -39,7 +39,9 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
     methods = "; ".join(spec.method_labels)
     return {
         "Population": (
-            f"{sim.n_patients} virtual patients drawn from the population model with trial seed {spec.seed}; each "
+            f"{sim.n_patients} virtual patients drawn from the XCAT-style population model with trial seed {spec.seed} "
+            f"({_percent(spec.population.female_fraction)} women, with breasts; torso, heart size and orientation, "
+            "diaphragm, bowel position and organ uptake varied); each "
             f"patient is imaged without a defect and with each of {len(spec.defects)} defect type(s). Tc-99m "
             f"sestamibi at stress, {spec.uptake.injected_mbq:g} MBq injected at full dose, imaged "
             f"{spec.uptake.minutes_after_injection:g} min after injection."),
