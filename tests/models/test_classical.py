@@ -38,9 +38,38 @@ def test_none_returns_the_input_and_batches_pass_through():
 
 def test_registry_names_unknown_methods_and_parameters():
     assert {"none", "gaussian"} <= set(available_methods())
-    with pytest.raises(InvalidParameterError, match="'gaussian', 'none'"):
+    with pytest.raises(InvalidParameterError, match="expected one of .*'gaussian'.*'none'"):
         make_method("bm3d")
     with pytest.raises(InvalidParameterError, match="fwm"):
         make_method("gaussian", fwm=3)
     with pytest.raises(InvalidParameterError, match="fwhm_mm"):
         make_method("gaussian", fwhm_mm=-1)
+
+
+def test_butterworth_method_passes_a_cosine_at_its_cutoff_by_one_over_root_two():
+    # A cosine along x at exactly the cutoff frequency, periodic under the mirror padding
+    # (cos(pi k x / (n-1)) with k chosen so k / (2 (n - 1)) = cutoff): transfer 1/sqrt(2) at f = fc.
+    grid = Grid.centered((9, 9, 41), 2.0)
+    k = 10
+    cutoff = k / (2 * (grid.shape[2] - 1))
+    x = np.arange(grid.shape[2])
+    wave = np.broadcast_to(np.cos(np.pi * k * x / (grid.shape[2] - 1)), grid.shape).astype(np.float32) + 2.0
+    out = make_method("butterworth", cutoff=cutoff, order=6)(Volume(wave, grid), dose_fraction=1.0).array
+    crests = np.abs(wave[4, 4] - 2.0) > 0.5  # away from the cosine's zeros
+    crests[:12] = crests[-12:] = False
+    amplitude = (out[4, 4] - 2.0)[crests] / (wave[4, 4] - 2.0)[crests]
+    np.testing.assert_allclose(amplitude, 1 / np.sqrt(2), rtol=0.02)
+    assert make_method("butterworth", cutoff=0.4, dose_scaling=True).cutoff_at(1 / 16) == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("name", ["nlm", "tv"])
+def test_adaptive_filters_reduce_the_variance_of_a_flat_noisy_region_and_keep_its_mean(name):
+    rng = np.random.default_rng(3)
+    grid = Grid.centered((16, 24, 24), 4.0)
+    noisy = (10.0 + 2.0 * rng.standard_normal(grid.shape)).astype(np.float32)
+    out = make_method(name)(Volume(noisy, grid), dose_fraction=0.25).array
+    inner = (slice(3, -3),) * 3  # away from the edges
+    assert out[inner].var() < 0.25 * noisy[inner].var()
+    assert out[inner].mean() == pytest.approx(noisy[inner].mean(), rel=0.01)
+    batch = make_method(name)(Volume(np.stack([noisy, 2 * noisy]), grid), dose_fraction=0.25).array
+    np.testing.assert_allclose(batch[0], out, rtol=1e-5)

@@ -1,0 +1,186 @@
+"""Trained networks and user plug-ins as enhancement methods.
+
+``network`` runs a checkpoint written by ``spectrial train``. ``plugin`` runs a user's model without
+editing the platform: a Python callable named by import path, a TorchScript file, or a state dict of
+a registered architecture. Every output is checked: a wrong shape or a non-finite value is an error
+that names the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.simulate.images import Volume
+
+from .enhancement import EnhancementMethod
+from .networks import ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
+
+
+def _images(volume: Volume) -> torch.Tensor:
+    array = np.asarray(volume.array, np.float32)
+    return torch.from_numpy(array if volume.batched else array[None])
+
+
+def _checked(model: str, out, images: torch.Tensor, volume: Volume) -> Volume:
+    """The model's output as a Volume, after checking its shape and values."""
+    out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+    if out.shape != tuple(images.shape):
+        raise InvalidParameterError(f"enhancement model {model} returned shape {out.shape}: expected "
+                                    f"{tuple(images.shape)}, the shape of its input")
+    if not np.all(np.isfinite(out)):
+        raise InvalidParameterError(f"enhancement model {model} returned NaN or infinite values")
+    out = out.astype(np.float32)
+    return volume.derived(out if volume.batched else out[0], "enhancement", model=model)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_checkpoint(path: str, mtime: float):
+    return load_checkpoint(path)
+
+
+@dataclass(frozen=True)
+class NetworkDenoiser(EnhancementMethod):
+    """A network trained by ``spectrial train`` (U-Net, residual CNN, GAN generator, Noise2Noise; one per
+    dose or dose-conditioned), run on the whole image (the networks are fully convolutional).
+
+    Parameters
+    ----------
+    checkpoint : str
+        Path of the checkpoint.
+    batch_size : int
+        Images per forward pass.
+    """
+
+    name = "network"
+    checkpoint: str = ""
+    batch_size: int = 4
+
+    def __post_init__(self):
+        require(bool(self.checkpoint), "checkpoint", self.checkpoint, "the path of a checkpoint written by spectrial train")
+        require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
+
+    def network(self):
+        path = Path(self.checkpoint)
+        if not path.exists():
+            raise InvalidParameterError(f"checkpoint={self.checkpoint!r} does not exist: expected a file written by "
+                                        "spectrial train")
+        return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
+
+    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
+        network, record = self.network()
+        images = _images(volume)
+        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images), batch_size=int(self.batch_size))
+        return _checked(f"network {self.checkpoint!r} ({record['architecture']})", out, images, volume)
+
+    def weight_files(self) -> tuple[str, ...]:
+        return (self.checkpoint,)
+
+
+@functools.lru_cache(maxsize=8)
+def _import_callable(target: str):
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise InvalidParameterError(f"callable={target!r} is not allowed: expected 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        raise InvalidParameterError(f"plug-in {target!r} does not import: {type(error).__name__}: {error}") from None
+    try:
+        function = functools.reduce(getattr, attribute.split("."), module)
+    except AttributeError:
+        raise InvalidParameterError(f"plug-in {target!r}: module {module_name!r} has no {attribute!r}") from None
+    if not callable(function):
+        raise InvalidParameterError(f"plug-in {target!r} is not callable")
+    return function
+
+
+@functools.lru_cache(maxsize=8)
+def _load_module(kind: str, path: str, architecture: str, mtime: float):
+    if kind == "torchscript":
+        try:
+            module = torch.jit.load(path, map_location="cpu")
+        except Exception as error:
+            raise InvalidParameterError(f"torchscript={path!r} could not be loaded as TorchScript: {error}") from None
+    else:
+        network = make_network(architecture)
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+            network.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except Exception as error:
+            raise InvalidParameterError(f"state_dict={path!r} does not fit architecture {architecture!r}: "
+                                        f"{str(error).splitlines()[0]}") from None
+        module = network
+    module.eval()
+    return module
+
+
+@dataclass(frozen=True)
+class PluginMethod(EnhancementMethod):
+    """A user's model, given by exactly one of:
+
+    - ``callable = "package.module:function"``: called as ``function(images, dose_fraction=...,
+      voxel_mm=...)`` with a float32 array ``(batch, z, y, x)`` in kBq/mL; returns the same shape;
+    - ``torchscript = "model.pt"``: a TorchScript module mapping ``(batch, 1, z, y, x)`` to the same shape;
+    - ``state_dict = "weights.pt"`` with ``architecture`` (one of :data:`~spectrial.models.networks.ARCHITECTURES`,
+      default hyper-parameters): a plain PyTorch state dict.
+
+    Torch models see each image divided by its 99.5th percentile (``normalize``; the output is scaled
+    back), as the platform's own networks do.
+    """
+
+    name = "plugin"
+    callable: str = ""
+    torchscript: str = ""
+    state_dict: str = ""
+    architecture: str = ""
+    normalize: bool = True
+    batch_size: int = 4
+
+    def __post_init__(self):
+        given = [k for k in ("callable", "torchscript", "state_dict") if getattr(self, k)]
+        require(len(given) == 1, "plugin", given or "nothing",
+                "exactly one of callable (package.module:function), torchscript (a file) or state_dict (a file)")
+        if self.state_dict:
+            require(self.architecture in ARCHITECTURES, "architecture", self.architecture,
+                    f"one of {sorted(ARCHITECTURES)} for a state_dict plug-in")
+        for key in ("torchscript", "state_dict"):
+            path = getattr(self, key)
+            if path and not Path(path).exists():
+                raise InvalidParameterError(f"{key}={path!r} does not exist: expected the plug-in's model file")
+        if self.callable:
+            _import_callable(self.callable)  # fail when the trial is loaded, not in a worker
+        require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
+
+    @property
+    def model(self) -> str:
+        return self.callable or self.torchscript or f"{self.state_dict} ({self.architecture})"
+
+    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
+        images = _images(volume)
+        if self.callable:
+            out = _import_callable(self.callable)(images.numpy().copy(), dose_fraction=dose_fraction,
+                                                  voxel_mm=volume.grid.voxel_mm)
+            return _checked(f"plug-in {self.model!r}", out, images, volume)
+        kind = "torchscript" if self.torchscript else "state_dict"
+        path = self.torchscript or self.state_dict
+        module = _load_module(kind, str(Path(path).resolve()), self.architecture, os.path.getmtime(path))
+        scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
+        try:
+            out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size))
+        except InvalidParameterError:
+            raise
+        except Exception as error:
+            raise InvalidParameterError(f"plug-in {self.model!r} failed on input {tuple(images.shape)}: "
+                                        f"{type(error).__name__}: {error}") from None
+        return _checked(f"plug-in {self.model!r}", out, images, volume)
+
+    def weight_files(self) -> tuple[str, ...]:
+        return tuple(p for p in (self.torchscript, self.state_dict) if p)

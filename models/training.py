@@ -1,0 +1,199 @@
+"""Training denoising networks on simulated pairs, reproducibly.
+
+The data are heart-centred crops: ``inputs`` (low-dose reconstructions) and ``targets`` (the
+full-dose or noiseless reconstruction for supervised training, or a second independent low-dose
+realization for Noise2Noise, Lehtinen et al. ICML 2018), with the patient and dose of every pair.
+Training and validation are split by patient, so no patient's anatomy is seen in both. Every random
+choice (split, initial weights, batch order) comes from the seed.
+
+Modes: ``supervised`` (MSE or L1), ``noise2noise`` (MSE against the second realization, whose
+expectation is the clean image), and ``gan`` (pix2pix: the generator's L1 or MSE loss plus
+``adversarial_weight`` x the PatchGAN discriminator's verdict, Isola et al. CVPR 2017).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from spectrial.phantoms.errors import InvalidParameterError, require
+
+from .networks import ARCHITECTURES, PatchDiscriminator, intensity_scale, make_network
+
+TRAINING_MODES = ("supervised", "noise2noise", "gan")
+LOSSES = ("mse", "l1")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a network is trained (the data come separately)."""
+
+    architecture: str = "unet3d"
+    width: int = 8
+    depth: int = 2  # U-Net poolings
+    layers: int = 6  # residual CNN convolutions
+    dose_conditioned: bool = False
+    mode: str = "supervised"
+    loss: str = "mse"
+    adversarial_weight: float = 0.01
+    epochs: int = 20
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self):
+        require(self.architecture in ARCHITECTURES, "architecture", self.architecture, f"one of {sorted(ARCHITECTURES)}")
+        require(self.mode in TRAINING_MODES, "mode", self.mode, f"one of {list(TRAINING_MODES)}")
+        require(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
+        require(int(self.epochs) >= 1, "epochs", self.epochs, "a positive integer")
+        require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive integer")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive rate")
+        require(0 < self.validation_fraction < 1, "validation_fraction", self.validation_fraction, "a fraction in (0, 1)")
+        require(self.adversarial_weight >= 0, "adversarial_weight", self.adversarial_weight, "a weight >= 0")
+
+    def network_hyperparameters(self) -> dict:
+        if self.architecture == "unet3d":
+            return {"width": self.width, "depth": self.depth, "dose_conditioned": self.dose_conditioned}
+        return {"width": self.width, "layers": self.layers, "dose_conditioned": self.dose_conditioned}
+
+
+@dataclass
+class TrainingResult:
+    network: nn.Module
+    train_loss: list[float] = field(default_factory=list)  # per epoch
+    validation_loss: list[float] = field(default_factory=list)
+    train_patients: list[int] = field(default_factory=list)
+    validation_patients: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def record(self, config: TrainingConfig, data_description: dict) -> dict:
+        """What a checkpoint stores about the training (plain types only)."""
+        return {"config": dataclasses.asdict(config), "data": data_description,
+                "train_patients": self.train_patients, "validation_patients": self.validation_patients,
+                "train_loss": self.train_loss, "validation_loss": self.validation_loss, "seconds": self.seconds}
+
+
+def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Patient ids for training and validation (at least one each)."""
+    unique = np.unique(patients)
+    require(unique.size >= 2, "patients", unique.tolist(), "at least two patients to split into training and validation")
+    shuffled = rng.permutation(unique)
+    n_validation = min(max(1, int(round(fraction * unique.size))), unique.size - 1)
+    return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
+
+
+def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray, doses: np.ndarray,
+                  config: TrainingConfig, *, progress=None) -> TrainingResult:
+    """Train a network on crops ``(n, z, y, x)``.
+
+    Parameters
+    ----------
+    inputs, targets : ndarray, ``(n, z, y, x)``
+        Paired crops (kBq/mL); each pair is scaled by its input's 99.5th percentile.
+    patients, doses : ndarray, ``(n,)``
+        Patient id and dose fraction of each pair.
+    config : TrainingConfig
+    progress : callable, optional
+        Called as ``progress(epoch, train_loss, validation_loss)`` after each epoch.
+    """
+    inputs, targets = np.asarray(inputs, np.float32), np.asarray(targets, np.float32)
+    patients, doses = np.asarray(patients), np.asarray(doses, float)
+    if inputs.ndim != 4 or targets.shape != inputs.shape or patients.shape != (len(inputs),) or doses.shape != patients.shape:
+        raise InvalidParameterError(f"training data shapes inputs {inputs.shape}, targets {targets.shape}, patients "
+                                    f"{patients.shape}, doses {doses.shape}: expected (n, z, y, x) twice and (n,) twice")
+    if not (np.all(np.isfinite(inputs)) and np.all(np.isfinite(targets))):
+        raise InvalidParameterError("training data hold NaN or infinite values")
+    if not config.dose_conditioned and np.unique(doses).size > 1:
+        raise InvalidParameterError(f"training data hold doses {sorted(set(doses.tolist()))}: a dose-specific network "
+                                    "trains on one dose; set dose_conditioned = true to train on several")
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    train_ids, validation_ids = split_by_patient(patients, config.validation_fraction, rng)
+    network = make_network(config.architecture, **config.network_hyperparameters())
+    multiple = getattr(network, "multiple", 1)
+    if any(n % multiple for n in inputs.shape[1:]):
+        raise InvalidParameterError(f"crop {inputs.shape[1:]} is not allowed for {config.architecture} with depth "
+                                    f"{config.depth}: expected sizes divisible by {multiple}")
+    x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
+    scale = intensity_scale(x_all)
+    x_all, y_all = x_all / scale[:, None, None, None], y_all / scale[:, None, None, None]
+    train = np.flatnonzero(np.isin(patients, train_ids))
+    validation = np.flatnonzero(np.isin(patients, validation_ids))
+    criterion = nn.MSELoss() if config.loss == "mse" or config.mode == "noise2noise" else nn.L1Loss()
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+    discriminator = optimizer_d = None
+    if config.mode == "gan":
+        discriminator = PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned)
+        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
+    bce = nn.BCEWithLogitsLoss()
+    result = TrainingResult(network, train_patients=train_ids.tolist(), validation_patients=validation_ids.tolist())
+    start = time.perf_counter()
+
+    def batch_input(index):
+        """Network input of some pairs: the scaled image, and the log2(dose) channel when conditioned."""
+        x = x_all[index][:, None]
+        if config.dose_conditioned:
+            dose = torch.log2(torch.as_tensor(doses[index], dtype=torch.float32))[:, None, None, None, None]
+            x = torch.cat([x, dose.expand_as(x)], dim=1)
+        return x
+
+    for epoch in range(int(config.epochs)):
+        network.train()
+        order = rng.permutation(train)
+        losses = []
+        for b in range(0, len(order), int(config.batch_size)):
+            index = order[b:b + int(config.batch_size)]
+            x, y = batch_input(index), y_all[index][:, None]
+            prediction = network(x)
+            loss = criterion(prediction, y)
+            if discriminator is not None:
+                # Discriminator: real pairs (input, target) against generated ones.
+                optimizer_d.zero_grad()
+                real, fake = discriminator(x, y), discriminator(x, prediction.detach())
+                loss_d = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+                loss_d.backward()
+                optimizer_d.step()
+                verdict = discriminator(x, prediction)
+                loss = loss + config.adversarial_weight * bce(verdict, torch.ones_like(verdict))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        network.eval()
+        with torch.inference_mode():
+            validation_losses = [float(criterion(network(batch_input(validation[b:b + 8])), y_all[validation[b:b + 8]][:, None]))
+                                 * len(validation[b:b + 8]) for b in range(0, len(validation), 8)]
+        result.train_loss.append(float(np.mean(losses)))
+        result.validation_loss.append(float(np.sum(validation_losses) / len(validation)))
+        if progress is not None:
+            progress(epoch, result.train_loss[-1], result.validation_loss[-1])
+    result.seconds = time.perf_counter() - start
+    network.eval()
+    if not all(math.isfinite(v) for v in result.train_loss + result.validation_loss):
+        raise InvalidParameterError(f"training diverged (loss {result.train_loss[-1]}): lower learning_rate")
+    return result
+
+
+def save_loss_curve(result: TrainingResult, path) -> None:
+    """PNG of the training and validation loss per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = np.arange(1, len(result.train_loss) + 1)
+    ax.semilogy(epochs, result.train_loss, label="training")
+    ax.semilogy(epochs, result.validation_loss, label="validation (held-out patients)")
+    ax.set(xlabel="epoch", ylabel="loss (intensity scaled to the 99.5th percentile)", title="training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
