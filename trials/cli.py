@@ -62,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--check", action="append", metavar="NAME",
                         help="run only this check (repeatable); default: all")
 
+    train = sub.add_parser("train", help="train a denoising network on pairs the platform simulates",
+                           description="Simulate training pairs (low-dose input; noiseless, full-dose or a second "
+                                       "realization as target) from a trial's phantoms and simulation, split them "
+                                       "by patient, train the network the file describes and write its checkpoint "
+                                       "(loads with torch.load(weights_only=True)) and a loss-curve PNG.")
+    train.add_argument("training_file", help="training TOML file (see examples/training/)")
+
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
@@ -192,6 +199,27 @@ def _verify(args) -> int:
     return 1 if failed else 0
 
 
+def _train(args) -> int:
+    from tqdm import tqdm
+
+    from .training import run_training
+
+    bar = tqdm(total=None, unit="patient", desc="simulating pairs")
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done == total:
+            bar.close()
+
+    try:
+        run_training(args.training_file, progress=progress, log=print)
+    finally:
+        bar.close()
+    return 0
+
+
 def _show_config(args) -> int:
     from .spec import dump_trial, load_trial
 
@@ -203,7 +231,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config}[args.command]
+    command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
+               "train": _train}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

@@ -1,0 +1,166 @@
+"""``spectrial train``: training pairs simulated by the platform itself, and the training run.
+
+A training file names the trial whose simulation it borrows (protocol, population, reconstruction;
+the embedded quick trial by default), how much data to simulate, the pairs to form and the network:
+
+    name = "unet-quarter"
+    seed = 7
+    trial = "default"              # or a trial TOML path, relative to this file
+    output = "unet-quarter.pt"     # checkpoint, relative to this file
+
+    [data]
+    n_patients = 6                 # split into training and validation patients
+    realizations = 4
+    dose_fractions = [0.25]        # several: a dose-conditioned network
+    target = "noiseless"           # "full-dose" | "noiseless" | "noise2noise"
+    crop = [16, 32, 32]            # heart-centred crop (z, y, x) in reconstruction voxels
+
+    [network]                      # spectrial.models.training.TrainingConfig
+    architecture = "unet3d"
+    mode = "supervised"            # "noise2noise" | "gan"
+    epochs = 20
+
+Patients are drawn from their own seeded stream (``seed``), so a training file reproduces its data,
+and they are distinct from the trial's patients (another stream).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from spectrial.models.networks import save_checkpoint
+from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
+from spectrial.phantoms import sample_population
+from spectrial.phantoms.errors import InvalidParameterError, require
+
+from .plan import WorkUnit
+from .runner import simulate_unit, trial_rng
+from .spec import SpecError, from_record, load_trial
+
+TARGETS = ("full-dose", "noiseless", "noise2noise")
+TRAINING_KEY = 0x7A1  # keys the training population's random stream apart from any trial's
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    n_patients: int = 6
+    realizations: int = 4
+    dose_fractions: tuple[float, ...] = (0.25,)
+    target: str = "noiseless"
+    crop: tuple[int, int, int] = (16, 32, 32)
+
+    def __post_init__(self):
+        require(int(self.n_patients) >= 2, "n_patients", self.n_patients, "at least 2 (training and validation)")
+        require(int(self.realizations) >= 1, "realizations", self.realizations, "a positive integer")
+        require(len(self.dose_fractions) >= 1 and all(0 < f <= 1 for f in self.dose_fractions), "dose_fractions",
+                list(self.dose_fractions), "one or more dose fractions in (0, 1]")
+        require(self.target in TARGETS, "target", self.target, f"one of {list(TARGETS)}")
+        require(self.target != "noise2noise" or int(self.realizations) >= 2, "realizations", self.realizations,
+                "at least 2 for Noise2Noise pairs")
+        require(len(self.crop) == 3 and all(int(c) >= 4 for c in self.crop), "crop", list(self.crop),
+                "three sizes (z, y, x) of at least 4 voxels")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    name: str = "network"
+    seed: int = 0
+    trial: str = "default"
+    output: str = "network.pt"
+    data: TrainingData = field(default_factory=TrainingData)
+    network: TrainingConfig = field(default_factory=TrainingConfig)
+
+
+def load_training(path: str | os.PathLike) -> tuple[TrainingSpec, Path]:
+    """The training file's specification and the folder its relative paths start from."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"training file {str(path)!r} does not exist")
+    try:
+        record = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{path}: not valid TOML: {error}") from None
+    network = dict(record.pop("network", {}))
+    network.setdefault("seed", record.get("seed", 0))
+    record["network"] = network
+    return from_record(TrainingSpec, record), path.parent
+
+
+def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
+    """``crop``-sized block of ``(..., z, y, x)`` centred on voxel ``centre`` (edge-padded where it leaves)."""
+    starts = [int(round(c)) - n // 2 for c, n in zip(centre, crop)]
+    pads = [(max(0, -s), max(0, s + n - size)) for s, n, size in zip(starts, crop, volume.shape[-3:])]
+    padded = np.pad(volume, [(0, 0)] * (volume.ndim - 3) + pads, mode="edge")
+    index = tuple(slice(s + p[0], s + p[0] + n) for s, p, n in zip(starts, pads, crop))
+    return padded[(Ellipsis,) + index]
+
+
+def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str, np.ndarray]:
+    """Simulate the training pairs: ``inputs``, ``targets``, ``patients``, ``doses`` (crops)."""
+    data = spec.data
+    doses = tuple(float(f) for f in data.dose_fractions)
+    needed = sorted(set(doses) | ({1.0} if data.target == "full-dose" else set()), reverse=True)
+    simulation = dataclasses.replace(trial_spec.simulation, n_patients=int(data.n_patients),
+                                     realizations=int(data.realizations), dose_fractions=tuple(needed))
+    trial = dataclasses.replace(trial_spec, simulation=simulation)
+    patients = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
+                                 variability=trial.population, uptake=trial.uptake)
+    inputs, targets, patient_ids, dose_ids = [], [], [], []
+    for p, patient in enumerate(patients):
+        for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
+            sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
+            _, box, _ = sim.heart
+            centre = np.array([(s.start + s.stop - 1) / 2 for s in box])
+            for f in doses:
+                low = _crop_around(sim.volumes[f], centre, data.crop)
+                if data.target == "noise2noise":
+                    half = (len(low) // 2) * 2
+                    pair_in, pair_out = low[0:half:2], low[1:half:2]
+                elif data.target == "full-dose":
+                    pair_in, pair_out = low, _crop_around(sim.volumes[1.0], centre, data.crop)
+                else:
+                    pair_in = low
+                    pair_out = np.repeat(_crop_around(sim.noiseless, centre, data.crop)[None], len(low), axis=0)
+                inputs.append(pair_in)
+                targets.append(pair_out)
+                patient_ids += [p] * len(pair_in)
+                dose_ids += [f] * len(pair_in)
+        if progress is not None:
+            progress(p + 1, len(patients))
+    return {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets),
+            "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
+
+
+def run_training(path: str | os.PathLike, *, progress=None, log=print) -> Path:
+    """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve."""
+    spec, folder = load_training(path)
+    trial_spec = load_trial(None if spec.trial == "default" else folder / spec.trial)
+    network_config = dataclasses.replace(spec.network, dose_conditioned=spec.network.dose_conditioned
+                                         or len(spec.data.dose_fractions) > 1)
+    output = folder / spec.output
+    if output.suffix != ".pt":
+        raise InvalidParameterError(f"output={spec.output!r} is not allowed: expected a .pt checkpoint path")
+    start = time.perf_counter()
+    pairs = simulate_pairs(spec, trial_spec, progress=progress)
+    simulated = time.perf_counter() - start
+    log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
+        f"{simulated:.0f} s")
+    result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
+                           progress=lambda e, t, v: log(f"epoch {e + 1}/{network_config.epochs}: training loss "
+                                                        f"{t:.5f}, validation loss {v:.5f}"))
+    description = {"training_file": Path(path).name, "trial": trial_spec.name, "seed": spec.seed,
+                   "pairs": int(len(pairs["inputs"])), "target": spec.data.target,
+                   "dose_fractions": list(spec.data.dose_fractions), "n_patients": spec.data.n_patients,
+                   "realizations": spec.data.realizations, "simulation_seconds": simulated}
+    save_checkpoint(result.network, output, crop=tuple(spec.data.crop),
+                    training=result.record(network_config, description))
+    save_loss_curve(result, output.with_suffix(".loss.png"))
+    log(f"trained in {result.seconds:.0f} s; checkpoint {output}, loss curve {output.with_suffix('.loss.png')}")
+    return output
