@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
+from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
 from spectrial.phantoms.errors import require
 from spectrial.simulate.filters import butterworth_filter, gaussian_filter
@@ -90,14 +90,29 @@ class ButterworthDenoiser(EnhancementMethod):
         return butterworth_filter(volume, cutoff=self.cutoff_at(dose_fraction), order=self.order)
 
 
+def noise_sigma(image: np.ndarray) -> float:
+    """Noise standard deviation of an image, from the median absolute deviation of its first
+    differences along x (``/ sqrt 2``) inside the body (voxels above 10 % of the maximum).
+
+    scikit-image's wavelet estimate (Donoho & Johnstone 1994) is dominated by the empty field around
+    the patient and returned near zero for reconstructions; this one, on the default trial's 1/4 and
+    1/8-dose reconstructions, measured 4.5 and 5.9 kBq/mL against a true myocardial noise SD (across
+    realizations) of 4.8 and 6.7.
+    """
+    body = image > 0.1 * image.max()
+    if body.sum() < 2:
+        return 0.0
+    d = np.diff(image, axis=-1)[body[..., 1:]] / np.sqrt(2.0)
+    return float(1.4826 * np.median(np.abs(d - np.median(d))))
+
+
 def _per_image(volume: Volume, denoise) -> np.ndarray:
-    """Apply ``denoise(image, sigma)`` to each image of a (batched) volume, ``sigma`` the image's noise
-    standard deviation estimated by the wavelet median-absolute-deviation rule of scikit-image
-    (Donoho & Johnstone 1994): the tuning rule of the image-adaptive filters below, which makes their
-    strength follow the noise, and so the dose, of each image."""
+    """Apply ``denoise(image, sigma)`` to each image of a (batched) volume, ``sigma`` the image's
+    :func:`noise_sigma`: the tuning rule of the image-adaptive filters below, whose strength thus
+    follows the noise, and so the dose, of each image."""
     images = np.asarray(volume.array, np.float64)
     images = images if volume.batched else images[None]
-    out = np.stack([denoise(image, float(estimate_sigma(image))) for image in images]).astype(np.float32)
+    out = np.stack([denoise(image, noise_sigma(image)) for image in images]).astype(np.float32)
     return out if volume.batched else out[0]
 
 
@@ -109,13 +124,15 @@ class NonLocalMeans(EnhancementMethod):
     ----------
     h_factor : float
         Filtering strength ``h`` as a multiple of the image's estimated noise standard deviation
-        (scikit-image recommends ``h`` a little below sigma with ``sigma`` passed in; 0.8 here).
+        (with ``sigma`` passed in, scikit-image subtracts the noise from the patch distances, so ``h``
+        is well below sigma: 0.3 gave the lowest RMSE against the noiseless reconstruction on the
+        default trial's 1/4 and 1/8-dose images among 0.2-1.5).
     patch_size, patch_distance : int
         Patch side and search radius, in voxels.
     """
 
     name = "nlm"
-    h_factor: float = 0.8
+    h_factor: float = 0.3
     patch_size: int = 3
     patch_distance: int = 4
 
@@ -141,7 +158,8 @@ class TotalVariation(EnhancementMethod):
     Parameters
     ----------
     weight_factor : float
-        Regularization weight as a multiple of the image's estimated noise standard deviation.
+        Regularization weight as a multiple of the image's estimated noise standard deviation (0.5
+        gave the lowest RMSE on the default trial's 1/4 and 1/8-dose images among 0.25-4).
     """
 
     name = "tv"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ from spectrial.simulate.images import Volume
 
 from .enhancement import EnhancementMethod
 from .networks import ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
+
+
+PRETRAINED_PREFIX = "pretrained:"
+
+
+def pretrained_networks() -> list[str]:
+    """Names of the networks shipped with spectrial (``checkpoint = "pretrained:NAME"``); each has the
+    training file that regenerates it beside it."""
+    folder = importlib.resources.files("spectrial.models").joinpath("pretrained")
+    return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
 
 
 def _images(volume: Volume) -> torch.Tensor:
@@ -54,7 +65,8 @@ class NetworkDenoiser(EnhancementMethod):
     Parameters
     ----------
     checkpoint : str
-        Path of the checkpoint.
+        Path of the checkpoint, or ``pretrained:NAME`` for one shipped with spectrial
+        (:func:`pretrained_networks`; ``pretrained:default-unet`` is the default trial's).
     batch_size : int
         Images per forward pass.
     """
@@ -67,8 +79,20 @@ class NetworkDenoiser(EnhancementMethod):
         require(bool(self.checkpoint), "checkpoint", self.checkpoint, "the path of a checkpoint written by spectrial train")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
 
+    @property
+    def path(self) -> Path:
+        """The checkpoint file: a path, or ``pretrained:NAME`` for a network shipped with spectrial."""
+        if self.checkpoint.startswith(PRETRAINED_PREFIX):
+            name = self.checkpoint[len(PRETRAINED_PREFIX):]
+            path = Path(str(importlib.resources.files("spectrial.models").joinpath("pretrained", f"{name}.pt")))
+            if not path.exists():
+                raise InvalidParameterError(f"checkpoint={self.checkpoint!r} is not a shipped network: expected one of "
+                                            f"{pretrained_networks()}")
+            return path
+        return Path(self.checkpoint)
+
     def network(self):
-        path = Path(self.checkpoint)
+        path = self.path
         if not path.exists():
             raise InvalidParameterError(f"checkpoint={self.checkpoint!r} does not exist: expected a file written by "
                                         "spectrial train")
@@ -81,7 +105,7 @@ class NetworkDenoiser(EnhancementMethod):
         return _checked(f"network {self.checkpoint!r} ({record['architecture']})", out, images, volume)
 
     def weight_files(self) -> tuple[str, ...]:
-        return (self.checkpoint,)
+        return (str(self.path),)
 
 
 @functools.lru_cache(maxsize=8)

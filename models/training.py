@@ -90,13 +90,17 @@ def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Gener
 
 
 def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray, doses: np.ndarray,
-                  config: TrainingConfig, *, progress=None) -> TrainingResult:
+                  config: TrainingConfig, *, scales: np.ndarray | None = None, progress=None) -> TrainingResult:
     """Train a network on crops ``(n, z, y, x)``.
 
     Parameters
     ----------
     inputs, targets : ndarray, ``(n, z, y, x)``
-        Paired crops (kBq/mL); each pair is scaled by its input's 99.5th percentile.
+        Paired crops (kBq/mL).
+    scales : ndarray, ``(n,)``, optional
+        Intensity scale of each pair: the :func:`~spectrial.models.networks.intensity_scale` of the
+        whole image the crop was cut from, as the network will see whole images; by default the
+        crop's own.
     patients, doses : ndarray, ``(n,)``
         Patient id and dose fraction of each pair.
     config : TrainingConfig
@@ -122,7 +126,9 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         raise InvalidParameterError(f"crop {inputs.shape[1:]} is not allowed for {config.architecture} with depth "
                                     f"{config.depth}: expected sizes divisible by {multiple}")
     x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
-    scale = intensity_scale(x_all)
+    scale = intensity_scale(x_all) if scales is None else torch.as_tensor(np.asarray(scales, np.float32))
+    require(scale.shape == (len(inputs),) and bool(torch.all(scale > 0)), "scales", tuple(scale.shape),
+            f"{len(inputs)} positive intensity scales")
     x_all, y_all = x_all / scale[:, None, None, None], y_all / scale[:, None, None, None]
     train = np.flatnonzero(np.isin(patients, train_ids))
     validation = np.flatnonzero(np.isin(patients, validation_ids))

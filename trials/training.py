@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from spectrial.models.networks import save_checkpoint
+from spectrial.models.networks import intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
@@ -103,7 +104,8 @@ def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
 
 
 def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str, np.ndarray]:
-    """Simulate the training pairs: ``inputs``, ``targets``, ``patients``, ``doses`` (crops)."""
+    """Simulate the training pairs: ``inputs``, ``targets`` (crops), ``scales`` (whole-image intensity
+    scales), ``patients``, ``doses``."""
     data = spec.data
     doses = tuple(float(f) for f in data.dose_fractions)
     needed = sorted(set(doses) | ({1.0} if data.target == "full-dose" else set()), reverse=True)
@@ -112,7 +114,7 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
     trial = dataclasses.replace(trial_spec, simulation=simulation)
     patients = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
                                  variability=trial.population, uptake=trial.uptake)
-    inputs, targets, patient_ids, dose_ids = [], [], [], []
+    inputs, targets, scales, patient_ids, dose_ids = [], [], [], [], []
     for p, patient in enumerate(patients):
         for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
             sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
@@ -120,6 +122,8 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
             centre = np.array([(s.start + s.stop - 1) / 2 for s in box])
             for f in doses:
                 low = _crop_around(sim.volumes[f], centre, data.crop)
+                # Scaled as the network will see them: by the whole image's intensity scale.
+                image_scale = intensity_scale(torch.from_numpy(np.asarray(sim.volumes[f], np.float32))).numpy()
                 if data.target == "noise2noise":
                     half = (len(low) // 2) * 2
                     pair_in, pair_out = low[0:half:2], low[1:half:2]
@@ -130,11 +134,12 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                     pair_out = np.repeat(_crop_around(sim.noiseless, centre, data.crop)[None], len(low), axis=0)
                 inputs.append(pair_in)
                 targets.append(pair_out)
+                scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
                 patient_ids += [p] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
             progress(p + 1, len(patients))
-    return {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets),
+    return {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
 
 
@@ -153,7 +158,7 @@ def run_training(path: str | os.PathLike, *, progress=None, log=print) -> Path:
     log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
-                           progress=lambda e, t, v: log(f"epoch {e + 1}/{network_config.epochs}: training loss "
+                           scales=pairs["scales"], progress=lambda e, t, v: log(f"epoch {e + 1}/{network_config.epochs}: training loss "
                                                         f"{t:.5f}, validation loss {v:.5f}"))
     description = {"training_file": Path(path).name, "trial": trial_spec.name, "seed": spec.seed,
                    "pairs": int(len(pairs["inputs"])), "target": spec.data.target,

@@ -36,7 +36,7 @@ def test_a_tiny_training_run_lowers_the_validation_loss(mode):
     rng = np.random.default_rng(0)
     noisy, clean = blobs(24, rng)
     result = train_network(noisy, clean, np.arange(24) // 2, np.full(24, 0.25),
-                           TrainingConfig(architecture="residual-cnn", mode=mode, epochs=6, seed=1))
+                           TrainingConfig(architecture="residual-cnn", mode=mode, epochs=15, learning_rate=3e-3, seed=1))
     assert result.validation_loss[-1] < 0.7 * result.validation_loss[0]
     assert not set(result.train_patients) & set(result.validation_patients)
 
@@ -49,7 +49,8 @@ def test_noise2noise_learns_the_clean_image_from_noisy_targets_only():
     second = clean + rng.normal(0, 1.5, clean.shape).astype(np.float32)
     patients = np.arange(24) // 2
     result = train_network(noisy, second, patients, np.full(24, 0.25),
-                           TrainingConfig(architecture="residual-cnn", mode="noise2noise", epochs=8, seed=1))
+                           TrainingConfig(architecture="residual-cnn", mode="noise2noise", epochs=20,
+                                          learning_rate=3e-3, seed=1))
     held_out = np.isin(patients, result.validation_patients)
     images = torch.from_numpy(noisy[held_out])
     out = apply_network(result.network, images, 0.25, scale=intensity_scale(images)).numpy()
