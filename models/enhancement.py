@@ -1,7 +1,9 @@
 """The enhancement-method interface and registry.
 
-Every method takes a :class:`~spectrial.simulate.Volume` (optionally batched) and the dose fraction it
-was acquired at, and returns a Volume on the same grid. Methods are small frozen dataclasses whose
+Every method declares its domain. An image-domain method takes a :class:`~spectrial.simulate.Volume`
+(optionally batched) and the dose fraction it was acquired at, and returns a Volume on the same grid;
+a projection-domain method takes the :class:`~spectrial.simulate.Projections` and returns them with
+the photopeak counts enhanced, before reconstruction. Methods are small frozen dataclasses whose
 fields are their parameters, so a trial file's ``{name = "gaussian", fwhm_mm = 12}`` maps onto one
 validated object and back.
 """
@@ -13,7 +15,9 @@ import dataclasses
 from typing import ClassVar
 
 from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError
-from spectrial.simulate.images import Volume
+from spectrial.simulate.images import Projections, Volume
+
+DOMAINS = ("image", "projection")
 
 _REGISTRY: dict[str, type["EnhancementMethod"]] = {}
 
@@ -30,15 +34,18 @@ class EnhancementMethod(abc.ABC):
             _REGISTRY[cls.name] = cls
 
     @abc.abstractmethod
-    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
-        """Return the enhanced volume (same grid and batch shape)."""
+    def enhance(self, volume, *, dose_fraction: float):
+        """Return the enhanced data, of the input's type and shape: a :class:`Volume` for an image-domain
+        method, :class:`Projections` (the photopeak counts enhanced) for a projection-domain one."""
 
-    def __call__(self, volume: Volume, *, dose_fraction: float) -> Volume:
-        if not isinstance(volume, Volume):
-            raise InvalidTypeError(f"volume must be a spectrial.simulate.Volume, got {type(volume).__name__}")
+    def __call__(self, data, *, dose_fraction: float):
+        expected = Projections if self.domain == "projection" else Volume
+        if not isinstance(data, expected):
+            raise InvalidTypeError(f"method {self.name!r} works in the {self.domain} domain: expected a "
+                                   f"spectrial.simulate.{expected.__name__}, got {type(data).__name__}")
         if not 0 < dose_fraction <= 1:
             raise InvalidParameterError(f"dose_fraction={dose_fraction!r} is not allowed: expected (0, 1]")
-        return self.enhance(volume, dose_fraction=dose_fraction)
+        return self.enhance(data, dose_fraction=dose_fraction)
 
     def parameters(self) -> dict:
         """The method's name and every parameter, defaults filled in."""

@@ -8,6 +8,7 @@ that names the model.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.resources
@@ -19,9 +20,9 @@ import numpy as np
 import torch
 
 from spectrial.phantoms.errors import InvalidParameterError, require
-from spectrial.simulate.images import Volume
+from spectrial.simulate.images import Projections, Volume
 
-from .enhancement import EnhancementMethod
+from .enhancement import DOMAINS, EnhancementMethod
 from .networks import ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
 
@@ -35,13 +36,20 @@ def pretrained_networks() -> list[str]:
     return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
 
 
-def _images(volume: Volume) -> torch.Tensor:
-    array = np.asarray(volume.array, np.float32)
-    return torch.from_numpy(array if volume.batched else array[None])
+def _images(data: Volume | Projections) -> torch.Tensor:
+    """``(batch, ...)`` float32 tensor of a volume's images or of projections' photopeak counts
+    ``(batch, view, z, bin)``, which the networks treat as 3D images."""
+    array = np.asarray(data.array if isinstance(data, Volume) else data.counts, np.float32)
+    return torch.from_numpy(array if data.batched else array[None])
 
 
-def _checked(model: str, out, images: torch.Tensor, volume: Volume) -> Volume:
-    """The model's output as a Volume, after checking its shape and values."""
+def _spacing_mm(data: Volume | Projections) -> float:
+    return data.grid.voxel_mm if isinstance(data, Volume) else data.pixel_mm
+
+
+def _checked(model: str, out, images: torch.Tensor, data: Volume | Projections):
+    """The model's output as the input's type, after checking its shape and values; enhanced counts
+    are clipped at zero (a Poisson mean cannot be negative)."""
     out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
     if out.shape != tuple(images.shape):
         raise InvalidParameterError(f"enhancement model {model} returned shape {out.shape}: expected "
@@ -49,7 +57,10 @@ def _checked(model: str, out, images: torch.Tensor, volume: Volume) -> Volume:
     if not np.all(np.isfinite(out)):
         raise InvalidParameterError(f"enhancement model {model} returned NaN or infinite values")
     out = out.astype(np.float32)
-    return volume.derived(out if volume.batched else out[0], "enhancement", model=model)
+    out = out if data.batched else out[0]
+    if isinstance(data, Projections):
+        return dataclasses.replace(data, counts=np.clip(out, 0.0, None))
+    return data.derived(out, "enhancement", model=model)
 
 
 @functools.lru_cache(maxsize=8)
@@ -69,14 +80,23 @@ class NetworkDenoiser(EnhancementMethod):
         (:func:`pretrained_networks`; ``pretrained:default-unet`` is the default trial's).
     batch_size : int
         Images per forward pass.
+    domain : str
+        ``image`` (denoise reconstructions) or ``projection`` (denoise the photopeak counts before
+        reconstruction, e.g. a network trained with ``domain = "projection"`` in its training file).
+    device : str
+        Where the network runs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...); results are the same up to
+        floating-point rounding.
     """
 
     name = "network"
     checkpoint: str = ""
     batch_size: int = 4
+    domain: str = "image"
+    device: str = "cpu"
 
     def __post_init__(self):
         require(bool(self.checkpoint), "checkpoint", self.checkpoint, "the path of a checkpoint written by spectrial train")
+        require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
 
     @property
@@ -98,11 +118,16 @@ class NetworkDenoiser(EnhancementMethod):
                                         "spectrial train")
         return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
 
-    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
+    def enhance(self, data, *, dose_fraction: float):
         network, record = self.network()
-        images = _images(volume)
-        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images), batch_size=int(self.batch_size))
-        return _checked(f"network {self.checkpoint!r} ({record['architecture']})", out, images, volume)
+        trained_for = record.get("training", {}).get("data", {}).get("domain", "image")
+        if trained_for != self.domain:
+            raise InvalidParameterError(f"network {self.checkpoint!r} was trained in the {trained_for} domain: "
+                                        f"expected domain = {trained_for!r} for it")
+        images = _images(data)
+        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
+                            batch_size=int(self.batch_size), device=self.device)
+        return _checked(f"network {self.checkpoint!r} ({record['architecture']})", out, images, data)
 
     def weight_files(self) -> tuple[str, ...]:
         return (str(self.path),)
@@ -157,7 +182,9 @@ class PluginMethod(EnhancementMethod):
       default hyper-parameters): a plain PyTorch state dict.
 
     Torch models see each image divided by its 99.5th percentile (``normalize``; the output is scaled
-    back), as the platform's own networks do.
+    back), as the platform's own networks do. With ``domain = "projection"`` the model gets the
+    photopeak counts ``(batch, view, z, bin)`` before reconstruction instead of images (``voxel_mm``
+    is then the bin size).
     """
 
     name = "plugin"
@@ -167,8 +194,11 @@ class PluginMethod(EnhancementMethod):
     architecture: str = ""
     normalize: bool = True
     batch_size: int = 4
+    domain: str = "image"
+    device: str = "cpu"
 
     def __post_init__(self):
+        require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         given = [k for k in ("callable", "torchscript", "state_dict") if getattr(self, k)]
         require(len(given) == 1, "plugin", given or "nothing",
                 "exactly one of callable (package.module:function), torchscript (a file) or state_dict (a file)")
@@ -187,24 +217,25 @@ class PluginMethod(EnhancementMethod):
     def model(self) -> str:
         return self.callable or self.torchscript or f"{self.state_dict} ({self.architecture})"
 
-    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
-        images = _images(volume)
+    def enhance(self, data, *, dose_fraction: float):
+        images = _images(data)
         if self.callable:
             out = _import_callable(self.callable)(images.numpy().copy(), dose_fraction=dose_fraction,
-                                                  voxel_mm=volume.grid.voxel_mm)
-            return _checked(f"plug-in {self.model!r}", out, images, volume)
+                                                  voxel_mm=_spacing_mm(data))
+            return _checked(f"plug-in {self.model!r}", out, images, data)
         kind = "torchscript" if self.torchscript else "state_dict"
         path = self.torchscript or self.state_dict
         module = _load_module(kind, str(Path(path).resolve()), self.architecture, os.path.getmtime(path))
         scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
         try:
-            out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size))
+            out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size),
+                                device=self.device)
         except InvalidParameterError:
             raise
         except Exception as error:
             raise InvalidParameterError(f"plug-in {self.model!r} failed on input {tuple(images.shape)}: "
                                         f"{type(error).__name__}: {error}") from None
-        return _checked(f"plug-in {self.model!r}", out, images, volume)
+        return _checked(f"plug-in {self.model!r}", out, images, data)
 
     def weight_files(self) -> tuple[str, ...]:
         return tuple(p for p in (self.torchscript, self.state_dict) if p)

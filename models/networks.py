@@ -193,18 +193,20 @@ def network_input(images: torch.Tensor, dose_fraction: float, dose_conditioned: 
 
 
 def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float, *, scale: torch.Tensor,
-                  batch_size: int = 4) -> torch.Tensor:
+                  batch_size: int = 4, device: str | torch.device = "cpu") -> torch.Tensor:
     """Run a network on ``(batch, z, y, x)`` images: each image divided by its ``scale`` (networks see
-    unit-level intensities), edge-padded to the network's size multiple, in chunks of ``batch_size``."""
+    unit-level intensities), edge-padded to the network's size multiple, in chunks of ``batch_size``,
+    on ``device`` (the result comes back to the CPU)."""
     multiple = getattr(network, "multiple", 1)
     pads = [(-n) % multiple for n in images.shape[1:]]
+    network = network.to(device)
     out = []
     with torch.inference_mode():
         for i in range(0, images.shape[0], batch_size):
-            chunk = images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]
+            chunk = (images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]).to(device)
             x = network_input(chunk, dose_fraction, getattr(network, "dose_conditioned", False))
             x = nn.functional.pad(x, [0, pads[2], 0, pads[1], 0, pads[0]], mode="replicate")
-            y = network(x)[:, 0, :images.shape[1], :images.shape[2], :images.shape[3]]
+            y = network(x)[:, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()
             out.append(y * scale[i:i + batch_size, None, None, None])
     return torch.cat(out)
 

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,6 +170,11 @@ class SimulatedUnit:
     expected_counts: float
     seconds: dict[str, float]
     oversampling: int
+    # For projection-domain methods (absent when the volumes came from the store): the noisy
+    # projections per dose, the noiseless ones at full dose, and the unit's reconstruction.
+    projections: dict | None = None
+    expected: Projections | None = None
+    reconstruct: Callable[[Projections], np.ndarray] | None = None
 
     @functools.cached_property
     def heart(self) -> tuple[np.ndarray, tuple[slice, ...], dict[str, np.ndarray]]:
@@ -229,10 +234,12 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
         for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj)
-    reconstructed = {f: reconstruct(stack_projections(per_dose[f])) for f in doses}
+    stacked = {f: stack_projections(per_dose[f]) for f in doses}
+    reconstructed = {f: reconstruct(stacked[f]) for f in doses}
     noiseless = reconstruct(stack_projections([expected]))[0]
     clock["reconstruction"] = time.perf_counter() - start
-    return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor)
+    return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor,
+                         projections=stacked, expected=expected, reconstruct=reconstruct)
 
 
 def stack_projections(acquisitions: list[Projections]) -> Projections:
@@ -291,7 +298,10 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
     enhance_seconds = measure_seconds = 0.0
     for di, f in enumerate(spec.simulation.dose_fractions):
         t0 = time.perf_counter()
-        enhanced = chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
+        if chosen.domain == "projection":  # enhanced counts, then the unit's own reconstruction
+            enhanced = Volume(sim.reconstruct(chosen(sim.projections[f], dose_fraction=f)), sim.recon_grid)
+        else:
+            enhanced = chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
         t1 = time.perf_counter()
         stack = np.asarray(enhanced.array, dtype=np.float32)
         if spec.reconstruction.reorientation == "phantom":
@@ -327,7 +337,9 @@ def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, method
                   ) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
     """The requested parts of one unit (``"base"`` and/or ``"method <m>"`` -> ``(meta, arrays)``) and the CPU
     seconds spent per stage (simulation included when only method parts were asked for)."""
-    sim = simulate_unit(spec, patient, unit, volumes=volumes)
+    # Projection-domain methods need the projections, which stored volumes do not keep: simulate again.
+    projection_domain = any(spec.methods[m].domain == "projection" for m in methods)
+    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes)
     parts = {}
     if base:
         parts["base"] = base_part(spec, unit, sim)

@@ -14,6 +14,7 @@ the embedded quick trial by default), how much data to simulate, the pairs to fo
     dose_fractions = [0.25]        # several: a dose-conditioned network
     target = "noiseless"           # "full-dose" | "noiseless" | "noise2noise"
     crop = [16, 32, 32]            # heart-centred crop (z, y, x) in reconstruction voxels
+    domain = "image"               # or "projection": (view, z, bin) crops of the photopeak counts
 
     [network]                      # spectrial.models.training.TrainingConfig
     architecture = "unet3d"
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spectrial.models.enhancement import DOMAINS
 from spectrial.models.networks import intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
@@ -56,8 +58,10 @@ class TrainingData:
     dose_fractions: tuple[float, ...] = (0.25,)
     target: str = "noiseless"
     crop: tuple[int, int, int] = (16, 32, 32)
+    domain: str = "image"
 
     def __post_init__(self):
+        require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         require(int(self.n_patients) >= 2, "n_patients", self.n_patients, "at least 2 (training and validation)")
         require(int(self.realizations) >= 1, "realizations", self.realizations, "a positive integer")
         require(len(self.dose_fractions) >= 1 and all(0 < f <= 1 for f in self.dose_fractions), "dose_fractions",
@@ -119,19 +123,30 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
         for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
             sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
             _, box, _ = sim.heart
-            centre = np.array([(s.start + s.stop - 1) / 2 for s in box])
+            heart = np.array([(s.start + s.stop - 1) / 2 for s in box])
+            if data.domain == "projection":
+                # Counts (view, z, bin): the middle view and bin, the heart's axial row.
+                n_views, _, n_bins = sim.expected.counts.shape
+                centre = np.array([(n_views - 1) / 2, heart[0], (n_bins - 1) / 2])
+                stacks = {f: np.asarray(sim.projections[f].counts, np.float32) for f in needed}
+                clean = {f: f * np.asarray(sim.expected.counts, np.float32) for f in doses}
+            else:
+                centre = heart
+                stacks = {f: np.asarray(sim.volumes[f], np.float32) for f in needed}
+                clean = {f: np.asarray(sim.noiseless, np.float32) for f in doses}
             for f in doses:
-                low = _crop_around(sim.volumes[f], centre, data.crop)
-                # Scaled as the network will see them: by the whole image's intensity scale.
-                image_scale = intensity_scale(torch.from_numpy(np.asarray(sim.volumes[f], np.float32))).numpy()
+                low = _crop_around(stacks[f], centre, data.crop)
+                # Scaled as the network will see them: by the whole image's (or stack's) intensity scale.
+                image_scale = intensity_scale(torch.from_numpy(stacks[f])).numpy()
                 if data.target == "noise2noise":
                     half = (len(low) // 2) * 2
                     pair_in, pair_out = low[0:half:2], low[1:half:2]
-                elif data.target == "full-dose":
-                    pair_in, pair_out = low, _crop_around(sim.volumes[1.0], centre, data.crop)
+                elif data.target == "full-dose":  # the full-dose realization, at the low dose's count level
+                    pair_in = low
+                    pair_out = _crop_around(stacks[1.0], centre, data.crop) * (f if data.domain == "projection" else 1.0)
                 else:
                     pair_in = low
-                    pair_out = np.repeat(_crop_around(sim.noiseless, centre, data.crop)[None], len(low), axis=0)
+                    pair_out = np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(low), axis=0)
                 inputs.append(pair_in)
                 targets.append(pair_out)
                 scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
@@ -161,6 +176,7 @@ def run_training(path: str | os.PathLike, *, progress=None, log=print) -> Path:
                            scales=pairs["scales"], progress=lambda e, t, v: log(f"epoch {e + 1}/{network_config.epochs}: training loss "
                                                         f"{t:.5f}, validation loss {v:.5f}"))
     description = {"training_file": Path(path).name, "trial": trial_spec.name, "seed": spec.seed,
+                   "domain": spec.data.domain,
                    "pairs": int(len(pairs["inputs"])), "target": spec.data.target,
                    "dose_fractions": list(spec.data.dose_fractions), "n_patients": spec.data.n_patients,
                    "realizations": spec.data.realizations, "simulation_seconds": simulated}
