@@ -78,6 +78,11 @@ class NetworkDenoiser(EnhancementMethod):
     checkpoint : str
         Path of the checkpoint, or ``pretrained:NAME`` for one shipped with spectrial
         (:func:`pretrained_networks`; ``pretrained:default-unet`` is the default trial's).
+    dose_checkpoints : tuple of str
+        Instead of ``checkpoint``: one dose-specific network per dose, as ``"DOSE=FILE"`` entries.
+    allow_other_doses : bool
+        Let a network trained for one dose (and not dose-conditioned) enhance other doses; refused
+        by default, since its training never saw their noise level.
     batch_size : int
         Images per forward pass.
     domain : str
@@ -90,46 +95,86 @@ class NetworkDenoiser(EnhancementMethod):
 
     name = "network"
     checkpoint: str = ""
+    dose_checkpoints: tuple[str, ...] = ()
+    allow_other_doses: bool = False
     batch_size: int = 4
     domain: str = "image"
     device: str = "cpu"
 
     def __post_init__(self):
-        require(bool(self.checkpoint), "checkpoint", self.checkpoint, "the path of a checkpoint written by spectrial train")
+        object.__setattr__(self, "dose_checkpoints", tuple(self.dose_checkpoints))
+        require(bool(self.checkpoint) != bool(self.dose_checkpoints), "checkpoint", self.checkpoint or None,
+                "exactly one of checkpoint (a file written by spectrial train, or pretrained:NAME) or "
+                "dose_checkpoints (\"DOSE=FILE\" entries, one network per dose)")
+        for entry in self.dose_checkpoints:
+            dose, _, path = str(entry).partition("=")
+            try:
+                ok = 0 < float(dose) <= 1 and bool(path)
+            except ValueError:
+                ok = False
+            require(ok, "dose_checkpoints", list(self.dose_checkpoints), 'entries "DOSE=FILE" with DOSE in (0, 1]')
         require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
 
+    def checkpoint_for(self, dose_fraction: float) -> str:
+        """The checkpoint that enhances images at ``dose_fraction``."""
+        if not self.dose_checkpoints:
+            return self.checkpoint
+        for entry in self.dose_checkpoints:
+            dose, _, path = entry.partition("=")
+            if np.isclose(float(dose), dose_fraction):
+                return path
+        raise InvalidParameterError(f"network method has no checkpoint for dose {dose_fraction:g}: its "
+                                    f"dose_checkpoints cover {[e.partition('=')[0] for e in self.dose_checkpoints]}")
+
     @property
     def path(self) -> Path:
-        """The checkpoint file: a path, or ``pretrained:NAME`` for a network shipped with spectrial."""
-        if self.checkpoint.startswith(PRETRAINED_PREFIX):
-            name = self.checkpoint[len(PRETRAINED_PREFIX):]
+        """The (single) checkpoint file: a path, or ``pretrained:NAME`` for one shipped with spectrial."""
+        return self._resolve(self.checkpoint)
+
+    @staticmethod
+    def _resolve(checkpoint: str) -> Path:
+        if checkpoint.startswith(PRETRAINED_PREFIX):
+            name = checkpoint[len(PRETRAINED_PREFIX):]
             path = Path(str(importlib.resources.files("spectrial.models").joinpath("pretrained", f"{name}.pt")))
             if not path.exists():
-                raise InvalidParameterError(f"checkpoint={self.checkpoint!r} is not a shipped network: expected one of "
+                raise InvalidParameterError(f"checkpoint={checkpoint!r} is not a shipped network: expected one of "
                                             f"{pretrained_networks()}")
             return path
-        return Path(self.checkpoint)
+        return Path(checkpoint)
 
-    def network(self):
-        path = self.path
+    def network(self, dose_fraction: float | None = None):
+        """The network (and its checkpoint record) that enhances images at ``dose_fraction``."""
+        checkpoint = self.checkpoint if dose_fraction is None else self.checkpoint_for(dose_fraction)
+        path = self._resolve(checkpoint)
         if not path.exists():
-            raise InvalidParameterError(f"checkpoint={self.checkpoint!r} does not exist: expected a file written by "
+            raise InvalidParameterError(f"checkpoint={checkpoint!r} does not exist: expected a file written by "
                                         "spectrial train")
         return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
 
     def enhance(self, data, *, dose_fraction: float):
-        network, record = self.network()
-        trained_for = record.get("training", {}).get("data", {}).get("domain", "image")
+        network, record = self.network(dose_fraction)
+        name = self.checkpoint_for(dose_fraction)
+        trained = record.get("training", {})
+        trained_for = trained.get("data", {}).get("domain", "image")
         if trained_for != self.domain:
-            raise InvalidParameterError(f"network {self.checkpoint!r} was trained in the {trained_for} domain: "
+            raise InvalidParameterError(f"network {name!r} was trained in the {trained_for} domain: "
                                         f"expected domain = {trained_for!r} for it")
+        doses = trained.get("data", {}).get("dose_fractions", [])
+        conditioned = trained.get("config", {}).get("dose_conditioned", False)
+        if (len(doses) == 1 and not conditioned and not self.allow_other_doses
+                and not np.isclose(doses[0], dose_fraction)):
+            raise InvalidParameterError(f"network {name!r} was trained for dose {doses[0]:g} only, not "
+                                        f"{dose_fraction:g}: give one network per dose (dose_checkpoints), a "
+                                        "dose-conditioned network, or allow_other_doses = true")
         images = _images(data)
         out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
                             batch_size=int(self.batch_size), device=self.device)
-        return _checked(f"network {self.checkpoint!r} ({record['architecture']})", out, images, data)
+        return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
 
     def weight_files(self) -> tuple[str, ...]:
+        if self.dose_checkpoints:
+            return tuple(str(self._resolve(e.partition("=")[2])) for e in self.dose_checkpoints)
         return (str(self.path),)
 
 

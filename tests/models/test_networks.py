@@ -122,3 +122,27 @@ def test_plug_ins_by_import_path_torchscript_and_state_dict(tmp_path, monkeypatc
             volume, dose_fraction=0.5)
     with pytest.raises(InvalidParameterError, match="exactly one of"):
         PluginMethod()
+
+
+def test_dose_specific_networks_are_used_at_their_own_dose_only(tmp_path):
+    grid = Grid.centered((8, 16, 16), 6.4)
+    volume = Volume(np.random.default_rng(0).random((2, *grid.shape)).astype(np.float32) + 1, grid)
+    paths = {}
+    for dose, width in ((0.25, 8), (0.125, 12)):
+        network = make_network("residual-cnn", width=width, layers=2)
+        paths[dose] = save_checkpoint(network, tmp_path / f"dose_{dose}.pt", crop=(8, 16, 16),
+                                      training={"data": {"dose_fractions": [dose], "domain": "image"},
+                                                "config": {"dose_conditioned": False}})
+    single = make_method("network", checkpoint=str(paths[0.25]))
+    single(volume, dose_fraction=0.25)
+    with pytest.raises(InvalidParameterError, match="trained for dose 0.25 only"):
+        single(volume, dose_fraction=0.125)
+    make_method("network", checkpoint=str(paths[0.25]), allow_other_doses=True)(volume, dose_fraction=0.125)
+    per_dose = make_method("network", dose_checkpoints=(f"0.25={paths[0.25]}", f"0.125={paths[0.125]}"))
+    assert per_dose.network(0.125)[0].width == 12 and per_dose.network(0.25)[0].width == 8
+    per_dose(volume, dose_fraction=0.125)
+    with pytest.raises(InvalidParameterError, match="no checkpoint for dose 0.5"):
+        per_dose(volume, dose_fraction=0.5)
+    assert len(per_dose.weight_files()) == 2
+    with pytest.raises(InvalidParameterError, match="dose_checkpoints"):
+        make_method("network", dose_checkpoints=("quarter=file.pt",))
