@@ -213,10 +213,23 @@ def _train(args) -> int:
         if done == total:
             bar.close()
 
+    epochs = None
+
+    def epoch_progress(epoch, total, train_loss, validation_loss):
+        nonlocal epochs
+        if epochs is None:
+            epochs = tqdm(total=total, unit="epoch", desc="training")
+        epochs.update(1)
+        epochs.set_postfix(train=f"{train_loss:.5f}", validation=f"{validation_loss:.5f}")
+        if epoch + 1 == total:
+            epochs.close()
+
     try:
-        run_training(args.training_file, progress=progress, log=print)
+        run_training(args.training_file, progress=progress, epoch_progress=epoch_progress, log=print)
     finally:
         bar.close()
+        if epochs is not None:
+            epochs.close()
     return 0
 
 

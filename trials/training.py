@@ -158,8 +158,11 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
 
 
-def run_training(path: str | os.PathLike, *, progress=None, log=print) -> Path:
-    """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve."""
+def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print) -> Path:
+    """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve.
+
+    ``progress(done, total)`` follows the simulation (patients), ``epoch_progress(epoch, epochs,
+    train_loss, validation_loss)`` the training; without it each epoch's losses are logged."""
     spec, folder = load_training(path)
     trial_spec = load_trial(None if spec.trial == "default" else folder / spec.trial)
     network_config = dataclasses.replace(spec.network, dose_conditioned=spec.network.dose_conditioned
@@ -173,8 +176,10 @@ def run_training(path: str | os.PathLike, *, progress=None, log=print) -> Path:
     log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
-                           scales=pairs["scales"], progress=lambda e, t, v: log(f"epoch {e + 1}/{network_config.epochs}: training loss "
-                                                        f"{t:.5f}, validation loss {v:.5f}"))
+                           scales=pairs["scales"], progress=lambda e, t, v: (
+                               epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
+                               log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
+                                   f"validation loss {v:.5f}")))
     description = {"training_file": Path(path).name, "trial": trial_spec.name, "seed": spec.seed,
                    "domain": spec.data.domain,
                    "pairs": int(len(pairs["inputs"])), "target": spec.data.target,
