@@ -145,7 +145,9 @@ class NetworkDenoiser(EnhancementMethod):
 
     def network(self, dose_fraction: float | None = None):
         """The network (and its checkpoint record) that enhances images at ``dose_fraction``."""
-        checkpoint = self.checkpoint if dose_fraction is None else self.checkpoint_for(dose_fraction)
+        return self._load(self.checkpoint if dose_fraction is None else self.checkpoint_for(dose_fraction))
+
+    def _load(self, checkpoint: str):
         path = self._resolve(checkpoint)
         if not path.exists():
             raise InvalidParameterError(f"checkpoint={checkpoint!r} does not exist: expected a file written by "
@@ -153,8 +155,8 @@ class NetworkDenoiser(EnhancementMethod):
         return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
 
     def enhance(self, data, *, dose_fraction: float):
-        network, record = self.network(dose_fraction)
         name = self.checkpoint_for(dose_fraction)
+        network, record = self._load(name)
         trained = record.get("training", {})
         trained_for = trained.get("data", {}).get("domain", "image")
         if trained_for != self.domain:

@@ -10,11 +10,11 @@ from .grid import Grid
 from .io import read_image, read_xcat, read_xcat_log, save_heart_slices_png, write_image, write_phantom
 from .phantom import Phantom, make_phantom
 from .lv_estimate import estimate_lv_geometry
-from .population import Patient, PopulationVariability, population_ranges, sample_population
+from .population import Patient, PopulationVariability, parameter_columns, population_ranges, sample_population
 from .uptake import ATTENUATION_PER_CM, UptakeParameters
 
 __all__ = [
-    "ATTENUATION_PER_CM", "SEXES", "AnatomyParameters", "aha_segment", "estimate_lv_geometry", "population_ranges", "read_xcat",
+    "ATTENUATION_PER_CM", "SEXES", "AnatomyParameters", "aha_segment", "estimate_lv_geometry", "parameter_columns", "population_ranges", "read_xcat",
     "read_xcat_log", "DefectSpec", "Grid", "InvalidParameterError",
     "InvalidTypeError", "Label", "LVGeometry", "Patient", "Phantom", "PopulationVariability",
     "SpectrialError", "TERRITORY_ANGLE_DEG", "UptakeParameters", "make_phantom", "read_image",

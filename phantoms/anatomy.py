@@ -237,6 +237,28 @@ class LVGeometry:
             return lateral, -anterior, along
         return -anterior, -along, lateral
 
+    def view_points(self, centre_mm, view: str, *, size: int, pitch_mm: float, depth: int = 1) -> np.ndarray:
+        """Patient points ``(depth, size, size, 3)`` of a box in a cardiac view's orientation centred on
+        ``centre_mm``: slices along the view's normal, rows down and columns right on the display."""
+        require(int(size) >= 1, "size", size, "a positive number of pixels")
+        require(int(depth) >= 1, "depth", depth, "a positive number of slices")
+        require(pitch_mm > 0, "pitch_mm", pitch_mm, "a positive pixel size in mm")
+        normal, down, right = self.view_axes(view)
+
+        def offsets(n):
+            return (np.arange(int(n)) - (int(n) - 1) / 2.0) * pitch_mm
+
+        o_w, o_r, o_c = np.meshgrid(offsets(depth), offsets(size), offsets(size), indexing="ij")
+        return (np.asarray(centre_mm, float) + o_w[..., None] * normal + o_r[..., None] * down
+                + o_c[..., None] * right)
+
+    def spheroids(self, w, radius) -> tuple[np.ndarray, np.ndarray]:
+        """Whether LV-frame points ``(w, radius)`` lie inside the whole epicardial and endocardial
+        spheroids ``(in_epicardium, in_endocardium)``; the LV is their part with ``w >= 0``."""
+        w, radius = np.asarray(w, float), np.asarray(radius, float)
+        return ((w / self.epi_half_length_mm) ** 2 + (radius / self.epi_radius_mm) ** 2 <= 1,
+                (w / self.endo_half_length_mm) ** 2 + (radius / self.endo_radius_mm) ** 2 <= 1)
+
     def mid_wall_radius_mm(self, w) -> np.ndarray:
         """Radius in mm of the mid-myocardial surface at long-axis position ``w``."""
         w = np.asarray(w, dtype=float)
@@ -357,9 +379,7 @@ def heart_shapes(anatomy: AnatomyParameters, lv: LVGeometry) -> list[Shape]:
     def labels(p):
         d = p - base
         w, a, l = d @ axis, d @ np.asarray(lv.anterior), d @ np.asarray(lv.lateral)
-        across = a ** 2 + l ** 2
-        lv_epi = (w / length) ** 2 + across / radius ** 2 <= 1
-        lv_endo = (w / lv.endo_half_length_mm) ** 2 + across / lv.endo_radius_mm ** 2 <= 1
+        lv_epi, lv_endo = lv.spheroids(w, np.hypot(a, l))
         q = ((w - rv_centre[0]) ** 2, (a - rv_centre[1]) ** 2, (l - rv_centre[2]) ** 2)
         rv_in = q[0] / rv_semi[0] ** 2 + q[1] / rv_semi[1] ** 2 + q[2] / rv_semi[2] ** 2 <= 1
         rv_out = q[0] / (rv_semi[0] + t) ** 2 + q[1] / (rv_semi[1] + t) ** 2 + q[2] / (rv_semi[2] + t) ** 2 <= 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .anatomy import CARDIAC_VIEWS, Label, LVGeometry
+from .anatomy import CARDIAC_VIEWS, Label, LVGeometry, voxel_centres
 from .errors import InvalidParameterError, require
 from .grid import Grid
 from .lv_estimate import estimate_lv_geometry
@@ -132,9 +132,7 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     titles = {"short-axis": "short axis", "vertical-long-axis": "vertical long axis",
               "horizontal-long-axis": "horizontal long axis"}
     for ax, view in zip(axes[2], CARDIAC_VIEWS):
-        _, down, right = lv.view_axes(view)
-        points = through + offsets[:, None, None] * down + offsets[None, :, None] * right
-        index = np.moveaxis(grid.index_of(points), -1, 0)
+        index = np.moveaxis(grid.index_of(lv.view_points(through, view, size=size, pitch_mm=pitch)[0]), -1, 0)
         image = ndimage.map_coordinates(phantom.activity, index, order=1, mode="constant")
         ax.imshow(image, cmap="hot", extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
         if phantom.defect_mask is not None:
@@ -240,11 +238,10 @@ def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: 
     labels[mu <= 0] = Label.OUTSIDE
     labels[(mu > 0) & (mu < 0.09)] = Label.LUNG
     labels[mu > 0.2] = Label.SPINE
-    points = np.stack(np.meshgrid(*(grid.axis_mm(a) for a in range(3)), indexing="ij"), axis=-1)
-    w, r, _ = lv.to_lv(points)
-    above_base = w >= 0
-    labels[above_base & ((w / lv.epi_half_length_mm) ** 2 + (r / lv.epi_radius_mm) ** 2 <= 1)] = Label.LV_MYOCARDIUM
-    labels[above_base & ((w / lv.endo_half_length_mm) ** 2 + (r / lv.endo_radius_mm) ** 2 <= 1)] = Label.LV_BLOOD
+    w, r, _ = lv.to_lv(voxel_centres(grid))
+    epicardium, endocardium = lv.spheroids(w, r)
+    labels[epicardium & (w >= 0)] = Label.LV_MYOCARDIUM
+    labels[endocardium & (w >= 0)] = Label.LV_BLOOD
     myocardium_ml = float((labels == Label.LV_MYOCARDIUM).sum()) * grid.voxel_ml
     return Phantom(activity=activity_map.astype(np.float32), mu=mu, labels=labels, grid=grid, lv=lv,
                    anatomy=None, uptake=None, myocardium_volume_ml=myocardium_ml)

@@ -26,11 +26,12 @@ def estimate_lv_geometry(image: np.ndarray, grid: Grid, near_mm, *, iterations: 
     trial axis, the image (smoothed by one voxel) is sampled on short-axis rings every 2 mm along
     the axis; in each of 36 sectors of a ring the radius of maximum counts marks the mid-wall, and
     the first Fourier term of those radii moves the ring's centre onto the wall's centre. A line
-    fitted through the centres of the rings where the wall is bright (counts above half of the
-    median ring's) is the next axis; six passes from the population's typical orientation converge
-    to a fraction of a degree on the phantom. The base is where the rings' counts fall to half of
-    the mid-ventricular level (the half-height of a blurred edge is the edge), the apex is the
-    maximum of the counts along the axis beyond the cavity, and the mid-wall radius is the
+    fitted through the centres of the rings of the basal two thirds (full rings) is the next axis;
+    the rings stay anchored at the clicked point's level, and six passes from the population's
+    typical orientation converge to a fraction of a degree on the phantom. The base is where, walking
+    from the clicked ring towards the base, the rings' counts fall below half-way between the wall's
+    level and the floor beyond it (the half-height of a blurred edge is the edge), the apex is the
+    maximum of the counts along the axis beyond the click, and the mid-wall radius is the
     least-squares spheroid through the rings' maximum-count radii. Emission images do not resolve
     the wall's thickness, so ``wall_thickness_mm`` is taken as given and split about the mid-wall.
 
@@ -59,7 +60,7 @@ def estimate_lv_geometry(image: np.ndarray, grid: Grid, near_mm, *, iterations: 
     require(wall_thickness_mm > 0, "wall_thickness_mm", wall_thickness_mm, "a positive thickness in mm")
     click = np.asarray(near_mm, dtype=float).ravel()
     require(click.shape == (3,) and np.all(np.isfinite(click)), "near_mm", near_mm, "a point (z, y, x) in mm")
-    centre = click
+    centre = click  # the rings' anchor, moved onto each new axis
     image = ndimage.gaussian_filter(np.asarray(image, np.float64), 1.0)
     along = np.arange(-60.0, 100.0, 2.0)  # mm from the reference point, base side negative
     radii = np.arange(0.0, max_radius_mm + 1.0, 1.0)

@@ -8,8 +8,7 @@ import numpy as np
 
 from scipy import ndimage
 
-from .anatomy import (AnatomyParameters, Label, LVGeometry, label_grid, label_points, organ_shapes, subvoxel_offsets,
-                      voxel_centres)
+from .anatomy import AnatomyParameters, Label, LVGeometry, label_grid, label_points, organ_shapes, subvoxel_offsets
 from .defects import DefectSpec
 from .errors import InvalidParameterError, InvalidTypeError, require
 from .grid import Grid
@@ -96,7 +95,8 @@ def make_phantom(anatomy: AnatomyParameters, grid: Grid, *, uptake: UptakeParame
     edges = ndimage.maximum_filter(labels, size=3) != ndimage.minimum_filter(labels, size=3)
     fine = np.flatnonzero(edges | (labels == Label.LV_MYOCARDIUM))
     s3 = int(supersampling) ** 3
-    points = voxel_centres(grid).reshape(-1, 3)[fine][:, None, :] + subvoxel_offsets(grid, supersampling)[None]
+    centres = np.asarray(grid.origin_mm) + grid.voxel_mm * np.stack(np.unravel_index(fine, grid.shape), axis=-1)
+    points = centres[:, None, :] + subvoxel_offsets(grid, supersampling)[None]
     sub_labels = label_points(anatomy, lv, points, shapes)  # (fine voxels, s^3)
     counts = np.bincount((np.arange(fine.size)[:, None] * len(Label) + sub_labels).ravel(),
                          minlength=fine.size * len(Label)).reshape(fine.size, len(Label))

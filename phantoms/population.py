@@ -140,17 +140,23 @@ def sample_population(n: int, *, rng: np.random.Generator,
     return patients
 
 
+def parameter_columns(records: list[dict]) -> dict[tuple[str, str], list[float]]:
+    """Every numeric parameter of patient records (:meth:`Patient.as_record`), vectors by component
+    (``name[z]``, ``name[y]``, ``name[x]``): ``{(group, name): values}``, groups ``anatomy`` and
+    ``uptake``. Categorical parameters (``sex``) are left out."""
+    columns: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        for group in ("anatomy", "uptake"):
+            for key, value in record[group].items():
+                if isinstance(value, list):  # a point or semi-axes, by component
+                    for axis, v in zip("zyx"[-len(value):], value):
+                        columns.setdefault((group, f"{key}[{axis}]"), []).append(float(v))
+                elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                    columns.setdefault((group, key), []).append(float(value))
+    return columns
+
+
 def population_ranges(patients: list[Patient]) -> dict[str, tuple[float, float]]:
     """Smallest and largest value of every numeric anatomy and uptake parameter over ``patients``."""
-    ranges = {}
-    for prefix, records in (("anatomy", [p.anatomy.as_record() for p in patients]),
-                            ("uptake", [p.uptake.as_record() for p in patients])):
-        for key, value in records[0].items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values = [r[key] for r in records]
-                ranges[f"{prefix}.{key}"] = (float(min(values)), float(max(values)))
-            elif isinstance(value, list):  # a point or semi-axes, by component
-                for i, axis in enumerate("zyx"[-len(value):]):
-                    values = [r[key][i] for r in records]
-                    ranges[f"{prefix}.{key}[{axis}]"] = (float(min(values)), float(max(values)))
-    return ranges
+    return {f"{group}.{name}": (min(values), max(values))
+            for (group, name), values in parameter_columns([p.as_record() for p in patients]).items()}

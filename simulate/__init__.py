@@ -3,6 +3,8 @@
 May import :mod:`spectrial.phantoms`, nothing else from spectrial.
 """
 
+from spectrial.phantoms.anatomy import CARDIAC_VIEWS
+
 from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, decay_during_views,
                      expected_projections)
 from .filters import butterworth_filter, gaussian_filter
@@ -13,8 +15,6 @@ from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, mis
 from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
 from .protocol import COLLIMATORS, PROTOCOLS, Collimator, Protocol
 from .scatter import SCATTER_CORRECTIONS, ScatterModel, tew_estimate, with_scatter_correction
-from spectrial.phantoms.anatomy import CARDIAC_VIEWS
-
 from .reorient import (cardiac_view, estimate_lv_geometry, short_axis_plane, short_axis_points,
                        short_axis_volume)
 

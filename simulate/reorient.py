@@ -13,34 +13,13 @@ from spectrial.phantoms.lv_estimate import estimate_lv_geometry as fit_lv_geomet
 from .images import Volume
 
 
-
-
-
-def _view_axes(lv: LVGeometry, view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(normal, down, right) unit vectors of a cardiac view in its clinical display orientation."""
-    return lv.view_axes(view)
-
-
-def _box_points(centre_mm, normal, down, right, *, size: int, pitch_mm: float, depth: int) -> np.ndarray:
-    require(int(size) >= 1, "size", size, "a positive number of pixels")
-    require(int(depth) >= 1, "depth", depth, "a positive number of slices")
-    require(pitch_mm > 0, "pitch_mm", pitch_mm, "a positive pixel size in mm")
-
-    def offsets(n):
-        return (np.arange(int(n)) - (int(n) - 1) / 2.0) * pitch_mm
-
-    o_w, o_r, o_c = np.meshgrid(offsets(depth), offsets(size), offsets(size), indexing="ij")
-    return (np.asarray(centre_mm, float) + o_w[..., None] * normal + o_r[..., None] * down
-            + o_c[..., None] * right)
-
-
 def short_axis_points(lv: LVGeometry, centre_mm, *, size: int, pitch_mm: float, depth: int = 1) -> np.ndarray:
     """Patient points ``(depth, size, size, 3)`` of a short-axis-oriented box centred on ``centre_mm``.
 
     Slices run along the long axis from base to apex; rows run from anterior (top) to inferior and
     columns from septal (left) to lateral, the clinical short-axis display.
     """
-    return _box_points(centre_mm, *_view_axes(lv, "short-axis"), size=size, pitch_mm=pitch_mm, depth=depth)
+    return lv.view_points(centre_mm, "short-axis", size=size, pitch_mm=pitch_mm, depth=depth)
 
 
 def _sample(volume: Volume, points: np.ndarray) -> np.ndarray:
@@ -96,7 +75,7 @@ def cardiac_view(volume: Volume, lv: LVGeometry, centre_mm, view: str, *, size: 
     ndarray, ``(size, size)`` or ``(batch, size, size)``
     """
     pitch = volume.grid.voxel_mm if pitch_mm is None else pitch_mm
-    return _sample(volume, _box_points(centre_mm, *_view_axes(lv, view), size=size, pitch_mm=pitch, depth=1)[0])
+    return _sample(volume, lv.view_points(centre_mm, view, size=size, pitch_mm=pitch)[0])
 
 
 def estimate_lv_geometry(volume: Volume, near_mm, **options) -> LVGeometry:

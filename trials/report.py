@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spectrial.phantoms import parameter_columns
 from spectrial.phantoms.errors import InvalidParameterError
 
 from . import evidence, figures, outputs
@@ -104,16 +105,10 @@ PARAMETER_UNITS = (("_mm", "mm"), ("_deg", "deg"), ("_ml", "mL"), ("_mbq", "MBq"
 
 def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Every patient parameter that varies across the population (vector parameters by component)."""
-    columns: dict[str, list[float]] = {}
-    for patient in patients:
-        for group in ("anatomy", "uptake"):
-            for name, value in patient[group].items():
-                if name == "sex":  # the one categorical parameter, shown as an indicator
-                    columns.setdefault("female (1) or male (0)", []).append(float(value == "female"))
-                    continue
-                values = value if isinstance(value, list) else [value]
-                for axis, v in zip("zyx" if len(values) == 3 else "yx" if len(values) == 2 else [""], values):
-                    columns.setdefault(f"{name}[{axis}]" if axis else name, []).append(float(v))
+    # The one categorical parameter, shown as an indicator (results written before it existed lack it).
+    sexes = [p["anatomy"].get("sex") for p in patients]
+    columns = {} if None in sexes else {"female (1) or male (0)": [float(sex == "female") for sex in sexes]}
+    columns.update({name: values for (_, name), values in parameter_columns(patients).items()})
     varying = {name: v for name, v in columns.items() if np.ptp(v) > 1e-9 * max(1.0, np.abs(v).max())}
     units = {name: next((u for suffix, u in PARAMETER_UNITS if suffix in name.split("[")[0]), "") for name in varying}
     return varying, units

@@ -58,7 +58,6 @@ def test_voxelized_volumes_converge_to_the_analytic_volumes():
     errors = []
     for voxel in (8.0, 4.0, 2.0):
         phantom = make_phantom(anatomy, heart_grid(lv, voxel), supersampling=2)
-        # Blood pool: voxels labelled LV blood plus the blood share of edge voxels, from the activity mix.
         errors.append((abs(phantom.myocardium_volume_ml - myocardium) / myocardium))
     assert errors[0] > errors[2]
     assert errors[1] < 0.02 and errors[2] < 0.01

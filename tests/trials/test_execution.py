@@ -19,53 +19,7 @@ from spectrial.trials import execution
 from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExecutor, execute_plan
 from spectrial.trials.runner import load_cases, trial_patients
 
-SMALL = """
-name = "small"
-seed = 7
-
-[[defects]]
-territory = "inferior"
-severity = 0.5
-
-[protocol]
-n_views = 8
-matrix = 16
-pixel_mm = 19.2
-
-[simulation]
-n_patients = 3
-realizations = 4
-dose_fractions = [1.0, 0.25]
-axial_slices = 8
-oversampling = 1
-supersampling = 1
-
-[reconstruction]
-iterations = 1
-subsets = 2
-
-[[methods]]
-name = "none"
-
-[[methods]]
-name = "gaussian"
-fwhm_mm = 20.0
-
-[observer]
-roi_size = 8
-training = "leave-one-out"
-
-[observer.channels]
-family = "square"
-edges = [0.0625, 0.125, 0.25, 0.5]
-"""
-
-
-def small(**changes):
-    spec = parse_trial(SMALL)
-    for section, values in changes.items():
-        spec = dataclasses.replace(spec, **{section: dataclasses.replace(getattr(spec, section), **values)})
-    return spec
+from small_trial import SMALL, small
 
 
 def execute(spec, folder, executor=None):

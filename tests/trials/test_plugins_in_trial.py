@@ -2,66 +2,23 @@
 pipeline, and the trained network written by ``spectrial train``."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from spectrial.trials import parse_trial, run_trial
+from spectrial.models import make_method
+from spectrial.phantoms import Grid, InvalidParameterError
+from spectrial.simulate import Projections, Protocol, Volume
+from spectrial.trials import run_trial
 from spectrial.trials.cli import main
 
+from small_trial import small
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-TRIAL = """
-name = "plugins"
-seed = 5
-
-[[defects]]
-territory = "inferior"
-severity = 0.5
-
-[protocol]
-n_views = 8
-matrix = 16
-pixel_mm = 19.2
-
-[simulation]
-n_patients = 2
-realizations = 4
-dose_fractions = [1.0, 0.25]
-axial_slices = 8
-oversampling = 1
-supersampling = 1
-
-[reconstruction]
-iterations = 1
-subsets = 2
-
-[[methods]]
-name = "none"
-
-[[methods]]
-name = "plugin"
-callable = "user_plugin:halve"
-
-[[methods]]
-name = "plugin"
-torchscript = "{torchscript}"
-
-[[methods]]
-name = "plugin"
-callable = "user_plugin:identity"
-domain = "projection"
-
-[observer]
-roi_size = 8
-training = "leave-one-out"
-
-[observer.channels]
-family = "square"
-edges = [0.0625, 0.125, 0.25, 0.5]
-"""
 
 
 def test_import_path_and_torchscript_plug_ins_run_inside_a_tiny_trial(tmp_path, monkeypatch):
@@ -71,7 +28,10 @@ def test_import_path_and_torchscript_plug_ins_run_inside_a_tiny_trial(tmp_path, 
     conv = torch.nn.Conv3d(1, 1, 3, padding=1, bias=False, padding_mode="replicate")
     torch.nn.init.constant_(conv.weight, 1 / 27)
     torch.jit.script(conv).save(str(tmp_path / "smoother.pt"))
-    spec = parse_trial(TRIAL.replace("{torchscript}", str(tmp_path / "smoother.pt")))
+    methods = (make_method("none"), make_method("plugin", callable="user_plugin:halve"),
+               make_method("plugin", torchscript=str(tmp_path / "smoother.pt")),
+               make_method("plugin", callable="user_plugin:identity", domain="projection"))
+    spec = dataclasses.replace(small(), name="plugins", methods=methods)
     out = tmp_path / "results"
     run_trial(spec, out, workers=1)
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -103,11 +63,6 @@ def test_spectrial_train_writes_a_checkpoint_that_a_trial_method_loads(tmp_path)
 
 
 def test_a_projection_domain_gan_trains_and_denoises_counts(tmp_path):
-    import numpy as np
-
-    from spectrial.models import make_method
-    from spectrial.phantoms import InvalidParameterError
-    from spectrial.simulate import Projections, Protocol
     for name in ("tiny_projection_gan.toml", "tiny_trial.toml"):
         (tmp_path / name).write_text((EXAMPLES / "training" / name).read_text())
     assert main(["train", str(tmp_path / "tiny_projection_gan.toml")]) == 0
@@ -121,7 +76,5 @@ def test_a_projection_domain_gan_trains_and_denoises_counts(tmp_path):
         Projections(counts, protocol, 12.8, dose_fraction=0.25), dose_fraction=0.25)
     assert out.counts.shape == counts.shape and np.all(out.counts >= 0)
     with pytest.raises(InvalidParameterError, match="projection domain"):
-        from spectrial.simulate import Volume
-        from spectrial.phantoms import Grid
         make_method("network", checkpoint=checkpoint)(Volume(counts, Grid.centered((16, 16, 32), 12.8)),
                                                        dose_fraction=0.25)
