@@ -367,7 +367,9 @@ def defect_label(defect: DefectSpec) -> str:
 
 
 def method_label(method: EnhancementMethod) -> str:
-    params = {k: v for k, v in method.parameters().items() if k != "name"}
+    """The method's name and parameters, e.g. ``gaussian(fwhm_mm=12, dose_scaling=False)``; parameters
+    left empty (a plug-in's unused sources, no per-dose checkpoints) are not shown."""
+    params = {k: v for k, v in method.parameters().items() if k != "name" and v not in ("", ())}
     if not params:
         return method.name
     return f"{method.name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
