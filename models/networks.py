@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.simulate.numerics import clear_negligible
 
 CHECKPOINT_FORMAT = "spectrial-network-1"
 
@@ -203,7 +204,7 @@ def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float
     out = []
     with torch.inference_mode():
         for i in range(0, images.shape[0], batch_size):
-            chunk = (images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]).to(device)
+            chunk = clear_negligible(images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]).to(device)
             x = network_input(chunk, dose_fraction, getattr(network, "dose_conditioned", False))
             x = nn.functional.pad(x, [0, pads[2], 0, pads[1], 0, pads[0]], mode="replicate")
             y = network(x)[:, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()

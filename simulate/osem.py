@@ -13,6 +13,7 @@ import torch
 from spectrial.phantoms.errors import InvalidParameterError, require
 
 from .images import Projections, Volume
+from .numerics import clear_negligible
 from .projector import SpectProjector
 
 
@@ -80,6 +81,7 @@ def osem(projections: Projections, system: SpectProjector, *, iterations: int = 
                 ratio[estimate <= tiny] = 0.0
                 x = x * system.adjoint(ratio, views=views) / sens
                 x[unseen] = 0.0
+                clear_negligible(x)  # a voxel decaying towards zero must not turn subnormal
     array = x.cpu().numpy()
     volume = Volume(array if batched else array[0], system.grid,
                     {"dose_fraction": projections.dose_fraction})

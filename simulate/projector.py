@@ -26,35 +26,51 @@ from scipy.special import ndtr
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.phantoms.grid import Grid
 
+from .numerics import clear_negligible
 from .protocol import Protocol
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
-def gaussian_blur_matrix(n: int, sigma_px: float) -> np.ndarray:
+KERNEL_SUPPORT = 1e-5
+"""Blur-kernel entries below this fraction of their column's peak are exactly zero (see :func:`gaussian_blur_matrix`)."""
+
+
+def gaussian_blur_matrix(n: int, sigma_px: float, *, support: float = KERNEL_SUPPORT) -> np.ndarray:
     """``(n, n)`` matrix applying a pixel-integrated Gaussian of ``sigma_px`` (zero outside the edges).
 
     Entry ``[i, j]`` is the fraction of a unit source at pixel ``j`` recorded in pixel ``i``:
     ``Phi((i - j + 1/2) / sigma) - Phi((i - j - 1/2) / sigma)``, which sums to one over an unbounded
     detector and tends to the identity as ``sigma -> 0``.
+
+    The kernel is truncated to its support: entries below ``support`` times the column's peak are set
+    to exactly zero (beyond about 4.8 sigma for the default 1e-5, where the Gaussian holds 2e-6 of its
+    mass) and each column is rescaled to its untruncated sum, so counts are conserved. Without the
+    truncation the far tails fall below float32's smallest normal number (1.2e-38); arithmetic on such
+    subnormal values takes a microcode assist on many x86 cores, about 100x slower, and the products
+    OSEM forms from them spread into every operator.
     """
-    k = np.arange(n)[:, None] - np.arange(n)[None, :]
+    require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
     if sigma_px <= 1e-6:
         return np.eye(n)
-    return ndtr((k + 0.5) / sigma_px) - ndtr((k - 0.5) / sigma_px)
+    distance = np.abs(np.arange(n)[:, None] - np.arange(n)[None, :])
+    # Both ends on the negative side of the Gaussian: the difference keeps its precision in the tails.
+    full = ndtr((0.5 - distance) / sigma_px) - ndtr((-0.5 - distance) / sigma_px)
+    kept = np.where(full >= support * full.max(axis=0, keepdims=True), full, 0.0)
+    return kept * (full.sum(axis=0, keepdims=True) / kept.sum(axis=0, keepdims=True))
 
 
 def rotation_matrix(n: int, angles_deg: np.ndarray) -> scipy.sparse.csr_matrix:
     """Bilinear resampling of an ``(n, n)`` transverse slice onto each view's ``(depth, bin)`` lattice.
 
-    Returns a CSR matrix of shape ``(n * views * n, n * n)``; rows ordered ``(depth, view, bin)``
+    Returns a CSR matrix of shape ``(n * n * views, n * n)``; rows ordered ``(depth, bin, view)``
     (depth grows towards the detector), columns ``(y, x)`` of the slice. Voxels inside the inscribed
     circle (the field of view common to all views) contribute exactly their value to every view.
     """
     c = (n - 1) / 2.0
-    phi = np.deg2rad(np.asarray(angles_deg, float))[None, :, None]
+    phi = np.deg2rad(np.asarray(angles_deg, float))[None, None, :]
     s = (np.arange(n) - c)[:, None, None]  # depth towards the detector, in voxels
-    u = (np.arange(n) - c)[None, None, :]  # detector bin coordinate
+    u = (np.arange(n) - c)[None, :, None]  # detector bin coordinate
     y = -np.cos(phi) * s + np.sin(phi) * u + c
     x = np.sin(phi) * s + np.cos(phi) * u + c
     y0, x0 = np.floor(y), np.floor(x)
@@ -72,7 +88,7 @@ def rotation_matrix(n: int, angles_deg: np.ndarray) -> scipy.sparse.csr_matrix:
     # Bilinear weights of one voxel summed over a rotated lattice vary with angle (by up to ~7 % at
     # 45 deg), so a point source would gain or lose counts from view to view. Normalizing each voxel's
     # weights to one per view makes every view conserve counts exactly inside the field of view.
-    views = (rows // n) % phi.size
+    views = rows % phi.size
     key = views * n * n + cols
     totals = np.bincount(key, weights=vals, minlength=phi.size * n * n)
     voxel_y, voxel_x = np.divmod(np.arange(n * n), n)
@@ -182,7 +198,7 @@ class SpectProjector:
     BLOCK_VIEWS = 16
     DEPTH_CHUNK = 8
     DEPTH_GROUP = 2
-    BATCH_CHUNK = 2
+    BATCH_CHUNK = 1
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
                  resolution_model: bool = True, orbit_radii_mm: np.ndarray | None = None, cache: bool = True,
@@ -218,12 +234,9 @@ class SpectProjector:
             rows = np.arange(nx + self._shift.max()) + (self.DEPTH_GROUP - 1) / 2.0
             distance = np.clip(self.radii_mm.max() - (rows - (nx - 1) / 2.0) * grid.voxel_mm, 0.0, None)
             sigma_px = protocol.system_fwhm_mm(distance) / FWHM_PER_SIGMA / grid.voxel_mm
-            # Transposed (row, j, i): every blur is applied as rows @ kernel, so a batch only adds rows to
-            # each matrix product and a volume gets the same numbers alone or in a batch.
             bins = np.stack([gaussian_blur_matrix(nx, s) for s in sigma_px])
             axial = np.stack([gaussian_blur_matrix(nz, s) for s in sigma_px])
-            self._blur_t = (self._tensor(bins.transpose(0, 2, 1)), self._tensor(axial.transpose(0, 2, 1)))
-            self._blur = (self._tensor(bins), self._tensor(axial))  # the adjoint's, also contiguous
+            self._blur = (self._tensor(bins), self._tensor(axial))
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
@@ -256,19 +269,22 @@ class SpectProjector:
         rotation = rotation_matrix(n, self.angles_deg[views])
         attenuation = None
         if self._mu is not None:
-            rotated = (rotation @ self._mu).reshape(n, nv, n, nz)  # (depth, view, bin, z)
+            rotated = (rotation @ self._mu).reshape(n, n, nv, nz)  # (depth, bin, view, z)
             step_cm = self.grid.voxel_mm / 10.0
             # Depth grows towards the detector: integrate over the samples in front, plus half the own one.
             # A running sum plane by plane: numpy's cumsum along the first axis measured 5x slower.
-            factors = np.empty((n, nv, n, 1, nz), np.float32)
+            factors = np.empty((n, n, nv, 1, nz), np.float32)
             in_front = np.zeros(rotated.shape[1:], np.float32)
             for d in range(n - 1, -1, -1):
                 np.exp(-(in_front + 0.5 * rotated[d]) * step_cm, out=factors[d, :, :, 0])
                 in_front += rotated[d]
-            attenuation = self._tensor(factors)
-        shift = torch.as_tensor(self._shift[views], device=self.device)
+            attenuation = clear_negligible(self._tensor(factors))
+        shift = self._shift[views]
+        # Views at one orbit radius share every plane's kernels: each blur is then one matrix product.
+        shared = bool(np.all(shift == shift[0]))
+        rows = [int(d + shift[0]) if shared else torch.as_tensor(d + shift, device=self.device) for d in range(n)]
         block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": None,
-                 "kernel_rows": [d + shift for d in range(n)]}
+                 "kernel_rows": rows, "shared_kernels": shared}
         if self.cache:
             self._blocks[key] = block
         return block
@@ -279,7 +295,7 @@ class SpectProjector:
             n, nv, chunks = self.n, len(block["views"]), []
             for d0 in range(0, n, self.DEPTH_CHUNK):
                 d1 = min(d0 + self.DEPTH_CHUNK, n)
-                rows = block["rotation"][d0 * nv * n:d1 * nv * n]
+                rows = block["rotation"][d0 * n * nv:d1 * n * nv]
                 pair = (rows, rows.T.tocsr())
                 if self.device.type != "cpu":
                     pair = tuple(_torch_csr(m, self.device) for m in pair)
@@ -287,13 +303,12 @@ class SpectProjector:
             block["chunks"] = chunks
         return block["chunks"]
 
-    def _kernels(self, block: dict, d: int, *, adjoint: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bin and axial blur of the depth planes from ``d`` for each view of the block, ``(views, n, n)``
-        and ``(views, nz, nz)``, to right-multiply rows: transposed for the forward model, as they are
-        for the adjoint (contiguous either way: a transposed view can take another BLAS path, whose
-        rounding then depends on the batch size)."""
+    def _kernels(self, block: dict, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bin and axial blur matrices of the depth planes from ``d``: ``(n, n)`` and ``(nz, nz)`` when the
+        block's views share them, else one per view, ``(views, n, n)`` and ``(views, nz, nz)``. Entry
+        ``[i, j]`` moves counts from bin (row) ``j`` to ``i``."""
+        bins, axial = self._blur
         rows = block["kernel_rows"][d]
-        bins, axial = self._blur if adjoint else self._blur_t
         return bins[rows], axial[rows]
 
     def _sparse(self, matrix, dense: torch.Tensor) -> torch.Tensor:
@@ -301,6 +316,21 @@ class SpectProjector:
             # scipy's CSR product is ~3x faster than torch.sparse.mm on this structured matrix (benchmarks/).
             return torch.from_numpy(matrix @ dense.numpy())
         return torch.sparse.mm(matrix, dense)
+
+    def operator_arrays(self, views=None) -> dict[str, object]:
+        """The stored factors of the system matrix for ``views`` (all by default): the blur kernels, and
+        each view block's resampling weights and attenuation factors, by name. For inspection, e.g.
+        checking that none holds a float32 subnormal value."""
+        arrays: dict[str, object] = {}
+        if self.resolution_model:
+            arrays["bin blur kernels"], arrays["axial blur kernels"] = self._blur
+        for block_views in self._view_blocks(self._check_views(views)):
+            block = self._block(block_views)
+            label = f"views {block_views[0]}-{block_views[-1]}"
+            arrays[f"resampling weights, {label}"] = block["rotation"].data
+            if block["attenuation"] is not None:
+                arrays[f"attenuation factors, {label}"] = block["attenuation"]
+        return arrays
 
     def sensitivity(self, views=None) -> torch.Tensor:
         """Back-projection of ones, ``A^T 1``, for a subset of views: ``(1, *grid.shape)`` (cached).
@@ -386,31 +416,44 @@ class SpectProjector:
         return self._as_output(primary, batched, as_numpy), self._as_output(scatter, batched, as_numpy)
 
     def _forward_block(self, x: torch.Tensor, block: dict, *, broad_beam_ratio: float | None = None):
-        """``(batch, views, z, bins)`` projections of one block, and the unspread scatter when asked."""
+        """``(batch, views, z, bins)`` projections of one block, and the unspread scatter when asked.
+
+        Samples are laid out ``(depth, bin, view, batch, z)``, so with shared kernels the axial blur of a
+        depth pair is one product ``(bin x view x batch, z) @ axial^T`` and the bin blur one product
+        ``bins @ (bin, view x batch x z)``, both on contiguous operands.
+        """
         b, nz, n = x.shape[0], self.grid.shape[0], self.n
         nv = len(block["views"])
+        shared = block["shared_kernels"]
         columns = x.permute(2, 3, 0, 1).reshape(n * n, b * nz).contiguous()
-        out = torch.zeros(nv, b * nz, n, dtype=torch.float32, device=self.device)  # (view, batch x z, bin)
-        scatter = None if broad_beam_ratio is None else torch.zeros(nv, n, b, nz, device=self.device)
+        # Accumulated as (bin, view x batch x z) with shared kernels, else as (view, bin, batch x z).
+        out = torch.zeros((n, nv * b * nz) if shared else (nv, n, b * nz), dtype=torch.float32, device=self.device)
+        scatter = None if broad_beam_ratio is None else torch.zeros(n, nv, b, nz, device=self.device)
         attenuation = block["attenuation"]
         for d0, d1, rows, _ in self._chunks(block):
-            samples = self._sparse(rows, columns).reshape(d1 - d0, nv, n, b, nz)
+            samples = self._sparse(rows, columns).reshape(d1 - d0, n, nv, b, nz)
             if attenuation is not None:
                 factors = attenuation[d0:d1]
                 if scatter is not None:
                     scatter += (samples * (factors.pow(broad_beam_ratio) - factors)).sum(0)
                 samples.mul_(factors)
             if not self.resolution_model:
-                out += samples.sum(0).permute(0, 2, 3, 1).reshape(nv, b * nz, n)
+                planes = samples.sum(0)
+                out += planes.reshape(n, -1) if shared else planes.permute(1, 0, 2, 3).reshape(nv, n, b * nz)
                 continue
             for i in range(0, d1 - d0, self.DEPTH_GROUP):
-                bins_t, axial_t = self._kernels(block, d0 + i)
+                bins, axial = self._kernels(block, d0 + i)
                 # Added plane by plane: torch's sum(0) over two planes measured 3x slower than one add.
-                planes = functools.reduce(torch.add, samples[i:i + self.DEPTH_GROUP]).reshape(nv, n * b, nz)
-                axial = torch.bmm(planes, axial_t).reshape(nv, n, b * nz).transpose(1, 2).contiguous()
-                out.baddbmm_(axial, bins_t)
-        projections = out.reshape(nv, b, nz, n).permute(1, 0, 2, 3)
-        return projections, (None if scatter is None else scatter.permute(2, 0, 3, 1))
+                planes = functools.reduce(torch.add, samples[i:i + self.DEPTH_GROUP])  # (bin, view, batch, z)
+                if shared:
+                    blurred_z = torch.matmul(planes.view(-1, nz), axial.T).view(n, -1)
+                    out.addmm_(bins, blurred_z)
+                else:
+                    per_view = planes.permute(1, 0, 2, 3).reshape(nv, n * b, nz)
+                    blurred_z = torch.bmm(per_view, axial.transpose(1, 2)).view(nv, n, b * nz)
+                    out.baddbmm_(bins, blurred_z)
+        layout = out.view(n, nv, b, nz).permute(2, 1, 3, 0) if shared else out.view(nv, n, b, nz).permute(2, 0, 3, 1)
+        return layout, (None if scatter is None else scatter.permute(2, 1, 3, 0))
 
     def adjoint(self, projections, *, views=None) -> np.ndarray | torch.Tensor:
         """Back-project: the exact transpose of :meth:`forward` for the same ``views``."""
@@ -429,21 +472,29 @@ class SpectProjector:
         return self._as_output(torch.cat(volumes), batched, as_numpy)
 
     def _adjoint_block(self, y: torch.Tensor, block: dict, columns: torch.Tensor) -> None:
-        """Add the back-projection of one block's ``(batch, views, z, bins)`` data to ``columns``."""
+        """Add the back-projection of one block's ``(batch, views, z, bins)`` data to ``columns``: the
+        transpose of :meth:`_forward_block`, step by step in reverse."""
         b, nv, nz, n = y.shape
-        rows = y.permute(1, 0, 2, 3).reshape(nv, b * nz, n).contiguous()  # (view, batch x z, bin)
+        shared = block["shared_kernels"]
+        # (bin, view x batch x z) with shared kernels, else (view, bin, batch x z), as the forward accumulates.
+        rows = (y.permute(3, 1, 0, 2).reshape(n, nv * b * nz) if shared
+                else y.permute(1, 3, 0, 2).reshape(nv, n, b * nz)).contiguous()
         attenuation = block["attenuation"]
         for d0, d1, _, rotation_t in self._chunks(block):
-            if self.resolution_model:
-                samples = torch.empty(d1 - d0, nv, n, b * nz, dtype=torch.float32, device=self.device)
-                for i in range(0, d1 - d0, self.DEPTH_GROUP):
-                    bins, axial = self._kernels(block, d0 + i, adjoint=True)
-                    spread = torch.bmm(rows, bins).transpose(1, 2).reshape(nv, n * b, nz)
-                    torch.bmm(spread, axial, out=samples[i].view(nv, n * b, nz))
-                    samples[i + 1:i + self.DEPTH_GROUP] = samples[i]
+            samples = torch.empty(d1 - d0, n, nv, b, nz, dtype=torch.float32, device=self.device)
+            if not self.resolution_model:
+                plane = rows.view(n, nv, b, nz) if shared else rows.view(nv, n, b, nz).permute(1, 0, 2, 3)
+                samples.copy_(plane.expand(d1 - d0, n, nv, b, nz))
             else:
-                planes = rows.transpose(1, 2).reshape(1, nv, n, b * nz)
-                samples = planes.expand(d1 - d0, nv, n, b * nz).contiguous()
+                for i in range(0, d1 - d0, self.DEPTH_GROUP):
+                    bins, axial = self._kernels(block, d0 + i)
+                    if shared:
+                        spread = torch.matmul(bins.T, rows).view(-1, nz)
+                        torch.matmul(spread, axial, out=samples[i].view(-1, nz))
+                    else:
+                        spread = torch.bmm(bins.transpose(1, 2), rows).view(nv, n * b, nz)
+                        samples[i].copy_(torch.bmm(spread, axial).view(nv, n, b, nz).permute(1, 0, 2, 3))
+                    samples[i + 1:i + self.DEPTH_GROUP] = samples[i]
             if attenuation is not None:
-                samples.view(d1 - d0, nv, n, b, nz).mul_(attenuation[d0:d1])
-            columns += self._sparse(rotation_t, samples.reshape((d1 - d0) * nv * n, b * nz))
+                samples.mul_(attenuation[d0:d1])
+            columns += self._sparse(rotation_t, samples.view((d1 - d0) * n * nv, b * nz))

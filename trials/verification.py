@@ -216,6 +216,36 @@ def _check_osem_convergence() -> list[Measurement]:
                         "abs")]
 
 
+def _check_no_subnormals() -> list[Measurement]:
+    from spectrial.phantoms import AnatomyParameters, make_phantom
+    from spectrial.simulate import ScatterModel, expected_projections, subset_views, with_scatter_correction
+    from spectrial.simulate.numerics import subnormal_count
+
+    # The default trial's system: its protocol on the 64^3 reconstruction grid, the default anatomy's mu,
+    # OSEM 4 x 8 with TEW scatter correction on a simulated full-dose acquisition.
+    grid = Grid.centered((64, 64, 64), 6.4)
+    protocol = Protocol()
+    phantom = make_phantom(AnatomyParameters(), grid)
+    system = SpectProjector(grid, protocol, mu=phantom.mu)
+    arrays = {}
+    for views in subset_views(protocol.n_views, 8):
+        arrays.update(system.operator_arrays(views))
+        arrays[f"sensitivity, subset from view {views[0]}"] = system.sensitivity(views)
+    expected = expected_projections(phantom, system, scatter=ScatterModel())
+    counts = np.random.default_rng(0).poisson(expected.counts).astype(np.float32)
+    windows = {k: np.random.default_rng(1).poisson(w).astype(np.float32) for k, w in expected.windows.items()}
+    measured = Projections(counts, protocol, protocol.pixel_mm, windows=windows)
+    corrected = with_scatter_correction(measured, "tew", smoothing_fwhm_mm=25.6)
+    arrays.update({"expected primary + scatter": expected.counts, "expected scatter": expected.scatter,
+                   "TEW estimate": corrected.scatter, "back-projection": system.adjoint(counts),
+                   "OSEM 4 x 8 image": osem(corrected, system, iterations=4, subsets=8).array})
+    total = sum(subnormal_count(a) for a in arrays.values())
+    worst = max(arrays, key=lambda name: subnormal_count(arrays[name]))
+    return [Measurement("no subnormals", f"nonzero float32 values below {np.finfo(np.float32).tiny:.3g} in "
+                        f"{len(arrays)} operators and results of the default system (most in: {worst})", 0.0,
+                        float(total), 0.0, "abs")]
+
+
 def _check_cho_auc() -> list[Measurement]:
     from .channels import SquareChannels
     from .observers import observer_scores
@@ -298,6 +328,8 @@ CHECKS: tuple[Check, ...] = (
     Check("poisson", "noisy projections have Poisson mean and variance", _check_poisson),
     Check("thinning", "binomial thinning is nested and Poisson at the dose fraction", _check_thinning),
     Check("osem", "OSEM converges towards the truth on noiseless data", _check_osem_convergence),
+    Check("no-subnormals", "no operator or result of the default system holds a float32 subnormal value (they "
+          "cost ~100x on many x86 cores)", _check_no_subnormals),
     Check("cho-auc", "the CHO's AUC matches Phi(d'/sqrt 2) of a Gaussian signal-known-exactly task", _check_cho_auc),
     Check("determinism", "a trial's numbers do not depend on the number of worker processes or the realization "
           "batch size", _check_determinism),

@@ -46,3 +46,32 @@ def test_a_volume_gets_the_same_numbers_alone_or_in_a_batch():
         alone = projector.forward_with_scatter(volume, broad_beam_ratio=0.78, scatter_fwhm_mm=40.0)
         np.testing.assert_array_equal(primary[i], alone[0])
         np.testing.assert_array_equal(scatter[i], alone[1])
+
+
+def test_blur_kernels_are_truncated_to_their_support_and_conserve_counts():
+    from scipy.stats import norm
+    sigma = 2.0
+    full = gaussian_blur_matrix(64, sigma, support=0.0)
+    kept = gaussian_blur_matrix(64, sigma)
+    # Pixel-integrated Gaussian: the central entry is P(|X| < 1/2) for X ~ N(0, sigma^2).
+    assert full[32, 32] == pytest.approx(2 * norm.cdf(0.5 / sigma) - 1, rel=1e-12)
+    # Entries below 1e-5 of the peak are exactly zero; the rest keep their share of the column's counts.
+    peak = full.max(axis=0)
+    assert np.all(kept[full < 1e-5 * peak] == 0)
+    assert np.all(kept[full >= 1e-5 * peak] > 0)
+    np.testing.assert_allclose(kept.sum(axis=0), full.sum(axis=0), rtol=1e-12)
+    # The untruncated tails fall below float32's smallest normal number; the truncated kernel has none.
+    tiny = np.finfo(np.float32).tiny
+    untruncated = np.abs(full.astype(np.float32))
+    assert np.count_nonzero((untruncated > 0) & (untruncated < tiny)) > 0
+    stored = np.abs(kept.astype(np.float32))
+    assert np.count_nonzero((stored > 0) & (stored < tiny)) == 0
+
+
+def test_negligible_values_are_cleared_and_others_kept():
+    import torch
+
+    from spectrial.simulate.numerics import NEGLIGIBLE, clear_negligible
+    values = torch.tensor([1e-38, -1e-35, NEGLIGIBLE / 2, NEGLIGIBLE, 1e-20, -3.0, 0.0])
+    np.testing.assert_array_equal(clear_negligible(values.clone()).numpy(),
+                                  np.array([0, 0, 0, NEGLIGIBLE, 1e-20, -3.0, 0], np.float32))
