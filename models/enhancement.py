@@ -47,6 +47,11 @@ class EnhancementMethod(abc.ABC):
             raise InvalidParameterError(f"dose_fraction={dose_fraction!r} is not allowed: expected (0, 1]")
         return self.enhance(data, dose_fraction=dose_fraction)
 
+    def on_device(self, device: str) -> "EnhancementMethod":
+        """The method as it runs on a trial's execution ``device``: itself, for methods that run where
+        their input is (the classical filters run with numpy on the CPU)."""
+        return self
+
     def parameters(self) -> dict:
         """The method's name and every parameter, defaults filled in."""
         return {"name": self.name, **dataclasses.asdict(self)}

@@ -68,6 +68,13 @@ def _cached_checkpoint(path: str, mtime: float):
     return load_checkpoint(path)
 
 
+def _on_device(method, device: str):
+    """A network or plug-in method on a trial's execution ``device``, unless its own ``device`` names a GPU."""
+    if method.device != "cpu" or str(device) == "cpu":
+        return method
+    return dataclasses.replace(method, device=str(device))
+
+
 @dataclass(frozen=True)
 class NetworkDenoiser(EnhancementMethod):
     """A network trained by ``spectrial train`` (U-Net, residual CNN, GAN generator, Noise2Noise; one per
@@ -173,6 +180,8 @@ class NetworkDenoiser(EnhancementMethod):
         out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
                             batch_size=int(self.batch_size), device=self.device)
         return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
+
+    on_device = _on_device
 
     def weight_files(self) -> tuple[str, ...]:
         if self.dose_checkpoints:
@@ -283,6 +292,8 @@ class PluginMethod(EnhancementMethod):
             raise InvalidParameterError(f"plug-in {self.model!r} failed on input {tuple(images.shape)}: "
                                         f"{type(error).__name__}: {error}") from None
         return _checked(f"plug-in {self.model!r}", out, images, data)
+
+    on_device = _on_device
 
     def weight_files(self) -> tuple[str, ...]:
         return tuple(p for p in (self.torchscript, self.state_dict) if p)

@@ -90,7 +90,8 @@ def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Gener
 
 
 def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray, doses: np.ndarray,
-                  config: TrainingConfig, *, scales: np.ndarray | None = None, progress=None) -> TrainingResult:
+                  config: TrainingConfig, *, scales: np.ndarray | None = None, progress=None,
+                  device: str | torch.device = "cpu") -> TrainingResult:
     """Train a network on crops ``(n, z, y, x)``.
 
     Parameters
@@ -106,6 +107,9 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     config : TrainingConfig
     progress : callable, optional
         Called as ``progress(epoch, train_loss, validation_loss)`` after each epoch.
+    device : str or torch.device
+        Where the network trains; it is initialized on the CPU (the same weights on every device) and
+        returned there.
     """
     inputs, targets = np.asarray(inputs, np.float32), np.asarray(targets, np.float32)
     patients, doses = np.asarray(patients), np.asarray(doses, float)
@@ -133,10 +137,11 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     train = np.flatnonzero(np.isin(patients, train_ids))
     validation = np.flatnonzero(np.isin(patients, validation_ids))
     criterion = nn.MSELoss() if config.loss == "mse" or config.mode == "noise2noise" else nn.L1Loss()
+    network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     discriminator = optimizer_d = None
     if config.mode == "gan":
-        discriminator = PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned)
+        discriminator = PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned).to(device)
         optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     result = TrainingResult(network, train_patients=train_ids.tolist(), validation_patients=validation_ids.tolist())
@@ -148,7 +153,7 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         if config.dose_conditioned:
             dose = torch.log2(torch.as_tensor(doses[index], dtype=torch.float32))[:, None, None, None, None]
             x = torch.cat([x, dose.expand_as(x)], dim=1)
-        return x
+        return x.to(device)
 
     for epoch in range(int(config.epochs)):
         network.train()
@@ -156,7 +161,7 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         losses = []
         for b in range(0, len(order), int(config.batch_size)):
             index = order[b:b + int(config.batch_size)]
-            x, y = batch_input(index), y_all[index][:, None]
+            x, y = batch_input(index), y_all[index][:, None].to(device)
             prediction = network(x)
             loss = criterion(prediction, y)
             if discriminator is not None:
@@ -174,14 +179,14 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
             losses.append(float(loss.detach()))
         network.eval()
         with torch.inference_mode():
-            validation_losses = [float(criterion(network(batch_input(validation[b:b + 8])), y_all[validation[b:b + 8]][:, None]))
+            validation_losses = [float(criterion(network(batch_input(validation[b:b + 8])), y_all[validation[b:b + 8]][:, None].to(device)))
                                  * len(validation[b:b + 8]) for b in range(0, len(validation), 8)]
         result.train_loss.append(float(np.mean(losses)))
         result.validation_loss.append(float(np.sum(validation_losses) / len(validation)))
         if progress is not None:
             progress(epoch, result.train_loss[-1], result.validation_loss[-1])
     result.seconds = time.perf_counter() - start
-    network.eval()
+    result.network = network.to("cpu").eval()
     if not all(math.isfinite(v) for v in result.train_loss + result.validation_loss):
         raise InvalidParameterError(f"training diverged (loss {result.train_loss[-1]}): lower learning_rate")
     return result

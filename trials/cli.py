@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
                                        "by patient, train the network the file describes and write its checkpoint "
                                        "(loads with torch.load(weights_only=True)) and a loss-curve PNG.")
     train.add_argument("training_file", help="training TOML file (see examples/training/)")
+    train.add_argument("--device", default="cpu", help="where the pairs are simulated and the network trains: cpu, "
+                                                       "cuda, cuda:N or auto (a GPU where one is available)")
 
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
@@ -225,7 +227,8 @@ def _train(args) -> int:
             epochs.close()
 
     try:
-        run_training(args.training_file, progress=progress, epoch_progress=epoch_progress, log=print)
+        run_training(args.training_file, progress=progress, epoch_progress=epoch_progress, log=print,
+                     device=args.device)
     finally:
         bar.close()
         if epochs is not None:

@@ -137,7 +137,9 @@ def method_settings(spec: TrialSpec, method: int) -> dict:
     from .evidence import sha256_file
 
     chosen = spec.methods[method]
-    return {"method": chosen.parameters(),
+    # The device a method runs on changes no result beyond float32 rounding: it is not part of the key.
+    parameters = {k: v for k, v in chosen.parameters().items() if k != "device"}
+    return {"method": parameters,
             "weights": [sha256_file(Path(path)) for path in chosen.weight_files()],
             "observer_input": {k: getattr(spec.observer, k) for k in ("input", "roi_size", "voi_depth")}}
 

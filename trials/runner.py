@@ -26,6 +26,7 @@ from spectrial.simulate import (CARDIAC_VIEWS, Projections, SpectProjector, Volu
                                 counts_to_kbq_per_ml, estimate_lv_geometry, expected_projections, gaussian_filter,
                                 misregistered, noisy_projections, orbit_radii, osem, short_axis_plane,
                                 short_axis_volume, with_scatter_correction)
+from spectrial.simulate.devices import resolve_device
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .fidelity import combine_moments, fidelity_metrics, heart_box, noise_moments, noise_percent
@@ -204,9 +205,10 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
         return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
                              clock, factor)
     p, rec = spec.protocol, spec.reconstruction
+    device = resolve_device(spec.execution.device, "execution.device")
     radii = orbit_radii(p, phantom.grid, phantom.mu)  # one orbit for simulation and reconstruction
     simulator = SpectProjector(phantom.grid, p, mu=phantom.mu, resolution_model=True, orbit_radii_mm=radii,
-                               cache=False)
+                               cache=False, device=device)
     scatter = spec.simulation.scatter_model if spec.simulation.scatter else None
     expected = expected_projections(phantom, simulator, detector_factor=factor, scatter=scatter)
     del simulator
@@ -216,7 +218,8 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     mu = None
     if rec.attenuation_correction:
         mu = misregistered(coarsen_mean(phantom.mu, factor), recon_grid, rec.attenuation_shift_mm)
-    system = SpectProjector(recon_grid, p, mu=mu, resolution_model=rec.resolution_model, orbit_radii_mm=radii)
+    system = SpectProjector(recon_grid, p, mu=mu, resolution_model=rec.resolution_model, orbit_radii_mm=radii,
+                            device=device)
 
     def reconstruct(projections: Projections) -> np.ndarray:
         corrected = with_scatter_correction(projections, rec.scatter_correction,
@@ -288,7 +291,8 @@ def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str
 def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple[dict, dict[str, np.ndarray]]:
     """One enhancement method's results of a unit: observer inputs at the defect locations, polar maps,
     ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``."""
-    phantom, chosen = sim.phantom, spec.methods[method]
+    device = str(resolve_device(spec.execution.device, "execution.device"))
+    phantom, chosen = sim.phantom, spec.methods[method].on_device(device)
     heart, box, references = sim.heart
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type

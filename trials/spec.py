@@ -24,6 +24,7 @@ from spectrial.models import EnhancementMethod, make_method
 from spectrial.phantoms import DefectSpec, PopulationVariability, UptakeParameters
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate import NOISE_MODES, SCATTER_CORRECTIONS, Collimator, Protocol, ScatterModel
+from spectrial.simulate.devices import check_device_name
 from spectrial.simulate.noise import check_dose_fractions
 
 from .channels import ChannelFamily, SquareChannels, make_channels
@@ -264,14 +265,20 @@ class ExecutionSpec:
     resubmitted as often) before it is recorded as failed and the trial completes without it.
     ``keep_volumes`` stores every reconstructed and enhanced volume with the unit's results (large),
     so a changed enhancement method starts from the stored reconstructions instead of simulating again.
+    ``device`` is where each unit's projector, scatter model, OSEM and network methods run (``cpu``,
+    ``cuda``, ``cuda:N``, or ``auto``: a GPU where one is available); results equal the CPU's to float32
+    rounding and content keys do not depend on it. A network or plug-in method whose own ``device``
+    names a GPU keeps it.
     """
 
     retries: int = 2
     keep_volumes: bool = False
+    device: str = "cpu"
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
 
     def __post_init__(self):
         require(self.retries >= 0, "retries", self.retries, "a non-negative number of retries")
+        check_device_name(self.device, "execution.device")
 
 
 def _default_methods() -> tuple[EnhancementMethod, ...]:

@@ -42,6 +42,7 @@ from spectrial.models.networks import intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.simulate.devices import resolve_device
 
 from .plan import WorkUnit
 from .runner import simulate_unit, trial_rng
@@ -158,13 +159,17 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
 
 
-def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print) -> Path:
+def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print,
+                 device: str = "cpu") -> Path:
     """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training.
 
     ``progress(done, total)`` follows the simulation (patients), ``epoch_progress(epoch, epochs,
     train_loss, validation_loss)`` the training; without it each epoch's losses are logged."""
     spec, folder = load_training(path)
     trial_spec = load_trial(None if spec.trial == "default" else folder / spec.trial)
+    trial_spec = dataclasses.replace(trial_spec, execution=dataclasses.replace(trial_spec.execution, device=device))
     network_config = dataclasses.replace(spec.network, dose_conditioned=spec.network.dose_conditioned
                                          or len(spec.data.dose_fractions) > 1)
     output = folder / spec.output
@@ -176,7 +181,7 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
-                           scales=pairs["scales"], progress=lambda e, t, v: (
+                           scales=pairs["scales"], device=resolve_device(device), progress=lambda e, t, v: (
                                epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
                                log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
                                    f"validation loss {v:.5f}")))
