@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .plan import specification_key
 from .runner import LOCATION_KEY, NOISE_KEY, OBSERVER_KEY, POPULATION_KEY, STATISTICS_KEY, UnitResult
 from .spec import TrialSpec
 
@@ -139,7 +140,7 @@ def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], 
     keys = {case: [key for planned in batches for key in planned.keys] for case, batches in plan.by_case().items()}
     manifest = {
         "format": FORMAT,
-        "trial": {"name": spec.name, "seed": spec.seed, "spec": RESOLVED_SPEC,
+        "trial": {"name": spec.name, "seed": spec.seed, "spec": RESOLVED_SPEC, "spec_key": specification_key(spec),
                   "rerun": f"spectrial run {RESOLVED_SPEC}"},
         "software": software_versions(),
         "code_key": plan.code,
@@ -171,13 +172,16 @@ def file_hashes(results_dir: Path) -> dict[str, str]:
     for path in sorted(results_dir.rglob("*")):
         name = path.relative_to(results_dir).as_posix()
         top = name.split("/")[0]
-        if path.is_file() and name != CHECKSUMS and top != STORE_DIR and not top.startswith("."):
+        if path.is_file() and not path.is_symlink() and name != CHECKSUMS and top != STORE_DIR and not top.startswith("."):
             hashes[name] = sha256_file(path)
     return hashes
 
 
-def write_checksums(results_dir: Path) -> None:
-    lines = [f"{digest}  {name}\n" for name, digest in file_hashes(results_dir).items()]
+def write_checksums(results_dir: Path, names=None) -> None:
+    """Write ``evidence/SHA256SUMS`` over every file :func:`file_hashes` finds, or over those of them named in
+    ``names``."""
+    hashes = file_hashes(results_dir)
+    lines = [f"{digest}  {name}\n" for name, digest in hashes.items() if names is None or name in names]
     (results_dir / CHECKSUMS).write_text("".join(lines))
 
 

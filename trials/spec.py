@@ -274,6 +274,12 @@ class ExecutionSpec:
         require(self.retries >= 0, "retries", self.retries, "a non-negative number of retries")
 
 
+def plain_name(name: str) -> bool:
+    """A name usable as one plain file name: no '.', '..', separators, hidden names or control characters."""
+    return (isinstance(name, str) and 0 < len(name) <= 100 and name[0].isalnum() and name.isprintable()
+            and all(c.isalnum() or c in "-_." for c in name))
+
+
 def _default_methods() -> tuple[EnhancementMethod, ...]:
     return (make_method("none"), make_method("gaussian", fwhm_mm=12.0))
 
@@ -296,8 +302,8 @@ class TrialSpec:
     execution: ExecutionSpec = field(default_factory=ExecutionSpec)
 
     def __post_init__(self):
-        require(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name", self.name,
-                "a non-empty name of letters, digits, '-', '_' or '.'")
+        require(plain_name(self.name), "name", self.name, "a plain file name of at most 100 letters, digits, '-', "
+                "'_' or '.', starting with a letter or digit (it names the results folder)")
         require(0 <= self.seed < 2 ** 63, "seed", self.seed, "a non-negative integer below 2**63")
         require(len(self.methods) >= 1, "methods", self.methods, "at least one enhancement method")
         labels = self.method_labels

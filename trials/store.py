@@ -3,6 +3,7 @@
 Layout under the store folder (``units/`` in a results directory)::
 
     STORE                 format marker
+    TRIAL                 the trial that last ran into the folder: its name and specification key
     ab/abcdef....npz      one part: arrays plus a JSON record ``meta`` (uncompressed NumPy archive)
     manifest.jsonl        one line per committed part: key, unit, part, run, time, CPU seconds
 
@@ -28,6 +29,7 @@ from spectrial.phantoms.errors import SpectrialError
 FORMAT = "spectrial-store-1"
 MARKER = "STORE"
 MANIFEST = "manifest.jsonl"
+OWNER = "TRIAL"
 TEMPORARY_SUFFIX = ".tmp"
 
 
@@ -103,6 +105,13 @@ class ResultStore:
             raise StoreError(f"part {self.path(key)} cannot be read ({error}); delete it and rerun to recompute "
                              "it") from None
         return json.loads(str(arrays.pop("meta"))), arrays
+
+    def set_owner(self, record: dict) -> None:
+        """Record the trial running into the store's results directory (``name``, ``spec_key``)."""
+        try:
+            self._write_atomically(self.root / OWNER, json.dumps(record).encode())
+        except OSError as error:
+            raise _explain(error, self.root, "recording the trial") from None
 
     def load_array(self, key: str, name: str) -> np.ndarray:
         with np.load(self.path(key), allow_pickle=False) as archive:

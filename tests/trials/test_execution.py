@@ -245,7 +245,7 @@ def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path,
 
 def test_results_directory_must_be_ours(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a spectrial results directory"):
+    with pytest.raises(ValueError, match="holds files spectrial did not write \\(notes.txt\\)"):
         run_trial(small(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
