@@ -21,9 +21,9 @@ from pathlib import Path
 
 from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 
-from . import evidence, outputs, report, results_folder
+from . import evidence, outputs, preflight, report, results_folder
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
-from .execution import Execution, InlineExecutor, execute_plan, make_executor
+from .execution import Execution, InlineExecutor, execute_plan, make_executor, missing_parts
 from .plan import plan_trial, specification_key
 from .runner import load_cases, trial_patients
 from .spec import TrialSpec, dump_trial
@@ -78,18 +78,30 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         raise InvalidParameterError(f"workers={workers!r} is not allowed: expected a positive integer")
     out_dir = Path(out_dir)
     started, start = time.time(), time.perf_counter()
+    preflight.check_plan_size(spec)  # everything that needs no simulation, before the first unit
+    preflight.check_methods(spec)
     patients = trial_patients(spec)
+    preflight.check_patients(spec, patients)
     plan = plan_trial(spec, patients)
     key = specification_key(spec)
     results_folder.check_folder(out_dir, name=spec.name, spec_key=key, force=force)
+    with results_folder.FolderLock(out_dir):
+        results_folder.check_folder(out_dir, name=spec.name, spec_key=key, force=force)  # as found under the lock
+        return _run_in_folder(spec, out_dir, patients, plan, key, workers=workers, scheduler=scheduler,
+                              progress=progress, started=started, start=start)
+
+
+def _run_in_folder(spec: TrialSpec, out_dir: Path, patients, plan, key: str, *, workers, scheduler, progress,
+                   started: float, start: float) -> TrialOutcome:
     store = ResultStore(out_dir / STORE_DIR)
     store.set_owner({"name": spec.name, "spec_key": key})
-    missing = any(not store.has(key) for planned in plan.units for key in planned.keys)
+    missing = missing_parts(plan, store)
     # Nothing to compute: no worker processes, no cluster jobs submitted.
     executor = (make_executor(workers=workers, scheduler=scheduler, cluster=spec.execution.cluster) if missing
                 else InlineExecutor())
     try:
-        run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress)
+        run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress,
+                           missing=missing)
     finally:
         executor.close()
     failed = run.failed_cases
@@ -122,7 +134,8 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
             log.warning("code verification failed: %s", ", ".join(c["name"] for c in verification["checks"]
                                                                   if not c["passed"]))
         evidence.write_manifest(stage, spec, units, plan=plan, execution=run, started=started,
-                                finished=started + wall, workers=int(workers), verification=verification)
+                                finished=started + wall, workers=int(workers), verification=verification,
+                                recorded=store.recorded)
         report.build_report(stage)
         evidence.write_checksums(stage)
     except BaseException as error:
