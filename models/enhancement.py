@@ -56,6 +56,16 @@ class EnhancementMethod(abc.ABC):
         none for methods without learned parameters."""
         return ()
 
+    def check_ready(self, dose_fractions) -> None:
+        """Load what the method needs (checkpoints, plug-ins) and check it suits ``dose_fractions``, so a
+        trial fails before its first unit rather than in every unit; nothing to load by default.
+
+        Raises
+        ------
+        InvalidParameterError
+            A file does not load, a plug-in does not import, or a network does not fit a dose or domain.
+        """
+
 
 def available_methods() -> list[str]:
     """Names of the registered enhancement methods."""

@@ -7,7 +7,7 @@ in the folder's evidence bundle (``evidence/SHA256SUMS``), and those a run kille
 listed in its staging folder. Everything else in the folder is *foreign*. A folder holding foreign
 entries, or the results of another trial specification, is refused unless ``force``; even then
 foreign entries are kept, and one that sits where the trial writes is always refused. Nothing is
-written through a symbolic link.
+written through a symbolic link. One run at a time writes a folder: it holds :class:`FolderLock`.
 
 Publishing first records in the staging folder every name it is about to write and replace, then
 removes the old checksum list (so a folder being published never looks complete), moves the
@@ -17,10 +17,13 @@ removes the old files the new run did not write, and only then removes the stagi
 
 from __future__ import annotations
 
+import datetime
+import fcntl
 import json
 import logging
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from pathlib import Path
@@ -255,3 +258,80 @@ def publish(stage: Path, out_dir: Path, spec_key: str) -> None:
 def remove_staging(stage: Path) -> None:
     """Remove a staging folder whose run stopped before publishing anything."""
     shutil.rmtree(stage, ignore_errors=True)
+
+
+class FolderLock:
+    """The lock of a results folder, held by the one run writing it (created when missing).
+
+    The lock is an exclusive ``flock`` on ``.spectrial.lock``, which holds the PID, host and start
+    time of the run. The kernel releases it when the process ends, however it ends, so the lock file
+    a killed run left behind is stale and taken over. A second run into a folder whose lock is held
+    is refused with a message naming the holder; so is one that finds a lock file written on another
+    host (whose process this host cannot see) until that file is removed.
+    """
+
+    def __init__(self, out_dir: Path):
+        self.out_dir, self.path, self.fd = Path(out_dir), Path(out_dir) / LOCK, None
+
+    def __enter__(self) -> "FolderLock":
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            except OSError as error:
+                raise InvalidParameterError(f"{self.path} cannot be opened as the folder's lock file ({error}): it "
+                                            "must be a regular file, not a link") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self._holder(fd)
+                os.close(fd)
+                raise InvalidParameterError(f"{self.out_dir} is being written by another spectrial run ({holder}): "
+                                            "wait for it to finish or choose another results directory") from None
+            try:  # the holder may have removed the file between our open and our lock: lock the new one
+                same = os.fstat(fd).st_ino == os.lstat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            previous = self._record(fd)
+            if previous and previous.get("host") != socket.gethostname():
+                os.close(fd)
+                raise InvalidParameterError(
+                    f"{self.out_dir} is locked by a spectrial run on another host ({self._describe(previous)}): if "
+                    f"that run is no longer running, delete {self.path} and run again")
+            if previous:
+                log.warning("removed the stale lock of a run that stopped (%s)", self._describe(previous))
+            record = {"pid": os.getpid(), "host": socket.gethostname(),
+                      "started_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+            os.fsync(fd)
+            self.fd = fd
+            return self
+        raise InvalidParameterError(f"{self.path}: the lock keeps changing hands; another run is starting here")
+
+    def __exit__(self, *exc) -> None:
+        try:
+            os.unlink(self.path)  # while still locked: the next run creates a fresh file
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+    @staticmethod
+    def _record(fd: int) -> dict:
+        try:
+            record = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    @staticmethod
+    def _describe(record: dict) -> str:
+        return (f"PID {record.get('pid')} on host {record.get('host')!r}, started {record.get('started_utc')}")
+
+    def _holder(self, fd: int) -> str:
+        record = self._record(fd)
+        return self._describe(record) if record else "its PID and host are not written yet"

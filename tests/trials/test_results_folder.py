@@ -116,3 +116,41 @@ def test_publishing_refuses_a_link_at_a_file_it_writes_and_moves_nothing(tmp_pat
     with pytest.raises(InvalidParameterError, match="results.csv is not a file spectrial wrote"):
         rf.publish(stage, out, "k")
     assert outside.read_text() == "keep" and (out / CHECKSUMS).exists() and (stage / "results.csv").exists()
+
+
+def test_a_second_run_into_a_locked_folder_is_refused_naming_the_holder_and_a_killed_holders_lock_is_taken_over(
+        tmp_path, caplog):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                               "from spectrial.trials.results_folder import FolderLock\n"
+                               f"FolderLock({str(out)!r}).__enter__()\nprint('locked', flush=True)\ntime.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(InvalidParameterError, match=f"being written by another spectrial run \\(PID {holder.pid} "
+                                                        f"on host '{socket.gethostname()}'"):
+            rf.FolderLock(out).__enter__()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert (out / rf.LOCK).exists()  # a killed run leaves its lock file, but not its lock
+    with rf.FolderLock(out):
+        assert json.loads((out / rf.LOCK).read_text())["pid"] == os.getpid()
+    assert any("stale lock" in r.message and str(holder.pid) in r.message for r in caplog.records)
+    assert not (out / rf.LOCK).exists()
+
+
+def test_a_lock_file_from_another_host_is_not_taken_over(tmp_path):
+    (tmp_path / rf.LOCK).write_text(json.dumps({"pid": 12, "host": "node-7", "started_utc": "2026-01-01"}))
+    with pytest.raises(InvalidParameterError, match="locked by a spectrial run on another host \\(PID 12 on host 'node-7'"):
+        rf.FolderLock(tmp_path).__enter__()
+    (tmp_path / rf.LOCK).unlink()
+    (tmp_path / rf.LOCK).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidParameterError, match="not a link"):
+        rf.FolderLock(tmp_path).__enter__()
+    assert not (tmp_path / "elsewhere").exists()
