@@ -14,8 +14,15 @@ from spectrial.phantoms.errors import SpectrialError
 log = logging.getLogger("spectrial")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="spectrial",
         description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
                     "enhancement methods and model observers.")
@@ -259,7 +266,7 @@ def main(argv=None) -> int:
     except (SpectrialError, OSError) as error:
         if args.debug:
             raise
-        print(f"spectrial: error: {error}", file=sys.stderr)
+        print(f"spectrial: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         detail = f"; {interrupt}" if str(interrupt) else ""
