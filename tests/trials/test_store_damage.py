@@ -154,3 +154,16 @@ def test_swapped_parts_in_a_results_directory_give_byte_identical_files_and_the_
     assert len(manifest["run"]["this_run"]["quarantined"]) == 2
     assert check_parts(tmp_path / "out", manifest) == []
     assert "every data file matches its recorded SHA-256" in (tmp_path / "out" / "report.html").read_text()
+
+    # The user's own files in the folder: a plain rerun is refused, a forced one keeps them.
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    (tmp_path / "out" / "my_plots").mkdir()
+    (tmp_path / "out" / "my_plots" / "auc.png").write_bytes(b"mine")
+    with pytest.raises(ValueError, match="did not write \\(my_plots/, notes.txt\\)"):
+        run_trial(SPEC, tmp_path / "out")
+    forced = run_trial(SPEC, tmp_path / "out", force=True)
+    assert forced.execution.computed == []
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "out" / "my_plots" / "auc.png").read_bytes() == b"mine"
+    for name, data in published.items():
+        assert (tmp_path / "out" / name).read_bytes() == data, name
