@@ -25,7 +25,7 @@ the uninterrupted run and are reused by the in-process reruns.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import shutil
 import signal
@@ -38,41 +38,30 @@ from pathlib import Path
 import numpy as np
 
 import spectrial.trials.trial as trial_module
-from spectrial.trials import ResultStore, parse_trial, plan_trial, run_trial
+from spectrial.models import make_method
+from spectrial.phantoms import DefectSpec
+from spectrial.trials import ResultStore, dump_trial, load_trial, plan_trial, run_trial
+from spectrial.trials.channels import make_channels
 from spectrial.trials.runner import trial_patients
 from spectrial.trials.store import MANIFEST
 
-TRIAL = """
-name = "faults"
-seed = 5
-[[defects]]
-territory = "anterior"
-severity = 0.4
-[protocol]
-n_views = 8
-matrix = 16
-pixel_mm = 24.0
-[simulation]
-n_patients = 4
-realizations = 4
-dose_fractions = [1.0, 0.5]
-axial_slices = 8
-oversampling = 1
-supersampling = 1
-[reconstruction]
-iterations = 1
-subsets = 2
-[[methods]]
-name = "none"
-[[methods]]
-name = "gaussian"
-fwhm_mm = 30.0
-[observer]
-roi_size = 8
-[observer.channels]
-family = "square"
-edges = [0.0625, 0.125, 0.25, 0.5]
-"""
+
+
+def faults_trial():
+    """The default trial made small: 4 patients on a 16 x 16 x 8 grid of 24 mm voxels, 8 views, two doses,
+    no enhancement and a Gaussian filter (8 units of 3 parts, seconds each)."""
+    base = load_trial()
+    return dataclasses.replace(
+        base, name="faults", seed=5, defects=(DefectSpec(territory="anterior", severity=0.4),),
+        protocol=dataclasses.replace(base.protocol, n_views=8, matrix=16, pixel_mm=24.0),
+        simulation=dataclasses.replace(base.simulation, n_patients=4, realizations=4, dose_fractions=(1.0, 0.5),
+                                       axial_slices=8, oversampling=1, supersampling=1),
+        reconstruction=dataclasses.replace(base.reconstruction, iterations=1, subsets=2),
+        methods=(make_method("none"), make_method("gaussian", fwhm_mm=30.0)),
+        observer=dataclasses.replace(base.observer, roi_size=8,
+                                     channels=make_channels("square", edges=(0.0625, 0.125, 0.25, 0.5))))
+
+
 COMPARED = ("results.csv", "scores.csv", "fidelity.csv", "patients.json")
 
 
@@ -119,12 +108,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
-    spec = parse_trial(TRIAL)
+    spec = faults_trial()
     plan = plan_trial(spec, trial_patients(spec))
     n_parts = sum(len(p.keys) for p in plan.units)
     root = Path(tempfile.mkdtemp(prefix="bench-faults-"))
     trial = root / "trial.toml"
-    trial.write_text(TRIAL)
+    trial.write_text(dump_trial(spec))
     rows = []
     try:
         start = time.perf_counter()
