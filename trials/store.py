@@ -199,8 +199,12 @@ class ResultStore:
         target = folder / f"{path.name}.{time.time_ns()}"
         os.replace(path, target)  # moves a link itself, never what it points to
         self.quarantined.append({"path": path.relative_to(self.root).as_posix(), "reason": reason})
-        log.warning("%s %s: moved to %s, it will be computed again", path, reason, target)
+        log.warning("%s %s: moved to %s, it will be computed again", self._shown(path), reason, self._shown(target))
         return target
+
+    def _shown(self, path: Path) -> str:
+        """``path`` as the user finds it: relative to the folder holding the store."""
+        return os.path.relpath(path, self.root.parent)
 
     def load(self, key: str, *, skip: tuple[str, ...] = ()) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)`` of one part, without the arrays whose names start with a prefix in ``skip``."""
@@ -295,7 +299,8 @@ class ResultStore:
             self._write_atomically(path, "".join(f"{text}\n" for text in good).encode())
             reason = f"held {len(bad)} line(s) that do not parse (first: {bad[0][:60]!r})"
             self.quarantined.append({"path": MANIFEST, "reason": reason})
-            log.warning("%s %s: moved to %s, the rest kept", path, reason, self.root / QUARANTINE)
+            log.warning("%s %s: moved to %s, the rest kept", self._shown(path), reason,
+                        self._shown(self.root / QUARANTINE))
 
     def _repair_manifest(self) -> None:
         """Log the parts whose run was killed between their rename and their manifest line; set aside those

@@ -93,6 +93,7 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
 
 def _run_in_folder(spec: TrialSpec, out_dir: Path, patients, plan, key: str, *, workers, scheduler, progress,
                    started: float, start: float) -> TrialOutcome:
+    """The part of :func:`run_trial` that writes ``out_dir``, run while holding its lock."""
     store = ResultStore(out_dir / STORE_DIR)
     store.set_owner({"name": spec.name, "spec_key": key})
     missing = missing_parts(plan, store)
