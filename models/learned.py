@@ -161,7 +161,20 @@ class NetworkDenoiser(EnhancementMethod):
                                         "spectrial train")
         return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
 
+    def check_ready(self, dose_fractions) -> None:
+        for dose_fraction in dose_fractions:
+            self._network_for(float(dose_fraction))
+
     def enhance(self, data, *, dose_fraction: float):
+        name, network, record = self._network_for(dose_fraction)
+        images = _images(data)
+        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
+                            batch_size=int(self.batch_size), device=self.device)
+        return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
+
+    def _network_for(self, dose_fraction: float):
+        """The checkpoint's name, its network and record for ``dose_fraction``, refused when it was trained in
+        another domain or for another dose only."""
         name = self.checkpoint_for(dose_fraction)
         network, record = self._load(name)
         trained = record.get("training", {})
@@ -176,10 +189,7 @@ class NetworkDenoiser(EnhancementMethod):
             raise InvalidParameterError(f"network {name!r} was trained for dose {doses[0]:g} only, not "
                                         f"{dose_fraction:g}: give one network per dose (dose_checkpoints), a "
                                         "dose-conditioned network, or allow_other_doses = true")
-        images = _images(data)
-        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
-                            batch_size=int(self.batch_size), device=self.device)
-        return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
+        return name, network, record
 
     on_device = _on_device
 
@@ -265,9 +275,22 @@ class PluginMethod(EnhancementMethod):
             path = getattr(self, key)
             if path and not Path(path).exists():
                 raise InvalidParameterError(f"{key}={path!r} does not exist: expected the plug-in's model file")
-        if self.callable:
-            _import_callable(self.callable)  # fail when the trial is loaded, not in a worker
+        if self.callable:  # checked here, imported (run) only by check_ready or enhance: a configuration never runs code
+            module_name, _, attribute = self.callable.partition(":")
+            require(bool(module_name) and bool(attribute), "callable", self.callable, "'package.module:function'")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
+
+    def check_ready(self, dose_fractions) -> None:
+        if self.callable:
+            _import_callable(self.callable)
+        else:
+            self._module()
+
+    def _module(self):
+        """The TorchScript or state-dict model, loaded once per file version."""
+        path = self.torchscript or self.state_dict
+        return _load_module("torchscript" if self.torchscript else "state_dict", str(Path(path).resolve()),
+                            self.architecture, os.path.getmtime(path))
 
     @property
     def model(self) -> str:
@@ -279,9 +302,7 @@ class PluginMethod(EnhancementMethod):
             out = _import_callable(self.callable)(images.numpy().copy(), dose_fraction=dose_fraction,
                                                   voxel_mm=_spacing_mm(data))
             return _checked(f"plug-in {self.model!r}", out, images, data)
-        kind = "torchscript" if self.torchscript else "state_dict"
-        path = self.torchscript or self.state_dict
-        module = _load_module(kind, str(Path(path).resolve()), self.architecture, os.path.getmtime(path))
+        module = self._module()
         scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
         try:
             out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size),

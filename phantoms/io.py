@@ -226,7 +226,8 @@ def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: 
         volume = np.fromfile(path, dtype="<f4").reshape(slices, n, n)
         arrays.append(volume[::-1] if first_slice == "superior" else volume)  # spectrial's z grows superiorly
     activity_map, mu_per_pixel = arrays
-    if np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map)):
+    if (np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map))
+            or not np.all(np.isfinite(mu_per_pixel))):
         raise InvalidParameterError("the XCAT maps hold negative or non-finite values: expected activity and "
                                     "attenuation >= 0")
     voxel_mm = 10.0 * geometry["pixel_width_cm"]

@@ -14,8 +14,15 @@ from spectrial.phantoms.errors import SpectrialError
 log = logging.getLogger("spectrial")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="spectrial",
         description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
                     "enhancement methods and model observers.")
@@ -33,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="parallel worker processes (default: number of CPU cores; 1: in this process); results "
                           "do not depend on it")
+    run.add_argument("--force", action="store_true",
+                     help="run into a directory that holds files spectrial did not write (they are kept) or another "
+                          "trial specification's results (its tables, report and evidence are replaced)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the units on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786) "
                           "instead of local processes")
@@ -104,7 +114,8 @@ def _run(args) -> int:
             bar.set_postfix(failed=status.failed)
 
     try:
-        outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show)
+        outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show,
+                            force=args.force)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"every unit committed so far is stored in {out / 'units'}; run the same command "
                                 "again to resume") from None
@@ -140,7 +151,7 @@ def _run(args) -> int:
 
 def _report(args) -> int:
     from . import evidence
-    from .report import DERIVED, build_report
+    from .report import DERIVED, FIGURES_DIR, REPORT, build_report
 
     results_dir = Path(args.results_dir)
     if not results_dir.is_dir():
@@ -149,8 +160,12 @@ def _report(args) -> int:
     if problems:
         raise SpectrialError(f"{results_dir} does not match its evidence bundle, so no report was built: "
                              + "; ".join(problems))
+    figures = results_dir / FIGURES_DIR
+    before = {p.name: p.stat().st_mtime_ns for p in figures.iterdir()} if figures.is_dir() else {}
     path = build_report(results_dir)
-    evidence.write_checksums(results_dir)
+    # The bundle lists what spectrial wrote: the run's files, the report and the figures just drawn.
+    drawn = {f"{FIGURES_DIR}/{p.name}" for p in figures.iterdir() if before.get(p.name) != p.stat().st_mtime_ns}
+    evidence.write_checksums(results_dir, names=set(evidence.read_checksums(results_dir)) | {REPORT} | drawn)
     print(f"report written to {path}")
     return 0
 
@@ -254,7 +269,7 @@ def main(argv=None) -> int:
     except (SpectrialError, OSError) as error:
         if args.debug:
             raise
-        print(f"spectrial: error: {error}", file=sys.stderr)
+        print(f"spectrial: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         detail = f"; {interrupt}" if str(interrupt) else ""

@@ -11,7 +11,9 @@ interface and give identical results, because a task depends only on its inputs:
   a batch queue (Slurm, PBS, SGE, LSF) through dask-jobqueue from the trial file's cluster section.
 
 A task that raises is tried again inside its worker up to ``execution.retries`` times, then
-recorded as failed with its error while the rest of the trial goes on. Units lost with a killed
+recorded as failed with its error while the rest of the trial goes on; one that raises the
+project's parameter errors (a bad value, a model that does not fit: the same every time) is not
+tried again. Units lost with a killed
 worker are resubmitted (a new round) as often.
 """
 
@@ -26,12 +28,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from spectrial.phantoms import Patient
-from spectrial.phantoms.errors import SpectrialError
+from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, SpectrialError
 
 from .plan import PlannedUnit, TrialPlan, code_digest
 from .runner import compute_parts
 from .spec import ClusterSpec, TrialSpec
-from .store import ResultStore, encode_part
+from .store import ResultStore, encode_part, payload_sha256
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +84,18 @@ def run_task(task: Task) -> Outcome:
         except Exception as exc:  # a unit's failure is recorded, never lost: see the trial's failures
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
             log.warning("%s failed (attempt %d): %s", unit.label, attempts, exc)
+            if isinstance(exc, (InvalidParameterError, InvalidTypeError)):  # deterministic: it would fail again
+                return Outcome(task.planned, {}, {}, {}, attempts, host, error)
     else:
         return Outcome(task.planned, {}, {}, {}, attempts, host, error)
     keys = {"base": task.planned.base_key, **{f"method {m}": task.planned.method_keys[m] for m in task.methods}}
     encoded, logs = {}, {}
     for name, (meta, arrays) in parts.items():
         key = keys[name]
-        meta = {**meta, "key": key, "code": task.code, "host": host}
+        meta = {**meta, "key": key, "code": task.code, "host": host, "payload_sha256": payload_sha256(arrays)}
         encoded[key] = encode_part(meta, arrays)
-        logs[key] = {"unit": unit.as_record(), "part": name, "host": host, "seconds": meta["seconds"]}
+        logs[key] = {"unit": unit.as_record(), "part": name, "payload_sha256": meta["payload_sha256"], "host": host,
+                     "seconds": meta["seconds"]}
     return Outcome(task.planned, encoded, logs, seconds, attempts, host)
 
 
@@ -236,6 +241,7 @@ class Execution:
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # this run's, by stage
     wall_seconds: float = 0.0
     rounds: int = 1
+    quarantined: list[dict] = field(default_factory=list)  # stored parts and manifest lines set aside, and why
 
     @property
     def failed_cases(self) -> set[tuple[int, int]]:
@@ -251,22 +257,41 @@ def _volumes(store: ResultStore, spec: TrialSpec, planned: PlannedUnit) -> dict 
     return {name: arrays[name] for name in names} if all(name in arrays for name in names) else None
 
 
+def part_identity(plan: TrialPlan, planned: PlannedUnit, method: int | None = None) -> dict:
+    """What the meta record of one planned part must hold (its base part when ``method`` is None)."""
+    if method is None:
+        return {"key": planned.base_key, "code": plan.code, "unit": planned.unit.as_record(), "part": "base"}
+    return {"key": planned.method_keys[method], "code": plan.code, "unit": planned.unit.as_record(),
+            "part": "method", "method": method}
+
+
+def missing_parts(plan: TrialPlan, store: ResultStore) -> dict[PlannedUnit, tuple[bool, tuple[int, ...]]]:
+    """The units with parts to compute, and which: ``(base missing, missing methods)``. A stored part is
+    trusted only when :meth:`ResultStore.check` finds it is what the plan expects; one that is not is
+    quarantined and counted missing."""
+    missing = {}
+    for planned in plan.units:
+        base = not store.check(planned.base_key, part_identity(plan, planned))
+        methods = tuple(m for m, key in enumerate(planned.method_keys)
+                        if not store.check(key, part_identity(plan, planned, m)))
+        if base or methods:
+            missing[planned] = (base, methods)
+    return missing
+
+
 def execute_plan(spec: TrialSpec, plan: TrialPlan, patients: list[Patient], store: ResultStore, executor, *,
-                 run_id: str, progress=None) -> Execution:
-    """Compute every part of ``plan`` missing from ``store`` and commit it.
+                 run_id: str, progress=None, missing=None) -> Execution:
+    """Compute every part of ``plan`` missing from ``store`` (or failing its checks) and commit it.
 
     Parameters
     ----------
     progress : callable, optional
         Called with a :class:`Progress` once before the first unit and after every unit.
+    missing : dict, optional
+        :func:`missing_parts` of the plan, when already known.
     """
     start = time.perf_counter()
-    missing: dict[PlannedUnit, tuple[bool, tuple[int, ...]]] = {}
-    for planned in plan.units:
-        base = not store.has(planned.base_key)
-        methods = tuple(m for m, key in enumerate(planned.method_keys) if not store.has(key))
-        if base or methods:
-            missing[planned] = (base, methods)
+    missing = dict(missing_parts(plan, store) if missing is None else missing)
     status = Progress(len(plan.units), reused=len(plan.units) - len(missing))
     run = Execution(executor.description, status.reused)
     if progress:
@@ -297,6 +322,7 @@ def execute_plan(spec: TrialSpec, plan: TrialPlan, patients: list[Patient], stor
             log.warning("%s; resubmitting the %d units not committed", lost, len(missing))
             run.rounds += 1
     run.wall_seconds = time.perf_counter() - start
+    run.quarantined = list(store.quarantined)
     return run
 
 

@@ -253,7 +253,7 @@ def build_report(results_dir) -> Path:
         population=[{"name": n, "unit": units[n], "min": f"{min(v):.4g}", "median": f"{np.median(v):.4g}",
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,
-        verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)),
+        verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)) + evidence.check_parts(results_dir, manifest),
         has_readers=any(r["reader"] for r in rows),
         files=sorted(manifest["files"]), dose_label=figures.dose_label)
     partial = results_dir / f".{REPORT}.partial"

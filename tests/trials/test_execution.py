@@ -143,6 +143,21 @@ def test_a_unit_failing_once_succeeds_on_retry(tmp_path, monkeypatch):
     assert analysed(spec, store, plan)[:2] == clean[:2]
 
 
+def test_a_parameter_error_is_not_retried(tmp_path, monkeypatch):
+    from spectrial.phantoms import InvalidParameterError
+
+    calls = []
+
+    def deterministic(spec, patient, unit, **options):
+        calls.append(unit)
+        raise InvalidParameterError("plug-in 'user:crop' returned shape (3, 7): expected (4, 8)")
+
+    monkeypatch.setattr(execution, "compute_parts", deterministic)
+    _, plan, run = execute(small(execution={"retries": 2}), tmp_path / "store")
+    assert len(calls) == len(plan.units)  # once each: the same inputs fail the same way
+    assert [f["attempts"] for f in run.failures] == [1] * len(plan.units)
+
+
 def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, monkeypatch):
     spec = small(execution={"retries": 1})
     real = execution.compute_parts
@@ -245,7 +260,7 @@ def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path,
 
 def test_results_directory_must_be_ours(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a spectrial results directory"):
+    with pytest.raises(ValueError, match="holds files spectrial did not write \\(notes.txt\\)"):
         run_trial(small(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
