@@ -22,3 +22,21 @@ def require(condition: bool, name: str, value, allowed: str) -> None:
     """Raise :class:`InvalidParameterError` naming ``name``, ``value`` and ``allowed`` unless ``condition``."""
     if not condition:
         raise InvalidParameterError(f"{name}={value!r} is not allowed: expected {allowed}")
+
+
+class FileFormatError(InvalidParameterError):
+    """A file cannot be read as the format it claims: the message names the file, the key (header
+    entry, DICOM attribute) and what is wrong, on one line."""
+
+    def __init__(self, path, key: str, problem: str):
+        self.path, self.key = str(path), key
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+def refuse_existing(path) -> None:
+    """Raise :class:`InvalidParameterError` if ``path`` exists: spectrial never overwrites a file it did not
+    just write."""
+    from pathlib import Path
+
+    if Path(path).exists():
+        raise InvalidParameterError(f"{path} already exists: choose another name or folder (nothing is overwritten)")
