@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
                                        "(loads with torch.load(weights_only=True)) and a loss-curve PNG.")
     train.add_argument("training_file", help="training TOML file (see examples/training/)")
 
+    from .exchange import add_export_parser, add_reconstruct_parser
+
+    add_export_parser(sub)
+    add_reconstruct_parser(sub)
+
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
@@ -245,7 +250,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train}[args.command]
+               "train": _train}.get(args.command, getattr(args, "handler", None))
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

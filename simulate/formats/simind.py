@@ -17,8 +17,6 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
-
 from ..images import Projections
 from ..protocol import Collimator
 from .acquisition import decimal, parse_extras, wrap_deg
