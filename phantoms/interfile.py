@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FileFormatError, refuse_existing
+from .errors import FileFormatError, InvalidParameterError, refuse_existing
+from .grid import Grid
 
 # Interfile number formats -> numpy kinds; SIMIND writes "short float" for float32.
 NUMBER_FORMATS = {"float": "f", "short float": "f", "long float": "f", "unsigned integer": "u",
@@ -209,3 +210,47 @@ def raw_type(array: np.ndarray) -> tuple[str, int]:
 
 def little_endian(array: np.ndarray) -> np.ndarray:
     return np.asarray(array).astype(np.asarray(array).dtype.newbyteorder("<"), copy=False)
+
+
+def write_image_hv(array: np.ndarray, grid: Grid, path: str | os.PathLike, *,
+                   units: str | None = None) -> Path:
+    """Write a ``(z, y, x)`` image as Interfile ``.hv`` with its ``.v`` data (float32, or the array's own
+    integer type), the keys STIR reads for an image: ``matrix size [1..3]`` (x, y, z, x fastest),
+    ``scaling factor (mm/pixel)`` and ``first pixel offset (mm)`` (LPS position of voxel (0, 0, 0)'s centre;
+    z grows towards the head). ``units`` is written as a comment."""
+    path = Path(path)
+    if not path.name.lower().endswith(".hv"):
+        raise InvalidParameterError(f"path={str(path)!r} is not allowed: expected a file name ending in .hv")
+    grid.check_array(array, "array")
+    array = np.asarray(array)
+    data = little_endian(array if array.dtype.kind in "ui" else array.astype(np.float32))
+    number_format, size = raw_type(data)
+    nz, ny, nx = grid.shape
+    entries = [("!imaging modality", "nucmed"), ("!version of keys", "3.3"),
+               ("name of data file", path.with_suffix(".v").name), "!GENERAL DATA :=", "!GENERAL IMAGE DATA :=",
+               ("!type of data", "Tomographic"), ("imagedata byte order", "LITTLEENDIAN"),
+               ("patient orientation", "head_in"), ("patient rotation", "supine"),
+               "!SPECT STUDY (General) :=", ("!process status", "reconstructed"), ("!number format", number_format),
+               ("!number of bytes per pixel", size), ("number of dimensions", 3)]
+    for i, (label, n, origin) in enumerate(zip("xyz", (nx, ny, nz), reversed(grid.origin_mm)), start=1):
+        entries += [(f"matrix axis label [{i}]", label), (f"!matrix size [{i}]", n),
+                    (f"scaling factor (mm/pixel) [{i}]", grid.voxel_mm), (f"first pixel offset (mm) [{i}]", origin)]
+    entries += [("number of time frames", 1), ("!number of images", nz)]
+    if units:
+        entries.append(f";# units := {units}")
+    return write_header_and_data(path, path.with_suffix(".v").name, header_text(entries), data)
+
+
+def read_image_hv(path: str | os.PathLike) -> tuple[np.ndarray, Grid]:
+    """A ``(z, y, x)`` float32 image and its grid from an Interfile volume with isotropic voxels (origin
+    from ``first pixel offset (mm)``, centred on the patient origin without it)."""
+    header = InterfileHeader(path)
+    sizes = [header.number(f"matrix size [{i}]", kind=int, positive=True) for i in (1, 2, 3)]
+    spacing = [header.number(f"scaling factor (mm/pixel) [{i}]", positive=True) for i in (1, 2, 3)]
+    if len(set(spacing)) != 1:
+        raise FileFormatError(header.path, "scaling factor (mm/pixel)", f"{spacing}: expected isotropic voxels")
+    nx, ny, nz = sizes
+    array = header.read_data((nz, ny, nx), what="(matrix size [3], [2], [1])").astype(np.float32)
+    centred = [-(n - 1) / 2 * spacing[0] for n in sizes]
+    origin = [header.number(f"first pixel offset (mm) [{i}]", centred[i - 1]) for i in (1, 2, 3)]
+    return array, Grid((nz, ny, nx), spacing[0], (origin[2], origin[1], origin[0]))

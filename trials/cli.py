@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                              description="Write one virtual patient's activity (kBq/mL), attenuation (1/cm) "
                                          "and label maps (NIfTI .nii/.nii.gz or MetaImage .mhd) and a PNG of "
                                          "orthogonal slices through the heart.")
-    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz)")
+    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz): .nii, .nii.gz, .mhd, "
+                                                         ".hv (STIR Interfile) or .smi (SIMIND source and density maps)")
     phantom.add_argument("--trial", help="trial TOML whose population, defect and grid are used (default: quick trial)")
     phantom.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
     phantom.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")

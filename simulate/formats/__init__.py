@@ -32,7 +32,7 @@ from . import dicom, gate, interfile, simind
 
 PROJECTION_READERS = {".dcm": "DICOM NM", ".hs": "Interfile (STIR)", ".h00": "SIMIND", ".mhd": "GATE MetaImage"}
 PROJECTION_WRITERS = {".dcm": "DICOM NM", ".hs": "Interfile (STIR)", ".h00": "SIMIND"}
-VOLUME_SUFFIXES = (".dcm", ".hv", ".h33", *IMAGE_SUFFIXES)
+VOLUME_SUFFIXES = (".dcm", ".hv", *IMAGE_SUFFIXES)
 
 
 def _suffix(path: Path, allowed) -> str:
@@ -69,12 +69,12 @@ def write_projections(projections: Projections, path: str | os.PathLike) -> list
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
-    """A volume from DICOM NM RECON TOMO (``.dcm``), Interfile (``.hv``, ``.h33``) or NIfTI/MetaImage."""
+    """A volume from DICOM NM RECON TOMO (``.dcm``), Interfile (``.hv``) or NIfTI/MetaImage."""
     path = Path(path)
     suffix = _suffix(path, VOLUME_SUFFIXES)
     if suffix == ".dcm":
         return dicom.read_volume(path)
-    if suffix in (".hv", ".h33"):
+    if suffix == ".hv":
         return interfile.read_volume(path)
     array, grid = read_image(path)
     if suffix != ".mhd":  # NIfTI keeps spacing and origin as float32: read back their shortest decimals

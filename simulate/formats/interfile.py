@@ -24,15 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from spectrial.phantoms.errors import FileFormatError, InvalidParameterError
-from spectrial.phantoms.grid import Grid
-from spectrial.phantoms.interfile import InterfileHeader, header_text, little_endian, write_header_and_data
+from spectrial.phantoms.interfile import (InterfileHeader, header_text, read_image_hv, write_header_and_data,
+                                         write_image_hv)
 
 from ..images import Projections, Volume
 from .acquisition import (WINDOWS, base_protocol, build_projections, classify_windows, decimal, extras_record,
                           from_disk, order_views, parse_extras, radii_of, single, stored_radii, to_disk, window_fractions,
                           window_limits_kev, wrap_deg)
 
-PROJECTION_SUFFIX, VOLUME_SUFFIX = ".hs", ".hv"
+PROJECTION_SUFFIX = ".hs"
 
 
 def window_paths(path: Path, suffix: str) -> list[Path]:
@@ -194,36 +194,12 @@ def write_projections(projections: Projections, path: str | os.PathLike) -> list
 
 def write_volume(volume: Volume, path: str | os.PathLike) -> Path:
     """Write a volume as Interfile ``.hv`` with float32 ``.v`` data (x fastest, z from inferior up)."""
-    path = Path(path)
-    check_suffix(path, VOLUME_SUFFIX)
     if volume.batched:
         raise InvalidParameterError("volume holds a batch: write one image at a time")
-    grid = volume.grid
-    nz, ny, nx = grid.shape
-    entries = [("!imaging modality", "nucmed"), ("!version of keys", "3.3"),
-               ("name of data file", path.with_suffix(".v").name), "!GENERAL DATA :=", "!GENERAL IMAGE DATA :=",
-               ("!type of data", "Tomographic"), ("imagedata byte order", "LITTLEENDIAN"),
-               ("patient orientation", "head_in"), ("patient rotation", "supine"),
-               "!SPECT STUDY (General) :=", ("!process status", "reconstructed"), ("!number format", "float"),
-               ("!number of bytes per pixel", 4), ("number of dimensions", 3)]
-    for i, (label, size, origin) in enumerate(zip("xyz", (nx, ny, nz), reversed(grid.origin_mm)), start=1):
-        entries += [(f"matrix axis label [{i}]", label), (f"!matrix size [{i}]", size),
-                    (f"scaling factor (mm/pixel) [{i}]", grid.voxel_mm), (f"first pixel offset (mm) [{i}]", origin)]
-    entries += [("number of time frames", 1), ("!number of images", nz)]
-    array = little_endian(np.asarray(volume.array, dtype=np.float32))
-    return write_header_and_data(path, path.with_suffix(".v").name, header_text(entries), array)
+    return write_image_hv(volume.array, volume.grid, path)
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
-    """Read an Interfile volume (``.hv``, or a SIMIND/STIR ``.h33``) with isotropic voxels."""
-    path = Path(path)
-    header = InterfileHeader(path)
-    sizes = [header.number(f"matrix size [{i}]", kind=int, positive=True) for i in (1, 2, 3)]
-    spacing = [header.number(f"scaling factor (mm/pixel) [{i}]", positive=True) for i in (1, 2, 3)]
-    if len(set(spacing)) != 1:
-        raise FileFormatError(path, "scaling factor (mm/pixel)", f"{spacing}: expected isotropic voxels")
-    nx, ny, nz = sizes
-    array = header.read_data((nz, ny, nx), what="(matrix size [3], [2], [1])").astype(np.float32)
-    centred = [-(n - 1) / 2 * spacing[0] for n in sizes]
-    origin = [header.number(f"first pixel offset (mm) [{i}]", centred[i - 1]) for i in (1, 2, 3)]
-    return Volume(array, Grid((nz, ny, nx), spacing[0], (origin[2], origin[1], origin[0])), {"read_from": str(path)})
+    """Read an Interfile volume (``.hv``) with isotropic voxels."""
+    array, grid = read_image_hv(path)
+    return Volume(array, grid, {"read_from": str(path)})
