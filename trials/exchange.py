@@ -22,6 +22,8 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +98,8 @@ def export_cases(results_dir: str | os.PathLike, out: str | os.PathLike, *, form
     results_dir : path
         A results directory written by ``spectrial run``.
     out : path
-        A new or empty folder.
+        A new or empty folder. The files are written into a hidden folder beside it and moved in only when
+        all are complete, so a failed export leaves nothing that looks like one.
     format : {"dicom", "interfile", "nifti"}
     selection : ExportSelection
     progress : callable, optional
@@ -124,6 +127,23 @@ def export_cases(results_dir: str | os.PathLike, out: str | os.PathLike, *, form
     chosen_patients = _chosen(selection.patients, list(range(spec.simulation.n_patients)), "patient")
     chosen_states = _chosen(selection.states, list(range(len(spec.defects) + 1)), "state")
     realizations = _chosen(selection.realizations, list(range(spec.simulation.realizations)), "realization")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))  # moved into place when complete
+    try:
+        written = _export_into(stage, spec, store, plan, patients, format=format, doses=doses, methods=methods,
+                               chosen=(chosen_patients, chosen_states, realizations), progress=progress,
+                               results_dir=results_dir)
+        out.mkdir(exist_ok=True)
+        for entry in stage.iterdir():
+            os.replace(entry, out / entry.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / path.relative_to(stage) for path in written]
+
+
+def _export_into(out: Path, spec: TrialSpec, store: ResultStore, plan, patients, *, format: str, doses, methods,
+                 chosen, progress, results_dir: Path) -> list[Path]:
+    chosen_patients, chosen_states, realizations = chosen
     projection_suffix, volume_suffix = EXPORT_FORMATS[format]
     manifest, written = [], []
     for (patient, state), planned in plan.by_case().items():

@@ -249,7 +249,7 @@ def _open(path: Path, image_types: tuple[str, ...]):
 def _get(ds, path: Path, keyword: str, where=None):
     source = ds if where is None else where
     value = getattr(source, keyword, None)
-    if value is None or value == "":
+    if value is None or (hasattr(value, "__len__") and len(value) == 0):  # absent, empty string or empty sequence
         raise FileFormatError(path, keyword, "missing: the file has no value for this attribute")
     return value
 
