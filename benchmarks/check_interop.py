@@ -24,15 +24,19 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import torch
 
-from pytomography.algorithms import OSEM
-from pytomography.io.SPECT import dicom as pt_dicom
-from pytomography.io.SPECT import simind as pt_simind
-from pytomography.likelihoods import PoissonLogLikelihood
-from pytomography.projectors.SPECT import SPECTSystemMatrix
-from pytomography.transforms.SPECT import SPECTAttenuationTransform
-from pytomography.utils import compute_EW_scatter
+if not hasattr(pydicom, "read_file"):  # PyTomography 3.4 calls read_file, which pydicom 3 renamed dcmread
+    pydicom.read_file = pydicom.dcmread
+
+from pytomography.algorithms import OSEM  # noqa: E402
+from pytomography.io.SPECT import dicom as pt_dicom  # noqa: E402
+from pytomography.io.SPECT import simind as pt_simind  # noqa: E402
+from pytomography.likelihoods import PoissonLogLikelihood  # noqa: E402
+from pytomography.projectors.SPECT import SPECTSystemMatrix  # noqa: E402
+from pytomography.transforms.SPECT import SPECTAttenuationTransform  # noqa: E402
+from pytomography.utils import compute_EW_scatter  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from compare_pytomography import PyTomographyProblem, psf_transform, relative_difference  # noqa: E402

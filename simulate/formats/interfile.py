@@ -54,7 +54,7 @@ def window_paths(path: Path, suffix: str) -> list[Path]:
 class AcquiredWindow:
     """One energy window's header and frames as a projection file states them."""
 
-    def __init__(self, path: Path, *, angle_offset: Decimal, negate_ccw_start: bool, radius_scale: Decimal):
+    def __init__(self, path: Path, *, angle_offset: Decimal, negate_ccw_start: bool, radius_scale: Decimal | None):
         header = self.header = InterfileHeader(path)
         self.path = path
         n_bins = header.number("matrix size [1]", kind=int, positive=True)
@@ -80,6 +80,9 @@ class AcquiredWindow:
         if sign < 0 and negate_ccw_start:
             first = -first
         order, self.angles = order_views([first + sign * step * k for k in range(n_views)], step)
+        if radius_scale is None:  # SIMIND: Radius in cm up to version 7, in mm from version 8
+            version = re.match(r"\D*(\d+)", header.text("program version", "V7"))
+            radius_scale = Decimal(1) if version and int(version.group(1)) >= 8 else Decimal(10)
         orbit = header.text("orbit", "circular").lower().replace("-", "").replace("_", "")
         try:
             radii = np.array([float(Decimal(v) * radius_scale) for v in

@@ -1,13 +1,17 @@
 """SIMIND projections (``.h00`` header + ``.a00`` float32 data), read and written.
 
 SIMIND (Ljungberg & Strand 1989) writes one Interfile-like header per energy window, ``NAME_w<k>.h00``
-for multi-window runs, with lengths in cm (``Radius``), some keys as comments (``;# Radius``,
+for multi-window runs, ``Radius`` in cm up to version 7 and in mm from version 8 (``program version``,
+as PyTomography 3.4's reader takes it), some keys as comments (``;# Radius``,
 ``;energy window lower level``) and its collimator as ``;# Collimator`` with hole diameter, septa and
 thickness in cm. Angles: see :mod:`.acquisition`. Writing produces what SIMIND would for the photopeak
 (``NAME.h00``) and each side window (``NAME_lower.h00``, ``NAME_upper.h00``): the keys
 PyTomography's ``pytomography.io.SPECT.simind`` reads (``matrix size [1]``, ``scaling factor
 (mm/pixel) [1]``, ``number format := short float``, ``extent of rotation``, ``start angle``,
-``direction of rotation``, ``Radius`` in cm, ``energy window lower level``).
+``direction of rotation``, ``program version``, ``Radius``, ``energy window lower level``).
+
+PyTomography's SIMIND readers disagree on a non-zero ``start angle``: version 3.4 spaces the views
+from ``-start`` and the current one from ``start``; both agree with spectrial for a start at 0 deg.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def read_projections(path: str | os.PathLike) -> Projections:
     """Read SIMIND projections: ``path`` and its other energy windows (``NAME_w<k>.h00`` siblings or
     ``NAME_lower.h00`` / ``NAME_upper.h00``), told apart by their energies."""
     path = Path(path)
-    windows = [AcquiredWindow(p, angle_offset=Decimal(0), negate_ccw_start=True, radius_scale=Decimal(10))
+    windows = [AcquiredWindow(p, angle_offset=Decimal(0), negate_ccw_start=True, radius_scale=None)
                for p in window_paths(path, SUFFIX)]
     header = windows[0].header
     extras = parse_extras(path, header.text("spectrial record", ""), "spectrial record")
@@ -58,9 +62,9 @@ def write_projections(projections: Projections, path: str | os.PathLike) -> list
 
     def entries(name, data_name, shape, limits, radii, circular, record):
         n_views, n_rows, n_bins = shape
-        radius_cm = [decimal(r) / 10 for r in radii]
         return [
             ("!imaging modality", "nucmed"), ("!originating system", "spectrial"), ("!version of keys", "3.3"),
+            ("program version", "V8.0"), "; SIMIND 8's layout (Radius in mm), written by spectrial",
             "!GENERAL DATA :=", ("!data offset in bytes", 0), ("!name of data file", data_name),
             "!GENERAL IMAGE DATA :=", ("!type of data", "tomographic"), ("imagedata byte order", "LITTLEENDIAN"),
             ("!total number of images", n_views), ("!number of energy windows", 1),
@@ -72,7 +76,7 @@ def write_projections(projections: Projections, path: str | os.PathLike) -> list
             ("!process status", "acquired"), ("!number of projections", n_views),
             ("!time per projection (sec)", float(p.time_per_view_s)),
             "!SPECT STUDY (acquired data) :=", ("orbit", "circular" if circular else "noncircular"),
-            ("Radius", radius_cm[0] if circular else radius_cm), ("!direction of rotation", "CW"),
+            ("Radius", float(radii[0]) if circular else radii), ("!direction of rotation", "CW"),
             ("start angle", wrap_deg(decimal(p.start_angle_deg))),
             f";# Collimator := {p.collimator.name}",
             f";# spectrial record := {record}",

@@ -89,7 +89,8 @@ def test_interfile_and_simind_state_their_angle_conventions(tmp_path):
     stir = InterfileHeader(write_projections(written, tmp_path / "s.hs")[0])
     simind = InterfileHeader(write_projections(written, tmp_path / "s.h00")[0])
     assert stir.number("start angle") == 135.0 and stir.text("direction of rotation") == "CW"  # SIMIND + 180
-    assert simind.number("start angle") == 315.0 and simind.number("radius") == 25.0  # cm
+    assert simind.number("start angle") == 315.0 and simind.number("radius") == 250.0  # mm (SIMIND 8)
+    assert simind.text("program version").startswith("V8")
     assert simind.text("number format") == "short float"
 
 
@@ -99,7 +100,8 @@ def test_simind_counter_clockwise_output_is_reordered_by_angle(tmp_path):
     frames = np.stack([np.full((4, 8), k + 1.0, np.float32) for k in range(4)])
     frames.astype("<f4").tofile(tmp_path / "sim.a00")
     (tmp_path / "sim.h00").write_text(
-        "!INTERFILE :=\n!imaging modality := nucmed\n!originating system := simind\n!GENERAL DATA :=\n"
+        "!INTERFILE :=\n!imaging modality := nucmed\n!originating system := simind\nprogram version := V7.0.3\n"
+        "!GENERAL DATA :=\n"
         "!name of data file := C:\\runs\\sim.a00\n!GENERAL IMAGE DATA :=\nimagedata byte order := LITTLEENDIAN\n"
         ";energy window lower level := 126.45\n;energy window upper level := 154.55\n!total number of images := 4\n"
         "!SPECT STUDY (General) :=\nnumber of detector heads := 1\n!matrix size [1] := 8\n!matrix size [2] := 4\n"
