@@ -64,7 +64,7 @@ def write_projections(projections: Projections, path: str | os.PathLike) -> list
         n_views, n_rows, n_bins = shape
         return [
             ("!imaging modality", "nucmed"), ("!originating system", "spectrial"), ("!version of keys", "3.3"),
-            ("program version", "V8.0"), "; SIMIND 8's layout (Radius in mm), written by spectrial",
+            ("program version", "V8.0"), "; SIMIND 8 layout (lengths in mm), written by spectrial",
             "!GENERAL DATA :=", ("!data offset in bytes", 0), ("!name of data file", data_name),
             "!GENERAL IMAGE DATA :=", ("!type of data", "tomographic"), ("imagedata byte order", "LITTLEENDIAN"),
             ("!total number of images", n_views), ("!number of energy windows", 1),

@@ -79,3 +79,14 @@ def test_export_refuses_cases_the_store_does_not_hold(results, tmp_path):
     with pytest.raises(InvalidParameterError, match="--dose"):
         export_cases(folder, tmp_path / "y", format="nifti", selection=ExportSelection(doses=(0.3,)))
     assert main(["export", str(folder), "--format", "nifti", "--out", str(tmp_path / "z"), "--patient", "5"]) == 2
+
+
+def test_reconstruct_errors_are_one_line(tmp_path, capsys):
+    missing = tmp_path / "none.dcm"
+    assert main(["reconstruct", str(missing), "--out", str(tmp_path / "r.hv")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "none.dcm" in error
+    (tmp_path / "g.mhd").write_text("ObjectType = Image\n")
+    assert main(["reconstruct", str(tmp_path / "g.mhd"), "--out", str(tmp_path / "r.hv")]) == 2
+    assert "protocol" in capsys.readouterr().err
+    assert not (tmp_path / "r.hv").exists()
