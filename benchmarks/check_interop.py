@@ -20,13 +20,13 @@ PyTomography sorts the views by angle, so its subsets differ from spectrial's; t
 (one subset), whose updates do not depend on the order of the views.
 """
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pydicom
-import torch
 
 if not hasattr(pydicom, "read_file"):  # PyTomography 3.4 calls read_file, which pydicom 3 renamed dcmread
     pydicom.read_file = pydicom.dcmread
@@ -75,9 +75,13 @@ def theirs(object_meta, proj_meta, photopeak, scatter, mu: np.ndarray, protocol:
 
 def report(name, read, pt_photopeak, pt_angles, pt_radii_cm, pt_pixel_cm, recon_ours, recon_theirs, body):
     phi = read.angles_deg
-    order = np.argsort((-phi) % 360.0, kind="stable")
+    # PyTomography's view order (its DICOM reader sorts by angle, its SIMIND reader keeps the file's): each of
+    # its views matched to spectrial's view at the nearest angle -phi.
+    pt_angles = np.asarray(pt_angles, dtype=np.float64)
+    distance = np.abs((pt_angles[:, None] - (-phi[None, :]) % 360.0 + 180.0) % 360.0 - 180.0)
+    order = distance.argmin(axis=1)
     same_counts = np.array_equal(pt_photopeak.cpu().numpy(), read.counts[order].transpose(0, 2, 1))
-    angle_error = np.abs((np.asarray(pt_angles) - (-phi[order]) % 360.0 + 180.0) % 360.0 - 180.0).max()
+    angle_error = distance.min(axis=1).max()
     radii = read.orbit_radii_mm if read.orbit_radii_mm is not None else np.full(len(phi), read.protocol.radius_mm)
     radius_error = np.abs(np.asarray(pt_radii_cm) * 10.0 - radii[order]).max()
     print(f"{name}: PyTomography reads the same counts: {same_counts}; angles within {angle_error:.2g} deg of "
@@ -90,37 +94,48 @@ def report(name, read, pt_photopeak, pt_angles, pt_radii_cm, pt_pixel_cm, recon_
 
 
 def main():
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--formats", default="dicom,simind", help="comma-separated: dicom, simind (default both)")
+    chosen = parser.parse_args().formats.split(",")
     grid = Grid.centered((40, 64, 64), 6.4)
     phantom = make_phantom(AnatomyParameters(), grid)
     mu = phantom.mu.astype(np.float32)
     body = phantom.labels > 0
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        protocol = Protocol()
-        path = write_projections(acquisition(protocol, grid, phantom), folder / "nm.dcm")[0]
-        object_meta, proj_meta = pt_dicom.get_metadata(str(path))
-        photopeak = pt_dicom.get_projections(str(path), index_peak=0)
-        scatter = pt_dicom.get_energy_window_scatter_estimate(str(path), 0, 1, 2)
-        read = read_projections(path)
-        report("DICOM NM", read, photopeak, proj_meta.angles, proj_meta.radii, proj_meta.dr[0], ours(path, grid, mu),
-               theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol), body)
-        # MLEM (one subset): the same updates whatever order the views are in.
-        mlem_ours = ours(path, grid, mu, subsets=1)
-        mlem_theirs = theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol, subsets=1)
-        print(f"  MLEM {ITERATIONS} iterations (no subset order): relative difference "
-              f"{relative_difference(mlem_ours, mlem_theirs):.2%} over the volume, "
-              f"{relative_difference(mlem_ours[body], mlem_theirs[body]):.2%} inside the body")
+        if "dicom" in chosen:
+            check_dicom(folder, grid, phantom, mu, body)
+        if "simind" in chosen:
+            check_simind(folder, grid, phantom, mu, body)
 
-        protocol = Protocol(n_views=64, arc_deg=360.0, start_angle_deg=0.0)
-        headers = write_projections(acquisition(protocol, grid, phantom), folder / "sim.h00")
-        object_meta, proj_meta = pt_simind.get_metadata(str(headers[0]))
-        photopeak, lower, upper = (pt_simind.get_projections(str(h)) for h in headers)
-        widths = [pt_simind.get_energy_window_width(str(h)) for h in headers]
-        scatter = compute_EW_scatter(lower, upper, widths[1], widths[2], widths[0])
-        read = read_projections(headers[0])
-        report("SIMIND", read, photopeak, proj_meta.angles, proj_meta.radii, proj_meta.dr[0],
-               ours(headers[0], grid, mu), theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol), body)
+
+def check_dicom(folder: Path, grid: Grid, phantom, mu: np.ndarray, body: np.ndarray) -> None:
+    protocol = Protocol()
+    path = write_projections(acquisition(protocol, grid, phantom), folder / "nm.dcm")[0]
+    object_meta, proj_meta = pt_dicom.get_metadata(str(path))
+    photopeak = pt_dicom.get_projections(str(path), index_peak=0)
+    scatter = pt_dicom.get_energy_window_scatter_estimate(str(path), 0, 1, 2)
+    read = read_projections(path)
+    report("DICOM NM", read, photopeak, proj_meta.angles, proj_meta.radii, proj_meta.dr[0], ours(path, grid, mu),
+           theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol), body)
+    # MLEM (one subset): the same updates whatever order the views are in.
+    mlem_ours = ours(path, grid, mu, subsets=1)
+    mlem_theirs = theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol, subsets=1)
+    print(f"  MLEM {ITERATIONS} iterations (no subset order): relative difference "
+          f"{relative_difference(mlem_ours, mlem_theirs):.2%} over the volume, "
+          f"{relative_difference(mlem_ours[body], mlem_theirs[body]):.2%} inside the body")
+
+
+def check_simind(folder: Path, grid: Grid, phantom, mu: np.ndarray, body: np.ndarray) -> None:
+    protocol = Protocol(n_views=64, arc_deg=360.0, start_angle_deg=0.0)
+    headers = write_projections(acquisition(protocol, grid, phantom), folder / "sim.h00")
+    object_meta, proj_meta = pt_simind.get_metadata(str(headers[0]))
+    photopeak, lower, upper = (pt_simind.get_projections(str(h)) for h in headers)
+    widths = [pt_simind.get_energy_window_width(str(h)) for h in headers]
+    scatter = compute_EW_scatter(lower, upper, widths[1], widths[2], widths[0])
+    read = read_projections(headers[0])
+    report("SIMIND", read, photopeak, proj_meta.angles, proj_meta.radii, proj_meta.dr[0],
+           ours(headers[0], grid, mu), theirs(object_meta, proj_meta, photopeak, scatter, mu, protocol), body)
 
 
 if __name__ == "__main__":

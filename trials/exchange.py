@@ -119,7 +119,7 @@ def export_cases(results_dir: str | os.PathLike, out: str | os.PathLike, *, form
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidParameterError(f"--out={str(out)!r} is not allowed: expected a new or empty folder")
     spec = load_trial(results_dir / RESOLVED_SPEC)
-    store = ResultStore(results_dir / STORE_DIR)
+    store = ResultStore.reader(results_dir / STORE_DIR)
     patients = trial_patients(spec)
     plan = plan_trial(spec, patients)
     doses = _chosen(selection.doses, list(spec.simulation.dose_fractions), "dose")

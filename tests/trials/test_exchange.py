@@ -71,7 +71,7 @@ def test_export_refuses_cases_the_store_does_not_hold(results, tmp_path):
     spec, plan, store, folder = results
     missing = folder.parent / "changed"
     missing.mkdir()
-    (missing / STORE_DIR).mkdir()
+    ResultStore(missing / STORE_DIR)  # an empty store
     (missing / RESOLVED_SPEC).parent.mkdir()
     (missing / RESOLVED_SPEC).write_text(dump_trial(spec).replace("seed = 7", "seed = 8"))
     with pytest.raises(SpectrialError, match="content key"):
