@@ -83,3 +83,21 @@ def check_fields(cls, parameters: dict, prefix: str = "") -> dict:
     fields = {f.name for f in dataclasses.fields(cls)}
     return {key: check_value(value, hints[key], f"{prefix}.{key}" if prefix else key) if key in fields else value
             for key, value in parameters.items()}
+
+
+class FileFormatError(InvalidParameterError):
+    """A file cannot be read as the format it claims: the message names the file, the key (header
+    entry, DICOM attribute) and what is wrong, on one line."""
+
+    def __init__(self, path, key: str, problem: str):
+        self.path, self.key = str(path), key
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+def refuse_existing(path) -> None:
+    """Raise :class:`InvalidParameterError` if ``path`` exists: spectrial never overwrites a file it did not
+    just write."""
+    from pathlib import Path
+
+    if Path(path).exists():
+        raise InvalidParameterError(f"{path} already exists: choose another name or folder (nothing is overwritten)")

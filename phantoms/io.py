@@ -14,21 +14,27 @@ import numpy as np
 from .anatomy import CARDIAC_VIEWS, Label, LVGeometry, voxel_centres
 from .errors import InvalidParameterError, require
 from .grid import Grid
+from .interfile import header_text, write_header_and_data, write_image_hv
 from .lv_estimate import estimate_lv_geometry
 from .phantom import Phantom
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mhd")
+# Phantom maps also go out as STIR's Interfile images and SIMIND's source and density maps.
+PHANTOM_SUFFIXES = (*IMAGE_SUFFIXES, ".hv", ".smi")
+# Water's mass attenuation coefficient at 140.5 keV (NIST XCOM; 1 g/mL gives water's 0.154 1/cm): SIMIND
+# density maps are written as the water-equivalent density of each voxel's attenuation.
+WATER_MASS_ATTENUATION_CM2_PER_G = 0.154
 
 
-def _image_suffix(path: Path) -> str:
+def _image_suffix(path: Path, allowed=IMAGE_SUFFIXES) -> str:
     name = path.name.lower()
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in allowed:
         if name.endswith(suffix):
             return suffix
     raise InvalidParameterError(f"out={str(path)!r} is not allowed: expected a file name ending in "
-                                f"{', '.join(IMAGE_SUFFIXES)}")
+                                f"{', '.join(allowed)}")
 
 
 def write_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -> Path:
@@ -75,12 +81,23 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Grid]:
 def write_phantom(phantom: Phantom, out: str | os.PathLike) -> dict[str, Path]:
     """Write activity (kBq/mL), attenuation (1/cm) and labels beside each other, plus a slice PNG.
 
-    ``out`` names the activity image (``.nii``, ``.nii.gz`` or ``.mhd``); the others get the
-    suffixes ``_mu``, ``_labels`` and ``_slices.png``.
+    ``out`` names the activity image (``.nii``, ``.nii.gz``, ``.mhd``, or ``.hv`` for STIR's Interfile); the
+    others get the suffixes ``_mu``, ``_labels`` and ``_slices.png``. ``.smi`` writes SIMIND's source and
+    density maps instead (:func:`write_simind_maps`).
     """
     out = Path(out)
-    suffix = _image_suffix(out)
+    suffix = _image_suffix(out, PHANTOM_SUFFIXES)
     stem = out.name[: -len(suffix)]
+    if suffix == ".smi":
+        paths = write_simind_maps(phantom, out.with_name(stem))
+        paths["slices_png"] = save_heart_slices_png(phantom, out.with_name(f"{stem}_slices.png"))
+        return paths
+    if suffix == ".hv":
+        paths = {"activity": out, "mu": out.with_name(f"{stem}_mu.hv"), "labels": out.with_name(f"{stem}_labels.hv")}
+        for kind, units in (("activity", "kBq/mL"), ("mu", "1/cm"), ("labels", "label")):
+            write_image_hv(getattr(phantom, kind), phantom.grid, paths[kind], units=units)
+        paths["slices_png"] = save_heart_slices_png(phantom, out.with_name(f"{stem}_slices.png"))
+        return paths
     paths = {
         "activity": out,
         "mu": out.with_name(f"{stem}_mu{suffix}"),
@@ -91,6 +108,44 @@ def write_phantom(phantom: Phantom, out: str | os.PathLike) -> dict[str, Path]:
     write_image(phantom.mu, phantom.grid, paths["mu"])
     write_image(phantom.labels, phantom.grid, paths["labels"])
     save_heart_slices_png(phantom, paths["slices_png"])
+    return paths
+
+
+def write_simind_maps(phantom: Phantom, stem: str | os.PathLike) -> dict[str, Path]:
+    """SIMIND's voxel-phantom input: ``STEM_act.smi`` (source map) and ``STEM_dens.dmi`` (density map),
+    16-bit unsigned integers, each with an Interfile header (``.h33``) stating its size, voxel size and scale.
+
+    Images go slice by slice from the most superior (SIMIND's first image lies at +X, towards the head),
+    rows from anterior to posterior and columns from the patient's right to left. The source map is the
+    activity scaled to 0-65535 (``activity scale (kBq/mL per unit)`` in its header); the density map holds
+    mg/cm^3, the water-equivalent density ``mu / 0.154 cm^2/g`` of each voxel's 140.5 keV attenuation.
+    Point SIMIND's source and density map settings (and its voxel size, slice thickness and number of
+    images) at them. Existing files are not overwritten.
+    """
+    stem = Path(stem)
+    activity = np.asarray(phantom.activity, dtype=np.float64)[::-1]
+    scale = float(activity.max()) / 65535.0 if activity.max() > 0 else 1.0
+    source = np.round(activity / scale).astype("<u2")
+    density = np.round(np.asarray(phantom.mu, np.float64)[::-1] / WATER_MASS_ATTENUATION_CM2_PER_G * 1000.0)
+    require(density.max() <= 65535, "phantom.mu", float(np.max(phantom.mu)), "attenuation below 10 1/cm")
+    paths = {}
+    nz, ny, nx = phantom.grid.shape
+    for kind, data, suffix, note in (("source", source, ".smi", f"activity scale (kBq/mL per unit) := {scale!r}"),
+                                     ("density", density.astype("<u2"), ".dmi", "density units := mg/cm3")):
+        name = f"{stem.name}_{'act' if kind == 'source' else 'dens'}"
+        header = stem.with_name(name + ".h33")
+        entries = [("!imaging modality", "nucmed"), ("!originating system", "spectrial"), ("!version of keys", "3.3"),
+                   ("!name of data file", name + suffix), ("imagedata byte order", "LITTLEENDIAN"),
+                   ("!number format", "unsigned integer"), ("!number of bytes per pixel", 2),
+                   ("!matrix size [1]", nx), ("!matrix size [2]", ny), ("!matrix size [3]", nz),
+                   ("scaling factor (mm/pixel) [1]", phantom.grid.voxel_mm),
+                   ("scaling factor (mm/pixel) [2]", phantom.grid.voxel_mm),
+                   ("scaling factor (mm/pixel) [3]", phantom.grid.voxel_mm),
+                   ";# slice order := superior to inferior; rows anterior to posterior; columns right to left",
+                   f";# {note}"]
+        write_header_and_data(header, name + suffix, header_text(entries), data)
+        paths[kind] = header.with_name(name + suffix)
+        paths[f"{kind}_header"] = header
     return paths
 
 

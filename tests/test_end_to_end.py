@@ -268,7 +268,8 @@ def test_show_config_and_phantom_commands(tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} >= {"p.mhd", "p.raw", "p_mu.mhd", "p_labels.mhd", "p_slices.png"}
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["verify"], ["phantom"], ["show-config"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["verify"], ["phantom"], ["show-config"], ["export"],
+                                     ["reconstruct"]])
 def test_every_command_has_help(command):
     proc = subprocess.run([sys.executable, "-m", "spectrial.trials.cli", *command, "--help"],
                           capture_output=True, text=True)

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                              description="Write one virtual patient's activity (kBq/mL), attenuation (1/cm) "
                                          "and label maps (NIfTI .nii/.nii.gz or MetaImage .mhd) and a PNG of "
                                          "orthogonal slices through the heart.")
-    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz)")
+    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz): .nii, .nii.gz, .mhd, "
+                                                         ".hv (STIR Interfile) or .smi (SIMIND source and density maps)")
     phantom.add_argument("--trial", help="trial TOML whose population, defect and grid are used (default: quick trial)")
     phantom.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
     phantom.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")
@@ -80,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("training_file", help="training TOML file (see examples/training/)")
     train.add_argument("--device", default="cpu", help="where the pairs are simulated and the network trains: cpu, "
                                                        "cuda, cuda:N or auto (a GPU where one is available)")
+
+    from .exchange import add_export_parser, add_reconstruct_parser
+
+    add_export_parser(sub)
+    add_reconstruct_parser(sub)
 
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
@@ -263,7 +269,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train}[args.command]
+               "train": _train}.get(args.command, getattr(args, "handler", None))
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

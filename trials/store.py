@@ -124,6 +124,18 @@ class ResultStore:
         except OSError as error:
             raise _explain(error, self.root, "opening the result store") from None
 
+    @classmethod
+    def reader(cls, root: str | os.PathLike) -> "ResultStore":
+        """An existing store opened for reading only: nothing is created, swept or repaired (a trial may be
+        writing into it)."""
+        store = cls.__new__(cls)
+        store.root = Path(root)
+        marker = store.root / MARKER
+        if not marker.is_file() or marker.read_text().strip() != FORMAT:
+            raise StoreError(f"{store.root} is not a result store of format {FORMAT!r}: expected the units/ folder "
+                             "of a results directory written by this spectrial")
+        return store
+
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
