@@ -145,7 +145,7 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
         ax.set(title=f"{titles[view]}" + (" (defect outlined)" if phantom.defect is not None else ""),
                xlabel="mm", ylabel="mm")
     sex = phantom.anatomy.sex if phantom.anatomy is not None else "read"
-    label = phantom.defect.describe() if phantom.defect is not None else "no defect"
+    label = phantom.defect.label() if phantom.defect is not None else "no defect"
     fig.suptitle(f"{sex} phantom, {label}; LV myocardium {phantom.myocardium_volume_ml * 1.05:.0f} g"
                  + (f", defect {phantom.defect_extent_percent:.1f} % of the LV" if phantom.defect is not None else ""))
     fig.tight_layout()

@@ -147,13 +147,15 @@ def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
     assert load_trial(tiny_run / "evidence" / "trial.resolved.toml") == load_trial(tiny_file)
 
 
-def test_every_number_in_the_report_summary_is_the_results_table_value(tiny_run):
+def test_every_number_in_the_report_summary_is_the_results_table_value(tiny_run, tiny_file):
     rows = read_rows(tiny_run)
+    spec = load_trial(tiny_file)
+    names = {**spec.method_names, **spec.defect_names}
     table = html_table(tiny_run / "report.html", "summary")
     assert len(table) == len(rows)
     for r, cells in zip(rows, table):
         defect, dose, method, auc, auc_ci, difference, difference_ci, p, verdict, cases = cells
-        assert (defect, method) == (r["defect"], r["method"])
+        assert (defect, method) == (names[r["defect"]], names[r["method"]])
         assert dose == ("full" if float(r["dose_fraction"]) == 1 else "1/8")
         assert auc == f"{float(r['auc']):.3f}"
         assert auc_ci == f"[{float(r['auc_ci_low']):.3f}, {float(r['auc_ci_high']):.3f}]"

@@ -79,6 +79,7 @@ def _run(args) -> int:
     from tqdm import tqdm
 
     from .analysis import format_p
+    from .figures import dose_label
     from .spec import load_trial
     from .trial import run_trial
 
@@ -109,16 +110,17 @@ def _run(args) -> int:
     finally:
         if bar is not None:
             bar.close()
-    width = max(len(r.method) for r in outcome.rows)
-    level = f"{100 * spec.statistics.confidence:g}%"
+    methods, defects = spec.method_names, spec.defect_names
+    width = max(len(methods[r.method]) for r in outcome.rows)
+    level = f"{100 * spec.statistics.confidence:g} %"
     for defect in spec.defect_labels:
-        print(f"defect {defect}: AUC with {level} CI; difference to full dose with {spec.method_labels[0]} "
-              "(Holm-adjusted p, non-inferior?)")
+        print(f"{defects[defect]}: AUC with {level} CI ({spec.statistics.ci_method}); difference to full dose with "
+              f"{methods[spec.method_labels[0]].lower()} (Holm-adjusted p, non-inferior?)")
         for r in (r for r in outcome.rows if r.defect == defect):
             versus = ("reference" if r.is_reference else f"{r.auc_difference:+.3f} p={format_p(r.difference_p_holm)} "
-                      f"{'NI' if r.non_inferior else 'not NI'}")
-            print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
-                  f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+                      f"{'non-inferior' if r.non_inferior else 'not shown non-inferior'}")
+            print(f"  {dose_label(r.dose_fraction):>5} dose  {methods[r.method]:<{width}}  {r.auc:.3f} "
+                  f"[{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
     run = outcome.execution
     cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
     print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "
@@ -172,7 +174,7 @@ def _phantom(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     if not args.no_defect:
-        print(f"defect: {spec.defect_labels[args.defect]}, extent {phantom.defect_extent_percent:.1f} % of LV "
+        print(f"defect: {spec.defects[args.defect].label()}, extent {phantom.defect_extent_percent:.1f} % of LV "
               "myocardium")
     return 0
 

@@ -41,7 +41,7 @@ def _unique(values) -> list:
     return list(dict.fromkeys(values))
 
 
-def auc_vs_dose(results: list[dict], *, confidence: float) -> Figure:
+def auc_vs_dose(results: list[dict], *, confidence: float, names: dict[str, str]) -> Figure:
     """AUC against dose per method, the confidence interval as a band, one panel per defect type."""
     defects = _unique(r["defect"] for r in results)
     methods = _unique(r["method"] for r in results)
@@ -54,13 +54,13 @@ def auc_vs_dose(results: list[dict], *, confidence: float) -> Figure:
             x = [r["dose_fraction"] for r in mine]
             ax.fill_between(x, [r["auc_ci_low"] for r in mine], [r["auc_ci_high"] for r in mine], color=f"C{m}",
                             alpha=0.18, lw=0)
-            ax.plot(x, [r["auc"] for r in mine], marker="o", color=f"C{m}", ls=LINE_STYLES[m % 4], label=method)
+            ax.plot(x, [r["auc"] for r in mine], marker="o", color=f"C{m}", ls=LINE_STYLES[m % 4], label=names[method])
         ax.set_xscale("log", base=2)
         ax.set_xticks(doses, [dose_label(d) for d in doses])
         ax.minorticks_off()
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set(xlabel="dose (fraction of the full injected activity)",
-               ylabel=f"observer AUC (band: {100 * confidence:g} % CI)", ylim=(0.4, 1.02), title=defect)
+               ylabel=f"observer AUC (band: {100 * confidence:g} % CI)", ylim=(0.4, 1.02), title=names[defect])
         first = next(r for r in results if r["defect"] == defect)
         ax.text(0.02, 0.97, f"{first['n_absent']} defect-absent + {first['n_present']} defect-present cases per point",
                 transform=ax.transAxes, fontsize=7, va="top")
@@ -68,7 +68,7 @@ def auc_vs_dose(results: list[dict], *, confidence: float) -> Figure:
     return fig
 
 
-def roc_curves(scores: list[dict], results: list[dict]) -> Figure:
+def roc_curves(scores: list[dict], results: list[dict], *, names: dict[str, str]) -> Figure:
     """Empirical ROC curves of every (dose, method) reading: colour by dose, line style by method."""
     defects = _unique(r["defect"] for r in results)
     methods = _unique(r["method"] for r in results)
@@ -84,15 +84,15 @@ def roc_curves(scores: list[dict], results: list[dict]) -> Figure:
             fpf, tpf, _ = roc_curve(np.asarray(absent), np.asarray(present))
             ax.step(fpf, tpf, where="post", lw=1.2, color=f"C{doses.index(r['dose_fraction'])}",
                     ls=LINE_STYLES[methods.index(r["method"]) % 4],
-                    label=f"{dose_label(r['dose_fraction'])}, {r['method']} (AUC {r['auc']:.3f})")
+                    label=f"{dose_label(r['dose_fraction'])}, {names[r['method']]} (AUC {r['auc']:.3f})")
         ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
         ax.set(xlabel="false-positive fraction", ylabel="true-positive fraction", xlim=(0, 1), ylim=(0, 1.01),
-               title=defect, aspect="equal")
+               title=names[defect], aspect="equal")
         ax.legend(loc="lower right", fontsize=6)
     return fig
 
 
-def fidelity_vs_auc(results: list[dict]) -> Figure:
+def fidelity_vs_auc(results: list[dict], *, names: dict[str, str]) -> Figure:
     """Detectability against image fidelity (SSIM and RMSE against the noiseless reconstruction), one
     line per method through its dose levels: where a method improves fidelity but not AUC, the
     lines cross or run flat."""
@@ -110,28 +110,28 @@ def fidelity_vs_auc(results: list[dict]) -> Figure:
                 x = np.array([r[metric] for r in mine])
                 y = np.array([r["auc"] for r in mine])
                 err = np.array([[r["auc"] - r["auc_ci_low"] for r in mine], [r["auc_ci_high"] - r["auc"] for r in mine]])
-                ax.errorbar(x, y, yerr=err, marker="o", color=f"C{m}", ls=LINE_STYLES[m % 4], capsize=2, label=method)
+                ax.errorbar(x, y, yerr=err, marker="o", color=f"C{m}", ls=LINE_STYLES[m % 4], capsize=2, label=names[method])
                 for r, xi, yi in zip(mine, x, y):
                     ax.annotate(dose_label(r["dose_fraction"]), (xi, yi), textcoords="offset points", xytext=(4, 4),
                                 fontsize=6, color=f"C{m}")
-            ax.set(xlabel=label, ylabel="observer AUC (bars: CI)", title=defect)
+            ax.set(xlabel=label, ylabel="observer AUC (bars: CI)", title=names[defect])
             if col == 1:
                 ax.invert_xaxis()  # better fidelity to the right in both panels
             ax.legend(fontsize=7, loc="lower right")
     return fig
 
 
-def example_views(examples: dict, state: int) -> Figure:
+def example_views(examples: dict, state: int, *, names: dict[str, str]) -> Figure:
     """Cardiac views of the example patient (state 0: defect present, 1: absent): the phantom's true
     activity on the top row, then one row per dose with a view triple per method; the inserted
     defect outlined (solid when present, dashed where it would be)."""
     views, doses, methods = examples["views"][state], examples["dose_fractions"], examples["methods"]
-    names, pitch = list(examples["view_names"]), float(examples["pitch_mm"])
+    view_names, pitch = list(examples["view_names"]), float(examples["pitch_mm"])
     size = views.shape[-1]
     half = size * pitch / 2
     extent = (-half, half, half, -half)
     outline = examples["defect_views"]
-    rows, cols = 1 + len(doses), len(methods) * len(names)
+    rows, cols = 1 + len(doses), len(methods) * len(view_names)
     fig, axes = plt.subplots(rows, cols, figsize=(1.55 * cols + 1.4, 1.6 * rows + 0.6), squeeze=False,
                              layout="constrained")
     vmax_truth = float(examples["phantom_views"][state].max())
@@ -139,7 +139,7 @@ def example_views(examples: dict, state: int) -> Figure:
     for r in range(rows):
         for c in range(cols):
             ax = axes[r, c]
-            m, v = divmod(c, len(names))
+            m, v = divmod(c, len(view_names))
             if r == 0 and m > 0:
                 ax.axis("off")
                 continue
@@ -152,21 +152,22 @@ def example_views(examples: dict, state: int) -> Figure:
                            colors="red", linewidths=0.8, linestyles="solid" if state == 0 else "dashed")
             ax.tick_params(labelsize=5)
             if r <= 1:
-                above = "phantom" if r == 0 else textwrap.fill(str(methods[m]), 34)
-                ax.set_title((f"{above}\n" if v == len(names) // 2 else "") + VIEW_TITLES[names[v]], fontsize=6)
+                above = "phantom" if r == 0 else textwrap.fill(names[str(methods[m])], 34)
+                ax.set_title((f"{above}\n" if v == len(view_names) // 2 else "") + VIEW_TITLES[view_names[v]], fontsize=6)
             if c == 0:
                 ax.set_ylabel(("true activity" if r == 0 else f"dose {dose_label(doses[r - 1])}") + "\nmm", fontsize=7)
             if r == rows - 1:
                 ax.set_xlabel("mm", fontsize=6)
     fig.colorbar(truth_shown, ax=axes[0, :], label="phantom kBq/mL", shrink=0.8)
     fig.colorbar(shown, ax=axes[1:, :], label="reconstructed kBq/mL", shrink=0.6)
-    fig.suptitle(f"Patient {int(examples['patient'])}, {examples['states'][state]}"
-                 + ("" if state == 0 else f" (dashed: where the {examples['states'][0]} defect lies when present)")
+    states = [names.get(str(s), str(s)) for s in examples["states"]]
+    fig.suptitle(f"Patient {int(examples['patient'])}, " + (f"{states[0]} defect" if state == 0 else "no defect")
+                 + ("" if state == 0 else f" (dashed: where the {states[0]} defect lies when present)")
                  + "; realization 0", fontsize=8)
     return fig
 
 
-def polar_maps(examples: dict) -> Figure:
+def polar_maps(examples: dict, *, names: dict[str, str]) -> Figure:
     """Bullseye polar maps of the example patient with the defect present, each dose and method, in %
     of the map's maximum; the inserted defect's half-severity contour outlined."""
     polar, doses, methods = examples["polar"][0], examples["dose_fractions"], examples["methods"]
@@ -196,7 +197,7 @@ def polar_maps(examples: dict) -> Figure:
         for m, method in enumerate(methods):
             values = polar[r, m]
             mesh = draw(axes[r, m], 100 * values / values.max(), "jet", 0, 100)
-            axes[r, m].set_title(textwrap.fill(f"dose {dose_label(f)}, {method}", 28), fontsize=7)
+            axes[r, m].set_title(textwrap.fill(f"dose {dose_label(f)}, {names[str(method)]}", 28), fontsize=7)
         ax = axes[r, -1]
         if r == 0 and reduction is not None:
             truth = draw(ax, 100 * reduction, "magma", 0, 100)
@@ -205,7 +206,7 @@ def polar_maps(examples: dict) -> Figure:
         else:
             ax.axis("off")
     fig.colorbar(mesh, ax=axes[:, :-1], label="uptake (% of map maximum)", shrink=0.6)
-    fig.suptitle(f"Polar maps, patient {int(examples['patient'])}, {examples['states'][0]}; realization 0 "
+    fig.suptitle(f"Polar maps, patient {int(examples['patient'])}, {names.get(str(examples['states'][0]))} defect; realization 0 "
                  "(white: half-severity contour of the inserted defect)", fontsize=8)
     return fig
 
