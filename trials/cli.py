@@ -81,6 +81,7 @@ def _run(args) -> int:
     from .analysis import format_p
     from .figures import dose_label
     from .spec import load_trial
+    from .statistics import comparison_verdict
     from .trial import run_trial
 
     spec = load_trial(args.trial)
@@ -117,8 +118,11 @@ def _run(args) -> int:
         print(f"{defects[defect]}: AUC with {level} CI ({spec.statistics.ci_method}); difference to full dose with "
               f"{methods[spec.method_labels[0]].lower()} (Holm-adjusted p, non-inferior?)")
         for r in (r for r in outcome.rows if r.defect == defect):
+            verdict = None if r.is_reference else comparison_verdict(
+                non_inferior=r.non_inferior, difference=r.auc_difference, ci_low=r.difference_ci_low,
+                ci_high=r.difference_ci_high, n_absent=r.n_absent, n_present=r.n_present)
             versus = ("reference" if r.is_reference else f"{r.auc_difference:+.3f} p={format_p(r.difference_p_holm)} "
-                      f"{'non-inferior' if r.non_inferior else 'not shown non-inferior'}")
+                      f"{verdict.text}")
             print(f"  {dose_label(r.dose_fraction):>5} dose  {methods[r.method]:<{width}}  {r.auc:.3f} "
                   f"[{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
     run = outcome.execution

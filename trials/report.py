@@ -21,6 +21,7 @@ from spectrial.phantoms.errors import InvalidParameterError
 
 from . import evidence, figures, outputs
 from .analysis import format_p
+from .statistics import MIN_CASES_PER_CLASS, comparison_verdict, interval_name
 from .spec import TrialSpec, load_trial
 
 REPORT = "report.html"
@@ -125,10 +126,20 @@ def _fmt(value, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def verdict_of(r: dict):
+    """The :class:`~.statistics.Verdict` of a results-table record's comparison (None for the reference)."""
+    if r["is_reference"]:
+        return None
+    return comparison_verdict(non_inferior=bool(r["non_inferior"]), difference=r["auc_difference"],
+                              ci_low=r["difference_ci_low"], ci_high=r["difference_ci_high"], n_absent=r["n_absent"],
+                              n_present=r["n_present"])
+
+
 def _answer_rows(results: list[dict], methods: dict[str, str], defects: dict[str, str]) -> list[dict]:
     rows = []
     for r in results:
         reference = r["is_reference"]
+        verdict = verdict_of(r)
         rows.append({
             "defect": defects[r["defect"]], "dose": figures.dose_label(r["dose_fraction"]),
             "dose_fraction": r["dose_fraction"], "method": methods[r["method"]], "auc": _fmt(r["auc"]),
@@ -136,8 +147,8 @@ def _answer_rows(results: list[dict], methods: dict[str, str], defects: dict[str
             "difference": "reference" if reference else f"{r['auc_difference']:+.3f}",
             "difference_ci": "" if reference else f"[{r['difference_ci_low']:+.3f}, {r['difference_ci_high']:+.3f}]",
             "p_holm": "" if reference else format_p(r["difference_p_holm"]),
-            "verdict": "" if reference else ("non-inferior" if r["non_inferior"] else "not shown non-inferior"),
-            "non_inferior": r["non_inferior"], "cases": f"{r['n_absent']} + {r['n_present']}",
+            "verdict": "" if reference else verdict.text, "verdict_kind": "" if reference else verdict.kind,
+            "notes": "; ".join(verdict.notes) if verdict else "", "cases": f"{r['n_absent']} + {r['n_present']}",
             "ssim": _fmt(r["noiseless_ssim"]), "rmse": _fmt(r["noiseless_rmse"]),
             "noise": _fmt(r["myocardium_noise_percent"], 1),
             "reader": None if r.get("reader_auc") is None or math.isnan(r["reader_auc"]) else
@@ -163,7 +174,8 @@ def _doses_in_words(shown: list[str], not_shown: list[str], order: list[str]) ->
 
 def headline(results: list[dict], margin: float, methods: dict[str, str], defects: dict[str, str]) -> list[str]:
     """One sentence per defect type stating, for each method, the doses at which it is shown non-inferior
-    to the reference (full dose, first method)."""
+    to the reference (full dose, first method); comparisons without variance are named not assessable,
+    and a sentence resting on fewer than :data:`~.statistics.MIN_CASES_PER_CLASS` cases per class says so."""
     lines = []
     for defect in dict.fromkeys(r["defect"] for r in results):
         mine = [r for r in results if r["defect"] == defect]
@@ -172,16 +184,23 @@ def headline(results: list[dict], margin: float, methods: dict[str, str], defect
         for method in dict.fromkeys(r["method"] for r in mine):
             readings = sorted((r for r in mine if r["method"] == method and not r["is_reference"]),
                               key=lambda r: -r["dose_fraction"])
-            order = [figures.dose_label(r["dose_fraction"]) for r in readings]
-            shown = [d for d, r in zip(order, readings) if r["non_inferior"]]
-            not_shown = [d for d, r in zip(order, readings) if not r["non_inferior"]]
+            kinds = [(figures.dose_label(r["dose_fraction"]), verdict_of(r).kind) for r in readings]
+            order = [d for d, kind in kinds if kind != "flag"]
+            shown = [d for d, kind in kinds if kind in ("pass", "caution")]
+            not_shown = [d for d, kind in kinds if kind == "fail"]
+            unknown = [d for d, kind in kinds if kind == "flag"]
+            words = [f"not assessable at {', '.join(unknown)} dose (zero variance)"] if unknown else []
+            if order:
+                words.append(_doses_in_words(shown, not_shown, order))
             if readings:
-                clauses.append(f"{'reduced dose with ' if method == reference['method'] else ''}"
-                               f"{methods[method].lower() if method == reference['method'] else methods[method]} "
-                               f"is {_doses_in_words(shown, not_shown, order)}")
+                who = (f"reduced dose with {methods[method].lower()}" if method == reference["method"] else
+                       methods[method])
+                clauses.append(f"{who} is {'; '.join(words)}")
+        few = min(min(r["n_absent"], r["n_present"]) for r in mine) < MIN_CASES_PER_CLASS
         lines.append(f"Defect “{defects[defect]}”: compared with full dose and "
                      f"{methods[reference['method']].lower()}, " + "; ".join(clauses)
-                     + f" (non-inferiority margin {margin:g} AUC).")
+                     + f" (non-inferiority margin {margin:g} AUC"
+                     + (f"; fewer than {MIN_CASES_PER_CLASS} cases per class, so preliminary" if few else "") + ").")
     return lines
 
 
@@ -216,6 +235,25 @@ def _defect_grid(spec: TrialSpec, patients: list[dict]) -> list[dict]:
                      "severity": f"{100 * defect.severity:g}", "edge": f"{defect.edge_mm:g}",
                      "extent": f"{min(extents):.1f}-{max(extents):.1f} (n = {len(extents)})" if extents else ""})
     return rows
+
+
+def _study_caveats(spec: TrialSpec, results: list[dict]) -> dict:
+    """Warnings about the study's size, shown beside the answer."""
+    sim = spec.simulation
+    fewest = min(min(r["n_absent"], r["n_present"]) for r in results)
+    flagged = sum(verdict_of(r).kind == "flag" for r in results if not r["is_reference"])
+    warnings = []
+    if fewest < MIN_CASES_PER_CLASS:
+        warnings.append(f"Few cases: as few as {fewest} per class (defect absent, present) in a reading, fewer than "
+                        f"{MIN_CASES_PER_CLASS}; the intervals are approximate and wide, and a verdict is preliminary.")
+    if sim.realizations > 1:
+        warnings.append(f"The cases are {sim.n_patients} patients x {sim.realizations} noise realizations, and the "
+                        "intervals treat every realization as an independent case: they describe noise variability "
+                        f"within these {sim.n_patients} patients, not variability across a patient population.")
+    if flagged:
+        warnings.append(f"{flagged} comparison(s) have zero variance and are marked not assessable: both readings rank "
+                        "every case alike, so the data cannot say how large their difference could be.")
+    return {"warnings": warnings, "min_cases": MIN_CASES_PER_CLASS}
 
 
 def _verification_rows(record: dict) -> list[dict]:
@@ -284,7 +322,9 @@ def build_report(results_dir) -> Path:
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,
         verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)),
-        has_readers=any(r["reader"] for r in rows),
+        has_readers=any(r["reader"] for r in rows), study=_study_caveats(spec, results),
+        auc_interval=interval_name(stat.ci_method, n_bootstrap=stat.n_bootstrap),
+        difference_interval=interval_name(stat.ci_method, paired=True, n_bootstrap=stat.n_bootstrap),
         files=sorted(manifest["files"]), dose_label=figures.dose_label)
     partial = results_dir / f".{REPORT}.partial"
     partial.write_text(html)

@@ -1,10 +1,16 @@
 """The report's words: readable labels of methods, defects and population parameters, and the headline
 sentence of each defect type."""
 
+import dataclasses
+import re
+
 from spectrial.models import make_method
 from spectrial.phantoms import DefectSpec
 from spectrial.phantoms.population import parameter_label
+from spectrial.trials import run_trial, trial, verification
 from spectrial.trials.report import headline
+
+from small_trial import small
 
 
 def test_methods_and_defects_label_themselves_in_a_readers_words():
@@ -24,9 +30,11 @@ def test_population_parameters_have_plain_names_units_and_percentages():
     assert parameter_label("lv_azimuth_deg") == ("LV azimuth", "°", 1.0)
 
 
-def _row(dose, method, non_inferior, reference=False):
+def _row(dose, method, non_inferior, reference=False, n=40):
     return {"defect": "d", "dose_fraction": dose, "method": method, "is_reference": reference,
-            "non_inferior": None if reference else non_inferior}
+            "non_inferior": None if reference else non_inferior, "auc_difference": 0.01,
+            "difference_ci_low": -0.02 if non_inferior else -0.09, "difference_ci_high": 0.04,
+            "n_absent": n, "n_present": n}
 
 
 def test_headline_states_the_lowest_dose_shown_non_inferior_in_one_sentence_per_defect():
@@ -41,3 +49,25 @@ def test_headline_states_the_lowest_dose_shown_non_inferior_in_one_sentence_per_
                     "enhancement, reduced dose with no enhancement is non-inferior down to 1/2 dose; not shown at "
                     "1/4 and below; U-Net (pretrained) is non-inferior down to 1/4 dose; not shown at 1/8; Gaussian 12 mm "
                     "is not shown non-inferior at any dose (non-inferiority margin 0.05 AUC).")
+
+
+def test_a_tie_between_two_methods_is_flagged_not_called_non_inferior(tmp_path, monkeypatch):
+    # An identity plug-in gives the observer the very images of "none": both readings rank every case
+    # identically, the paired difference is exactly 0 with zero variance, and its one-sided test "passes"
+    # with p = 0. The report must flag that comparison instead of calling it non-inferior.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "same_images.py").write_text("def identity(images, *, dose_fraction, voxel_mm):\n    return images\n")
+    monkeypatch.setattr(trial, "run_checks", lambda: verification.run_checks(["poisson"]))  # the trial's own checks
+    spec = dataclasses.replace(small(), name="tie", methods=(make_method("none"),
+                                                             make_method("plugin", callable="same_images:identity")))
+    outcome = run_trial(spec, tmp_path / "out")
+    [tie] = [r for r in outcome.rows if r.method != "none" and r.dose_fraction == 1.0]
+    assert tie.auc_difference == 0 and tie.difference_ci_low == tie.difference_ci_high == 0  # the tie itself
+    assert tie.non_inferior  # the bare test is fooled: the results table keeps its outcome
+    html = (tmp_path / "out" / "report.html").read_text()
+    row = next(r for r in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S) if "Plug-in identity" in r and
+               "<td>full</td>" in r)
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[8] == "not assessable" and "zero variance" in cells[10]
+    assert 'class="pass"' not in row
+    assert "Plug-in identity is not assessable at full dose (zero variance)" in html
