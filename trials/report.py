@@ -298,7 +298,8 @@ def build_report(results_dir) -> Path:
     methods, defects = spec.method_names, spec.defect_names
     names = {**methods, **defects}
     images = {
-        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence, names=names), "auc_vs_dose",
+        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence, names=names,
+                                                   interval=interval_name(stat.ci_method)), "auc_vs_dose",
                                figure_dir),
         "roc": _figure(figures.roc_curves(scores, results, names=names), "roc_curves", figure_dir),
         "fidelity": _figure(figures.fidelity_vs_auc(results, names=names), "fidelity_vs_auc", figure_dir),

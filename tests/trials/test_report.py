@@ -3,6 +3,8 @@ sentence of each defect type."""
 
 import dataclasses
 import re
+import subprocess
+import sys
 
 from spectrial.models import make_method
 from spectrial.phantoms import DefectSpec
@@ -71,3 +73,20 @@ def test_a_tie_between_two_methods_is_flagged_not_called_non_inferior(tmp_path, 
     assert cells[8] == "not assessable" and "zero variance" in cells[10]
     assert 'class="pass"' not in row
     assert "Plug-in identity is not assessable at full dose (zero variance)" in html
+
+
+def test_importing_and_drawing_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    # A notebook's inline backend (here: svg, chosen before spectrial is imported) must survive importing
+    # spectrial and drawing a phantom picture; the picture itself is written.
+    code = f"""
+import matplotlib
+matplotlib.use("svg")
+import spectrial.trials, spectrial.phantoms.io, spectrial.models.training
+from spectrial.phantoms import AnatomyParameters, DefectSpec, Grid, make_phantom, save_heart_slices_png
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+phantom = make_phantom(AnatomyParameters(), Grid.centered((48, 96, 96), 4.0), defect=DefectSpec())
+save_heart_slices_png(phantom, {str(tmp_path / "phantom.png")!r})
+assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "phantom.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
