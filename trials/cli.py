@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from spectrial import __version__
 from spectrial.phantoms.errors import SpectrialError
 
 log = logging.getLogger("spectrial")
@@ -20,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
                     "enhancement methods and model observers.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"spectrial {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
