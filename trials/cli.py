@@ -82,6 +82,7 @@ def _run(args) -> int:
 
     from .analysis import format_p
     from .figures import dose_label
+    from .progress import TrialProgressBar
     from .spec import load_trial
     from .statistics import comparison_verdict
     from .trial import run_trial
@@ -91,19 +92,13 @@ def _run(args) -> int:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
     start = time.perf_counter()
-    bar = None
+    bar = TrialProgressBar(f"trial {spec.name}", tqdm_class=tqdm, file=sys.stderr)
 
     def show(status):
-        nonlocal bar
-        if bar is None:  # the rate and time left count this run's units only
-            bar = tqdm(total=status.total, initial=status.reused, desc=f"trial {spec.name}", unit="unit",
-                       file=sys.stderr)
-            if status.reused:
-                bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest",
-                          file=sys.stderr)
-        bar.update(status.reused + status.done + status.failed - bar.n)
-        if status.failed:
-            bar.set_postfix(failed=status.failed)
+        if bar.bar is None and status.reused:
+            bar(status)
+            bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest")
+        bar(status)
 
     try:
         outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show)
@@ -111,8 +106,7 @@ def _run(args) -> int:
         raise KeyboardInterrupt(f"every unit committed so far is stored in {out / 'units'}; run the same command "
                                 "again to resume") from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     methods, defects = spec.method_names, spec.defect_names
     width = max(len(methods[r.method]) for r in outcome.rows)
     level = f"{100 * spec.statistics.confidence:g} %"
