@@ -71,7 +71,7 @@ def auc_vs_dose(results: list[dict], *, confidence: float, names: dict[str, str]
     cols = min(2, len(defects))
     rows = -(-len(defects) // cols)
     with _style():
-        fig = Figure(figsize=(WIDTH_IN, 4.6 * rows), layout="constrained")
+        fig = Figure(figsize=(WIDTH_IN, 4.2 * rows), layout="constrained")
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel())
         for ax, defect in zip(axes, defects):
             for m, method in enumerate(methods):
@@ -86,7 +86,8 @@ def auc_vs_dose(results: list[dict], *, confidence: float, names: dict[str, str]
             ax.set_xticks(doses, [dose_label(d) for d in doses])
             ax.minorticks_off()
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-            ax.text(doses[0], 0.505, "chance", color="grey", fontsize=9, va="bottom")
+            ax.text(0.99, 0.5, "chance ", color="grey", fontsize=9, va="bottom", ha="right",
+                    transform=ax.get_yaxis_transform())
             ax.set(xlabel="dose (fraction of the full injected activity)",
                    ylabel=f"{BETTER_AUC}\nband: {100 * confidence:g} % CI ({interval})", ylim=(0.4, 1.02),
                    title=_wrap(names[defect], 60))
