@@ -86,7 +86,7 @@ def auc_vs_dose(results: list[dict], *, confidence: float, names: dict[str, str]
             ax.set_xticks(doses, [dose_label(d) for d in doses])
             ax.minorticks_off()
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-            ax.text(0.99, 0.5, "chance ", color="grey", fontsize=9, va="bottom", ha="right",
+            ax.text(0.5, 0.495, "chance", color="grey", fontsize=9, va="top", ha="center",
                     transform=ax.get_yaxis_transform())
             ax.set(xlabel="dose (fraction of the full injected activity)",
                    ylabel=f"{BETTER_AUC}\nband: {100 * confidence:g} % CI ({interval})", ylim=(0.4, 1.02),
