@@ -11,6 +11,7 @@ from spectrial.phantoms import DefectSpec
 from spectrial.phantoms.population import parameter_label
 from spectrial.trials import run_trial, trial, verification
 from spectrial.trials.report import headline
+from spectrial.trials.statistics import comparison_verdict
 
 from small_trial import small
 
@@ -90,3 +91,13 @@ assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
 """
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "phantom.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_verdicts_are_flagged_for_zero_variance_and_cautious_for_few_cases():
+    enough = dict(n_absent=64, n_present=64)
+    assert comparison_verdict(non_inferior=True, difference=0.01, ci_low=-0.02, ci_high=0.04, **enough).kind == "pass"
+    assert comparison_verdict(non_inferior=False, difference=-0.05, ci_low=-0.12, ci_high=0.02, **enough).kind == "fail"
+    few = comparison_verdict(non_inferior=True, difference=0.01, ci_low=-0.02, ci_high=0.04, n_absent=12, n_present=12)
+    assert (few.kind, few.text) == ("caution", "non-inferior (few cases)")
+    tie = comparison_verdict(non_inferior=True, difference=0.0, ci_low=0.0, ci_high=0.0, **enough)
+    assert (tie.kind, tie.text) == ("flag", "not assessable") and "rank the cases identically" in tie.notes[0]
