@@ -56,6 +56,12 @@ class EnhancementMethod(abc.ABC):
         """The method's name and every parameter, defaults filled in."""
         return {"name": self.name, **dataclasses.asdict(self)}
 
+    def label(self) -> str:
+        """A reader's name for the method and its main setting, e.g. ``Gaussian 12 mm`` or ``U-Net
+        (pretrained)``, for reports, legends and the command line; tables keep the machine label
+        (name and parameters)."""
+        return self.name
+
     def weight_files(self) -> tuple[str, ...]:
         """Paths of the trained weights the method loads (hashed into a trial's evidence bundle);
         none for methods without learned parameters."""

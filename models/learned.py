@@ -23,10 +23,11 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.images import Projections, Volume
 
 from .enhancement import DOMAINS, EnhancementMethod
-from .networks import ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
+from .networks import ARCHITECTURE_LABELS, ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
 
 PRETRAINED_PREFIX = "pretrained:"
+DEFAULT_PRETRAINED = "default-unet"  # the default trial's network
 
 
 def pretrained_networks() -> list[str]:
@@ -122,6 +123,24 @@ class NetworkDenoiser(EnhancementMethod):
             require(ok, "dose_checkpoints", list(self.dose_checkpoints), 'entries "DOSE=FILE" with DOSE in (0, 1]')
         require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
+
+    def label(self) -> str:
+        """``U-Net (pretrained)``, ``U-Net (my-unet.pt)`` or ``U-Net, one per dose``; the architecture is read
+        from the checkpoint (``Network`` when the file cannot be read, e.g. a report rebuilt elsewhere)."""
+        first = self.checkpoint or self.dose_checkpoints[0].partition("=")[2]
+        try:
+            architecture = self._load(first)[1]["architecture"]
+            kind = ARCHITECTURE_LABELS.get(architecture, architecture)
+        except InvalidParameterError:
+            kind = "Network"
+        if self.dose_checkpoints:
+            where = ", one per dose"
+        elif self.checkpoint.startswith(PRETRAINED_PREFIX):
+            name = self.checkpoint[len(PRETRAINED_PREFIX):]
+            where = " (pretrained)" if name == DEFAULT_PRETRAINED else f" (pretrained {name})"
+        else:
+            where = f" ({Path(self.checkpoint).name})"
+        return kind + where + (", projection domain" if self.domain == "projection" else "")
 
     def checkpoint_for(self, dose_fraction: float) -> str:
         """The checkpoint that enhances images at ``dose_fraction``."""
@@ -291,6 +310,15 @@ class PluginMethod(EnhancementMethod):
         path = self.torchscript or self.state_dict
         return _load_module("torchscript" if self.torchscript else "state_dict", str(Path(path).resolve()),
                             self.architecture, os.path.getmtime(path))
+
+    def label(self) -> str:
+        if self.callable:
+            what = f"Plug-in {self.callable.rpartition(':')[2]}"
+        elif self.torchscript:
+            what = f"Plug-in {Path(self.torchscript).name} (TorchScript)"
+        else:
+            what = f"Plug-in {ARCHITECTURE_LABELS.get(self.architecture, self.architecture)} ({Path(self.state_dict).name})"
+        return what + (", projection domain" if self.domain == "projection" else "")
 
     @property
     def model(self) -> str:

@@ -151,11 +151,14 @@ def write_simind_maps(phantom: Phantom, stem: str | os.PathLike) -> dict[str, Pa
 
 def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     """Axial, coronal and sagittal slices through the LV centre (activity and attenuation), and the
-    short-axis, vertical and horizontal long-axis views of the heart with the defect outlined."""
-    import matplotlib
+    short-axis, vertical and horizontal long-axis views of the heart with the defect outlined.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The long-axis views pass through the LV long axis (so they cut the cavity, as a clinical HLA and VLA
+    do); the short axis is taken at the defect's level (the LV's middle without a defect). Every panel has
+    its own colour bar; activity panels are windowed at the 99th percentile of the panel's non-zero
+    values, so one hot organ does not set the scale (values above it are drawn at the top colour).
+    """
+    from matplotlib.figure import Figure  # drawn without pyplot: the caller's backend is left alone
     from scipy import ndimage
 
     grid = phantom.grid
@@ -165,9 +168,10 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     extent_xy = _extent(grid, 2) + _extent(grid, 1)[::-1]
     extent_xz = _extent(grid, 2) + _extent(grid, 0)
     extent_yz = _extent(grid, 1) + _extent(grid, 0)
-    fig, axes = plt.subplots(3, 3, figsize=(12, 11))
+    fig = Figure(figsize=(13, 12), layout="constrained")
+    axes = fig.subplots(3, 3)
     for row, (volume, title, unit, cmap) in enumerate(
-            [(phantom.activity, "activity", "kBq/mL", "hot"), (phantom.mu, "attenuation", "1/cm", "gray")]):
+            [(phantom.activity, "activity", "kBq/mL", "inferno"), (phantom.mu, "attenuation", "1/cm", "gray")]):
         views = [
             (volume[iz], extent_xy, "upper", "x (mm, patient left →)", "y (mm, posterior ↓)",
              f"axial z={centre[0]:.0f} mm"),
@@ -177,19 +181,26 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
              f"sagittal x={centre[2]:.0f} mm"),
         ]
         for ax, (image, extent, origin, xlabel, ylabel, where) in zip(axes[row], views):
-            shown = ax.imshow(image, extent=extent, origin=origin, cmap=cmap)
+            top = _window(image) if row == 0 else float(image.max())
+            shown = ax.imshow(image, extent=extent, origin=origin, cmap=cmap, vmin=0, vmax=top)
             ax.set(title=f"{title}, {where}", xlabel=xlabel, ylabel=ylabel)
-            fig.colorbar(shown, ax=ax, label=unit, shrink=0.8)
-    # Cardiac views through the defect centre (or the LV's middle), 1 mm pixels over 160 mm.
-    through = phantom.defect_centre_mm() if phantom.defect is not None else centre
+            fig.colorbar(shown, ax=ax, label=unit, shrink=0.8, extend="max" if image.max() > top else "neither")
+    # Cardiac views, 1 mm pixels over 160 mm, centred on the long axis at the defect's level.
+    level = phantom.defect_centre_mm() if phantom.defect is not None else centre
+    w, _, _ = lv.to_lv(level)
+    through = lv.from_lv(w, 0.0, 0.0)
     size, pitch = 161, 1.0
     offsets = (np.arange(size) - (size - 1) / 2) * pitch
-    titles = {"short-axis": "short axis", "vertical-long-axis": "vertical long axis",
-              "horizontal-long-axis": "horizontal long axis"}
+    titles = {"short-axis": "short axis (anterior up, septum left)",
+              "vertical-long-axis": "vertical long axis (anterior up, apex right)",
+              "horizontal-long-axis": "horizontal long axis (apex up, septum left)"}
     for ax, view in zip(axes[2], CARDIAC_VIEWS):
         index = np.moveaxis(grid.index_of(lv.view_points(through, view, size=size, pitch_mm=pitch)[0]), -1, 0)
         image = ndimage.map_coordinates(phantom.activity, index, order=1, mode="constant")
-        ax.imshow(image, cmap="hot", extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
+        top = _window(image)
+        shown = ax.imshow(image, cmap="inferno", vmin=0, vmax=top,
+                          extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
+        fig.colorbar(shown, ax=ax, label="kBq/mL", shrink=0.8, extend="max" if image.max() > top else "neither")
         if phantom.defect_mask is not None:
             mask = ndimage.map_coordinates(phantom.defect_mask, index, order=1, mode="constant")
             myocardium = ndimage.map_coordinates((phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), index,
@@ -197,18 +208,22 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
             weight = np.where(myocardium > 0.05, mask / np.maximum(myocardium, 1e-6), 0.0)
             if weight.max() >= 0.5:
                 ax.contour(offsets, offsets, weight, levels=[0.5], colors="cyan", linewidths=1.2)
-        ax.set(title=f"{titles[view]}" + (" (defect outlined)" if phantom.defect is not None else ""),
+        ax.set(title=titles[view] + ("\n(defect outlined in cyan)" if phantom.defect is not None else ""),
                xlabel="mm", ylabel="mm")
     sex = phantom.anatomy.sex if phantom.anatomy is not None else "read"
-    label = phantom.defect.describe() if phantom.defect is not None else "no defect"
+    label = phantom.defect.label() if phantom.defect is not None else "no defect"
     fig.suptitle(f"{sex} phantom, {label}; LV myocardium {phantom.myocardium_volume_ml * 1.05:.0f} g"
                  + (f", defect {phantom.defect_extent_percent:.1f} % of the LV" if phantom.defect is not None else ""))
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
+    fig.savefig(path, dpi=100)
     return path
+
+
+def _window(image: np.ndarray, percentile: float = 99.0) -> float:
+    """Upper display limit: the ``percentile`` of the non-zero values (robust to a small hot organ)."""
+    values = image[image > 0]
+    return float(np.percentile(values, percentile)) if values.size else 1.0
 
 
 def _extent(grid: Grid, axis: int) -> list[float]:

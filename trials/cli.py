@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from spectrial import __version__
 from spectrial.phantoms.errors import SpectrialError
 
 log = logging.getLogger("spectrial")
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
                     "enhancement methods and model observers.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"spectrial {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
@@ -97,7 +99,10 @@ def _run(args) -> int:
     from tqdm import tqdm
 
     from .analysis import format_p
+    from .figures import dose_label
+    from .progress import TrialProgressBar
     from .spec import load_trial
+    from .statistics import comparison_verdict
     from .trial import run_trial
 
     spec = load_trial(args.trial)
@@ -105,19 +110,13 @@ def _run(args) -> int:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
     start = time.perf_counter()
-    bar = None
+    bar = TrialProgressBar(f"trial {spec.name}", tqdm_class=tqdm, file=sys.stderr)
 
     def show(status):
-        nonlocal bar
-        if bar is None:  # the rate and time left count this run's units only
-            bar = tqdm(total=status.total, initial=status.reused, desc=f"trial {spec.name}", unit="unit",
-                       file=sys.stderr)
-            if status.reused:
-                bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest",
-                          file=sys.stderr)
-        bar.update(status.reused + status.done + status.failed - bar.n)
-        if status.failed:
-            bar.set_postfix(failed=status.failed)
+        if bar.bar is None and status.reused:
+            bar(status)
+            bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest")
+        bar(status)
 
     try:
         outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show,
@@ -126,18 +125,21 @@ def _run(args) -> int:
         raise KeyboardInterrupt(f"every unit committed so far is stored in {out / 'units'}; run the same command "
                                 "again to resume") from None
     finally:
-        if bar is not None:
-            bar.close()
-    width = max(len(r.method) for r in outcome.rows)
-    level = f"{100 * spec.statistics.confidence:g}%"
+        bar.close()
+    methods, defects = spec.method_names, spec.defect_names
+    width = max(len(methods[r.method]) for r in outcome.rows)
+    level = f"{100 * spec.statistics.confidence:g} %"
     for defect in spec.defect_labels:
-        print(f"defect {defect}: AUC with {level} CI; difference to full dose with {spec.method_labels[0]} "
-              "(Holm-adjusted p, non-inferior?)")
+        print(f"{defects[defect]}: AUC with {level} CI ({spec.statistics.ci_method}); difference to full dose with "
+              f"{methods[spec.method_labels[0]].lower()} (Holm-adjusted p, non-inferior?)")
         for r in (r for r in outcome.rows if r.defect == defect):
+            verdict = None if r.is_reference else comparison_verdict(
+                non_inferior=r.non_inferior, difference=r.auc_difference, ci_low=r.difference_ci_low,
+                ci_high=r.difference_ci_high, n_absent=r.n_absent, n_present=r.n_present)
             versus = ("reference" if r.is_reference else f"{r.auc_difference:+.3f} p={format_p(r.difference_p_holm)} "
-                      f"{'NI' if r.non_inferior else 'not NI'}")
-            print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
-                  f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+                      f"{verdict.text}")
+            print(f"  {dose_label(r.dose_fraction):>5} dose  {methods[r.method]:<{width}}  {r.auc:.3f} "
+                  f"[{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
     run = outcome.execution
     cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
     print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "
@@ -195,7 +197,7 @@ def _phantom(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     if not args.no_defect:
-        print(f"defect: {spec.defect_labels[args.defect]}, extent {phantom.defect_extent_percent:.1f} % of LV "
+        print(f"defect: {spec.defects[args.defect].label()}, extent {phantom.defect_extent_percent:.1f} % of LV "
               "myocardium")
     return 0
 

@@ -192,11 +192,23 @@ class SimulatedUnit:
         return myocardium[box], box, references
 
 
-def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None) -> SimulatedUnit:
+def _no_step() -> None:
+    pass
+
+
+def unit_steps(spec: TrialSpec, methods) -> int:
+    """Steps a unit reports while it runs (see :func:`compute_parts`): the phantom and its projection, the
+    reconstruction at each dose, and each method at each dose."""
+    return (1 + len(methods)) * len(spec.simulation.dose_fractions) + 1
+
+
+def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None,
+                  step=_no_step) -> SimulatedUnit:
     """Build the unit's phantom, project it, draw its realizations' noise and reconstruct at every dose.
 
     ``volumes`` (``"noiseless"``, ``"expected_counts"`` and one ``"recon_<dose index>"`` stack, as kept in a
-    base part) replaces projection and reconstruction.
+    base part) replaces projection and reconstruction. ``step()`` is called after the projection and after
+    each dose's reconstruction (at once when ``volumes`` replace them).
     """
     clock = {"projection": 0.0, "reconstruction": 0.0}
     start = time.perf_counter()
@@ -205,6 +217,8 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     doses = spec.simulation.dose_fractions
     factor = spec.simulation.oversampling
     if volumes is not None:
+        for _ in range(1 + len(doses)):
+            step()
         per_dose = {f: volumes[f"recon_{di}"] for di, f in enumerate(doses)}
         return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
                              clock, factor)
@@ -217,6 +231,7 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     expected = expected_projections(phantom, simulator, detector_factor=factor, scatter=scatter)
     del simulator
     clock["projection"] = time.perf_counter() - start
+    step()
 
     start = time.perf_counter()
     mu = None
@@ -235,7 +250,10 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj)
     stacked = {f: stack_projections(per_dose[f]) for f in doses}
-    reconstructed = {f: reconstruct(stacked[f]) for f in doses}
+    reconstructed = {}
+    for f in doses:
+        reconstructed[f] = reconstruct(stacked[f])
+        step()
     noiseless = reconstruct(stack_projections([expected]))[0]
     clock["reconstruction"] = time.perf_counter() - start
     return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor,
@@ -309,9 +327,11 @@ def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str
     return meta, arrays
 
 
-def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple[dict, dict[str, np.ndarray]]:
+def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int, *, step=_no_step
+                ) -> tuple[dict, dict[str, np.ndarray]]:
     """One enhancement method's results of a unit: observer inputs at the defect locations, polar maps,
-    ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``."""
+    ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``;
+    ``step()`` is called after each dose."""
     phantom = sim.phantom
     heart, box, references = sim.heart
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
@@ -349,23 +369,27 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
             arrays[f"enhanced_{di}"] = stack
         enhance_seconds += t1 - t0
         measure_seconds += time.perf_counter() - t1
+        step()
     meta = {"part": "method", "unit": unit.as_record(), "method": method, "fidelity": fidelity,
             "seconds": {"enhancement": enhance_seconds, "measurement": measure_seconds}}
     return meta, arrays
 
 
-def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, methods, volumes: dict | None = None
-                  ) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
+def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, methods, volumes: dict | None = None,
+                  step=None) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
     """The requested parts of one unit (``"base"`` and/or ``"method <m>"`` -> ``(meta, arrays)``) and the CPU
-    seconds spent per stage (simulation included when only method parts were asked for)."""
+    seconds spent per stage (simulation included when only method parts were asked for).
+
+    ``step``, when given, is called :func:`unit_steps` times as the unit advances (for progress bars)."""
+    step = step or _no_step
     # Projection-domain methods need the projections, which stored volumes do not keep: simulate again.
     projection_domain = any(spec.methods[m].domain == "projection" for m in methods)
-    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes)
+    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes, step=step)
     parts = {}
     if base:
         parts["base"] = base_part(spec, unit, sim)
     for m in methods:
-        parts[f"method {m}"] = method_part(spec, unit, sim, m)
+        parts[f"method {m}"] = method_part(spec, unit, sim, m, step=step)
     seconds = dict(sim.seconds)
     for name, (meta, _) in parts.items():
         if name != "base":

@@ -375,8 +375,25 @@ class TrialSpec:
         return [defect_label(d) for d in self.defects]
 
     @property
+    def method_names(self) -> dict[str, str]:
+        """Each method's table label mapped to its reader's label (:meth:`EnhancementMethod.label`, e.g.
+        ``Gaussian 12 mm``), for reports, legends and the command line; labels two methods share get their
+        table label added."""
+        return _readable(self.method_labels, [m.label() for m in self.methods])
+
+    @property
+    def defect_names(self) -> dict[str, str]:
+        """Each defect type's table label mapped to its reader's label (:meth:`DefectSpec.label`, e.g.
+        ``inferior, 60°, 40 % of LV length, 25 % reduction``)."""
+        return _readable(self.defect_labels, [d.label() for d in self.defects])
+
+    @property
     def reference_dose(self) -> float:
         return max(self.simulation.dose_fractions)
+
+
+def _readable(codes: list[str], names: list[str]) -> dict[str, str]:
+    return {code: name if names.count(name) == 1 else f"{name} [{code}]" for code, name in zip(codes, names)}
 
 
 def defect_label(defect: DefectSpec) -> str:

@@ -282,3 +282,57 @@ def reader_study(reader_scores, *, confidence: float = 0.95) -> ReaderStudy:
     mean = float(aucs.mean())
     low, high = _normal_interval(mean, se, confidence)
     return ReaderStudy(aucs, mean, float(np.sqrt(reader_var)), se, max(0.0, low), min(1.0, high), confidence)
+
+
+# Fewer cases per class than this and a normal-approximation (DeLong) interval is a rough guide only: the
+# AUC's sampling distribution is skewed near 0 and 1, and a common rule of thumb for normal approximations
+# asks for about 30 observations. The report flags such readings instead of colouring them as settled.
+MIN_CASES_PER_CLASS = 30
+
+CI_METHOD_NAMES = {"delong": "DeLong", "bootstrap": "stratified bootstrap"}
+
+
+def interval_name(method: str, *, paired: bool = False, n_bootstrap: int | None = None) -> str:
+    """How an interval was computed, in words, e.g. ``DeLong`` or ``paired stratified bootstrap, 2000 resamples``."""
+    _check_method(method)
+    name = ("paired " if paired else "") + CI_METHOD_NAMES[method]
+    return name + (f", {n_bootstrap} resamples" if method == "bootstrap" and n_bootstrap else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a non-inferiority comparison may be called on a page.
+
+    ``kind`` is ``"pass"`` (non-inferior, with enough cases), ``"caution"`` (non-inferior on fewer than
+    :data:`MIN_CASES_PER_CLASS` cases per class), ``"fail"`` (not shown non-inferior) or ``"flag"`` (not
+    assessable: the interval of the difference has zero width, so the data say nothing about its spread);
+    ``notes`` say why, in words.
+    """
+
+    text: str
+    kind: str
+    notes: tuple[str, ...] = ()
+
+
+def comparison_verdict(*, non_inferior: bool, difference: float, ci_low: float, ci_high: float, n_absent: int,
+                       n_present: int) -> Verdict:
+    """The verdict of a paired comparison to the reference, honest about degenerate and small comparisons.
+
+    A zero-width interval of the difference (zero variance: e.g. two readings that rank every case the
+    same way, so every placement value agrees) is *not assessable*, whatever the one-sided test says; a
+    comparison on fewer than :data:`MIN_CASES_PER_CLASS` cases per class is non-inferior at most with a
+    caution.
+    """
+    notes = []
+    few = min(n_absent, n_present) < MIN_CASES_PER_CLASS
+    if few:
+        notes.append(f"fewer than {MIN_CASES_PER_CLASS} cases per class: approximate interval")
+    if not ci_high - ci_low > 0:
+        same = " (the two readings rank the cases identically)" if difference == 0 else ""
+        return Verdict("not assessable", "flag", (f"zero variance{same}: the interval has no width and the test "
+                                                  "no information",) + tuple(notes))
+    if not non_inferior:
+        return Verdict("not shown non-inferior", "fail", tuple(notes))
+    if few:
+        return Verdict("non-inferior (few cases)", "caution", tuple(notes))
+    return Verdict("non-inferior", "pass")

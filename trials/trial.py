@@ -25,6 +25,7 @@ from . import evidence, outputs, preflight, report, results_folder
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .execution import Execution, InlineExecutor, execute_plan, make_executor, missing_parts
 from .plan import plan_trial, specification_key
+from .progress import TrialProgressBar
 from .runner import load_cases, trial_patients
 from .spec import TrialSpec, dump_trial
 from .store import ResultStore, StoreError
@@ -65,8 +66,10 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         Local worker processes (1: in this process); results do not depend on it.
     scheduler : str, optional
         Address of a Dask scheduler to run the units on instead (``tcp://host:8786``).
-    progress : callable, optional
-        Called with a :class:`~.execution.Progress` before the first unit and after each unit.
+    progress : bool or callable, optional
+        True: show a progress bar (``tqdm.auto``: a widget in a notebook, text in a terminal) that moves as
+        the units run (projection, each dose's reconstruction, each method at each dose). A callable is
+        called with a :class:`~.execution.Progress` before the first unit, at each step and after each unit.
     force : bool
         Run into a folder that holds files spectrial did not write (they are kept) or another trial
         specification's results (its published files are replaced); see :mod:`.results_folder`.
@@ -76,6 +79,13 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     """
     if int(workers) < 1:
         raise InvalidParameterError(f"workers={workers!r} is not allowed: expected a positive integer")
+    if progress is True:
+        bar = TrialProgressBar(f"trial {spec.name}")
+        try:
+            return run_trial(spec, out_dir, workers=workers, scheduler=scheduler, progress=bar, force=force)
+        finally:
+            bar.close()
+    progress = progress or None
     out_dir = Path(out_dir)
     started, start = time.time(), time.perf_counter()
     preflight.check_plan_size(spec)  # everything that needs no simulation, before the first unit

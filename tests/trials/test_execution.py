@@ -315,3 +315,20 @@ def test_a_dead_worker_process_is_reported_as_lost_and_its_units_resubmitted(tmp
     store, plan, run = execute(spec, tmp_path / "units", LosesWorkersOnce())
     assert run.rounds == 2 and run.failures == [] and len(run.computed) == len(plan.units)
     assert analysed(spec, store, plan)[:2] == analysed(spec, *execute(spec, tmp_path / "clean")[:2])[:2]
+
+
+@pytest.mark.parametrize("executor", [InlineExecutor, lambda: ProcessExecutor(2)], ids=["inline", "processes"])
+def test_progress_moves_within_units_and_ends_at_every_step(tmp_path, executor):
+    # The small trial: 3 patients x 2 states = 6 units; each reports its projection, 2 reconstructions
+    # (one per dose) and 2 methods x 2 doses: 1 + 2 + 4 = 7 steps, 42 in all.
+    spec = small()
+    patients = trial_patients(spec)
+    seen = []
+    execute_plan(spec, plan_trial(spec, patients), patients, ResultStore(tmp_path), executor(), run_id="test",
+                 progress=lambda status: seen.append((status.done, status.steps_done, status.steps_total)))
+    assert {total for _, _, total in seen} == {6 * 7}
+    assert seen[-1][:2] == (6, 42)
+    steps = [s for _, s, _ in seen]
+    assert steps == sorted(steps)
+    if executor is InlineExecutor:  # one unit at a time: every step shows, the first ones before any unit ends
+        assert [s for done, s, _ in seen if done == 0] == list(range(8))  # 0, then 1-7 as the first unit runs
