@@ -98,12 +98,13 @@ def placements(absent: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
     """DeLong structural components.
 
     Returns ``v10`` (per present case: fraction of absent cases scored below it, ties 1/2) and ``v01``
-    (per absent case: fraction of present cases scored above it); both average to the AUC.
+    (per absent case: fraction of present cases scored above it); both average to the AUC. Cases lie
+    along the last axis; leading axes (e.g. modality, reader) are kept.
     """
-    n0, n1 = len(absent), len(present)
-    rank_all = stats.rankdata(np.concatenate([absent, present]))
-    v10 = (rank_all[n0:] - stats.rankdata(present)) / n0
-    v01 = 1.0 - (rank_all[:n0] - stats.rankdata(absent)) / n1
+    n0, n1 = absent.shape[-1], present.shape[-1]
+    rank_all = stats.rankdata(np.concatenate([absent, present], axis=-1), axis=-1)
+    v10 = (rank_all[..., n0:] - stats.rankdata(present, axis=-1)) / n0
+    v01 = 1.0 - (rank_all[..., :n0] - stats.rankdata(absent, axis=-1)) / n1
     return v10, v01
 
 
