@@ -535,3 +535,56 @@ def mrmc_analysis(ratings: ReaderRatings, *, method: str = "or", covariance: str
         require(covariance == "jackknife", "covariance", covariance, "'jackknife' with method='dbm' (pseudovalues)")
         return dorfman_berbaum_metz(ratings, confidence=confidence)
     return obuchowski_rockette(ratings, covariance=covariance, confidence=confidence)
+
+
+def _df_text(df: float) -> str:
+    return "normal" if np.isinf(df) else f"df {df:.2f}"
+
+
+def mrmc_table(result: MRMCResult) -> str:
+    """The analysis as plain text: reader AUCs, variance components and, for RRRC, FRRC and RRFC, the
+    global test, every difference and every modality's interval (what ``spectrial mrmc`` prints)."""
+    level = f"{100 * result.confidence:g}%"
+    width = max(8, *(len(m) for m in result.modalities))
+    reader_width = max(6, *(len(r) for r in result.readers))
+    lines = [("Obuchowski-Rockette" if result.method == "or" else "Dorfman-Berbaum-Metz (jackknife pseudovalues)")
+             + f", {result.covariance} covariances, Hillis degrees of freedom, {level} intervals",
+             f"{len(result.modalities)} modalities, {len(result.readers)} readers, "
+             f"{result.n_absent + result.n_present} cases ({result.n_absent} absent, {result.n_present} present)",
+             "", "reader AUCs", f"  {'reader':<{reader_width}}  " + "  ".join(f"{m:>{width}}" for m in result.modalities)]
+    for j, reader in enumerate(result.readers):
+        lines.append(f"  {reader:<{reader_width}}  " + "  ".join(f"{a:>{width}.5f}" for a in result.aucs[:, j]))
+    c = result.or_components
+    lines += ["", "OR variance components: " + ", ".join(
+        f"{name} {value:.8f}" for name, value in (("Var(R)", c.var_reader), ("Var(TxR)", c.var_treatment_reader),
+                                                  ("Cov1", c.cov1), ("Cov2", c.cov2), ("Cov3", c.cov3),
+                                                  ("Var(error)", c.var_error)))]
+    if result.dbm_components is not None:
+        d = result.dbm_components
+        lines.append("DBM variance components: " + ", ".join(
+            f"{name} {value:.8f}" for name, value in (("Var(R)", d.var_reader), ("Var(C)", d.var_case),
+                                                      ("Var(TxR)", d.var_treatment_reader),
+                                                      ("Var(TxC)", d.var_treatment_case),
+                                                      ("Var(RxC)", d.var_reader_case),
+                                                      ("Var(TxRxC)+Var(error)", d.var_error))))
+    names = {"RRRC": "random readers, random cases", "FRRC": "fixed readers, random cases",
+             "RRFC": "random readers, fixed cases"}
+    for analysis in (result.rrrc, result.frrc, result.rrfc):
+        lines += ["", f"{analysis.factors} ({names[analysis.factors]})"]
+        test = analysis.test
+        if test is not None:
+            if test.distribution == "chi2":
+                lines.append(f"  chi-square = {test.statistic:.5f} on {test.df1:g} df, p = {test.p_value:.4f}")
+            else:
+                lines.append(f"  F = {test.statistic:.4f} on ({test.df1:g}, {test.df2:.2f}) df, p = {test.p_value:.4f}"
+                             f" (error term {test.error_term:.8f})")
+        for d in analysis.differences:
+            lines.append(f"  {d.modality_a} - {d.modality_b}: {d.estimate:+.5f}  SE {d.se:.5f}  {_df_text(d.df)}  "
+                         f"{level} CI [{d.ci_low:+.5f}, {d.ci_high:+.5f}]  p = {d.p_value:.4f}")
+        for m in analysis.modalities:
+            lines.append(f"  {m.modality:<{width}}  AUC {m.auc:.5f}  SE {m.se:.5f}  {_df_text(m.df)}  "
+                         f"{level} CI [{m.ci_low:.5f}, {m.ci_high:.5f}]")
+        for reader, d in analysis.reader_differences:
+            lines.append(f"  reader {reader}: {d.modality_a} - {d.modality_b}: {d.estimate:+.5f}  SE {d.se:.5f}  "
+                         f"{level} CI [{d.ci_low:+.5f}, {d.ci_high:+.5f}]  p = {d.p_value:.4f}")
+    return "\n".join(lines) + "\n"
