@@ -131,6 +131,13 @@ def _run(args) -> int:
                       f"{'NI' if r.non_inferior else 'not NI'}")
             print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
                   f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+            if spec.statistics.readers:
+                ra = r.reader_analysis
+                versus = ("reference" if r.is_reference else f"{ra['reader_difference']:+.3f} "
+                          f"[{ra['reader_difference_ci_low']:+.3f}, {ra['reader_difference_ci_high']:+.3f}] "
+                          f"p={format_p(ra['reader_difference_p_holm'])}")
+                print(f"  {'':>6}  {'':<{width}}  {spec.statistics.readers} readers, OR RRRC: {r.reader_auc:.3f} "
+                      f"[{r.reader_ci_low:.3f}, {r.reader_ci_high:.3f}]  {versus}")
     run = outcome.execution
     cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
     print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "

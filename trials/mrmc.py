@@ -436,6 +436,63 @@ def obuchowski_rockette(ratings: ReaderRatings, *, covariance: str = "jackknife"
         float(confidence))
 
 
+@dataclass(frozen=True)
+class ReaderStudy:
+    """Reader-averaged AUC of readers who scored the same cases, with the single-modality
+    Obuchowski-Rockette interval (random readers and cases, Hillis' degrees of freedom)."""
+
+    reader_aucs: np.ndarray  # (reader,)
+    auc: float
+    reader_sd: float
+    se: float
+    df: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+    covariance: str = "jackknife"
+
+
+def ratings_from_observers(readings: dict, cases=None) -> ReaderRatings:
+    """A fully crossed study from observer scores: ``readings`` maps each modality name to a list of
+    per-reader scores (objects with ``scores``, ``truth`` and ``index`` arrays, e.g.
+    :class:`~.observers.ObserverScores`), the same readers in the same order in every modality and every
+    reader tested on the same cases in the same order. ``cases`` names the cases (default: the indices)."""
+    modalities = list(readings)
+    if not modalities or not all(len(readers) for readers in readings.values()):
+        raise InvalidParameterError("readings: expected at least one modality with at least one reader")
+    first = readings[modalities[0]][0]
+    n_readers = len(readings[modalities[0]])
+    for modality, readers in readings.items():
+        require(len(readers) == n_readers, "readings", f"{len(readers)} readers in modality {modality!r}",
+                f"the same {n_readers} readers in every modality")
+        for j, reader in enumerate(readers):
+            if not (np.array_equal(reader.truth, first.truth) and np.array_equal(reader.index, first.index)):
+                raise InvalidParameterError(f"readings: reader {j} of modality {modality!r} was tested on other cases "
+                                            "than reader 0 of the first modality: a crossed design needs the same cases")
+    scores = np.array([[reader.scores for reader in readings[m]] for m in modalities], dtype=float)
+    cases = tuple(str(k) for k in (first.index if cases is None else cases))
+    return ReaderRatings(scores, np.asarray(first.truth), tuple(str(m) for m in modalities),
+                         tuple(str(j) for j in range(n_readers)), cases)
+
+
+def reader_study(reader_scores, *, confidence: float = 0.95, covariance: str = "jackknife") -> ReaderStudy:
+    """Reader-averaged AUC of observers retrained on resampled training sets and tested on the same cases.
+
+    The interval is the Obuchowski-Rockette single-modality interval with Hillis' degrees of freedom:
+    ``AUC +- t(ddf_H_single) sqrt([MS(R) + r max(Cov2, 0)] / r)``, clipped to [0, 1], where MS(R) is the
+    readers' AUC variance and Cov2 the covariance of two readers' AUCs over case samples (``covariance``:
+    jackknife or DeLong).
+    """
+    readers = list(reader_scores)
+    require(len(readers) >= 2, "reader_scores", len(readers), "at least 2 readers")
+    result = obuchowski_rockette(ratings_from_observers({"reading": readers}), covariance=covariance,
+                                 confidence=confidence)
+    m = result.rrrc.modalities[0]
+    aucs = result.aucs[0]
+    return ReaderStudy(aucs, m.auc, float(aucs.std(ddof=1)), m.se, m.df, max(0.0, m.ci_low), min(1.0, m.ci_high),
+                       float(confidence), covariance)
+
+
 def pseudovalues(ratings: ReaderRatings) -> np.ndarray:
     """Jackknife pseudovalues ``c A - (c - 1) A_(k)``, shape (modality, reader, case).
 

@@ -1,5 +1,5 @@
 """Detectability statistics: AUC with DeLong or bootstrap confidence intervals, paired differences,
-non-inferiority, ROC curves, multi-reader variability and multiplicity adjustment.
+non-inferiority, ROC curves and multiplicity adjustment (multi-reader analysis: :mod:`.mrmc`).
 
 The AUC is the Wilcoxon-Mann-Whitney statistic (ties count 1/2). DeLong, DeLong & Clarke-Pearson
 (Biometrics 1988) give its variance, and the covariance of two AUCs measured on the same cases, from
@@ -63,19 +63,6 @@ class NonInferiority:
     ci_low: float
     p_value: float
     non_inferior: bool
-
-
-@dataclass(frozen=True)
-class ReaderStudy:
-    """Reader-averaged AUC over observers retrained on resampled training sets."""
-
-    reader_aucs: np.ndarray
-    auc: float
-    reader_sd: float
-    se: float
-    ci_low: float
-    ci_high: float
-    confidence: float = 0.95
 
 
 def _check_scores(absent_scores, present_scores) -> tuple[np.ndarray, np.ndarray]:
@@ -263,23 +250,3 @@ def holm_adjust(p_values) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = adjusted
     return out
-
-
-def reader_study(reader_scores, *, confidence: float = 0.95) -> ReaderStudy:
-    """Reader-averaged AUC of observers retrained on resampled training sets and tested on the same cases.
-
-    The variance of the mean is ``reader_var / R + case_var`` (the readers share the test cases, so
-    the case component does not shrink with R; ``case_var`` is the mean DeLong variance), which is the
-    random-reader, random-case variance of Obuchowski & Rockette with perfectly correlated case errors
-    (conservative).
-    """
-    confidence = _check_confidence(confidence)
-    results = [auc_with_ci(r.absent, r.present) for r in reader_scores]
-    require(len(results) >= 2, "reader_scores", len(results), "at least 2 readers")
-    aucs = np.array([r.auc for r in results])
-    reader_var = aucs.var(ddof=1)
-    case_var = np.mean([r.se ** 2 for r in results])
-    se = float(np.sqrt(reader_var / len(aucs) + case_var))
-    mean = float(aucs.mean())
-    low, high = _normal_interval(mean, se, confidence)
-    return ReaderStudy(aucs, mean, float(np.sqrt(reader_var)), se, max(0.0, low), min(1.0, high), confidence)
