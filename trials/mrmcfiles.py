@@ -277,6 +277,39 @@ def read_lrc(path) -> ReaderRatings:
         raise ReaderFileError(f"{path}: {error}") from None
 
 
+def ratings_from_score_records(records: list[dict], defect: str) -> ReaderRatings:
+    """One defect type of a trial's ``scores.csv`` (records as :func:`.outputs.read_table` returns them) as a
+    crossed study with one reader, the trial's observer: modalities are the (dose, method) readings
+    (``<dose>:<method>``), cases ``p<patient>s<state>r<realization>``. Write it with :func:`write_imrmc`.
+
+    Raises
+    ------
+    InvalidParameterError
+        No records of ``defect``, or readings that did not score the same cases.
+    """
+    from .analysis import reading_label
+
+    mine = [r for r in records if r["defect"] == defect]
+    if not mine:
+        raise InvalidParameterError(f"defect={defect!r} is not allowed: expected one of "
+                                    f"{sorted({str(r['defect']) for r in records})}")
+    readings: dict[str, dict[str, tuple[int, float]]] = {}
+    for r in mine:
+        case = f"p{r['patient']}s{r['state']}r{r['realization']}"
+        readings.setdefault(reading_label(float(r["dose_fraction"]), str(r["method"])), {})[case] = (
+            int(r["truth"]), float(r["score"]))
+    modalities = list(readings)
+    cases = list(readings[modalities[0]])
+    for modality, scored in readings.items():
+        if set(scored) != set(cases):
+            missing = sorted(set(cases) ^ set(scored))[0]
+            raise InvalidParameterError(f"scores: reading {modality!r} and reading {modalities[0]!r} scored different "
+                                        f"cases (e.g. {missing!r}): a crossed study needs the same cases in every reading")
+    scores = np.array([[[readings[m][case][1] for case in cases]] for m in modalities])
+    truth = np.array([readings[modalities[0]][case][0] for case in cases])
+    return ReaderRatings(scores, truth, tuple(modalities), ("observer",), tuple(cases))
+
+
 def read_reader_file(path) -> ReaderRatings:
     """Read an iMRMC (``.imrmc``) or LRC (``.lrc``) file, chosen by the file's extension."""
     path = Path(path)

@@ -7,7 +7,10 @@ import pytest
 from spectrial.phantoms.errors import InvalidParameterError
 from spectrial.trials.cli import main
 from spectrial.trials.mrmc import ReaderRatings, reader_aucs
-from spectrial.trials.mrmcfiles import ReaderFileError, read_imrmc, read_lrc, read_reader_file, write_imrmc, write_lrc
+from spectrial.trials.mrmcfiles import (ReaderFileError, ratings_from_score_records, read_imrmc, read_lrc,
+                                        read_reader_file, write_imrmc, write_lrc)
+from spectrial.trials.outputs import read_table, write_table
+from spectrial.trials.statistics import wmw_auc
 
 # Two readers, two modalities, cases n1, n2 (absent) and p1, p2 (present). Reader r1 in modality A ranks
 # both present cases above both absent ones (AUC 1); reader r2 in A puts p1 below both absent cases and
@@ -146,3 +149,24 @@ def test_spectrial_mrmc_prints_the_analysis_and_reports_bad_files(tmp_path, caps
     path.write_text(broken(SMALL, "-1,p2,0,1\n", ""))
     assert main(["mrmc", str(path)]) == 2
     assert "line 13: case 'p2' has no truth row" in capsys.readouterr().err
+
+
+def test_a_trials_scores_table_becomes_an_imrmc_file_with_the_observers_aucs(tmp_path):
+    rng = np.random.default_rng(2)
+    records = [{"defect": "inferior", "patient": p, "state": state, "realization": r, "dose_fraction": f,
+                "method": method, "truth": int(state > 0), "score": float(rng.normal() + (state > 0) * f)}
+               for f in (1.0, 0.25) for method in ("none", "nlm(h=0.1, patch=3)") for p in range(3)
+               for state in (0, 1) for r in range(4)]
+    write_table(records, tmp_path / "scores.csv")
+    study = ratings_from_score_records(read_table(tmp_path / "scores.csv"), "inferior")
+    back = read_imrmc(write_imrmc(study, tmp_path / "scores.imrmc"))
+    assert back.modalities == ("1:none", "1:nlm(h=0.1_patch=3)", "0.25:none", "0.25:nlm(h=0.1_patch=3)")
+    for i, (f, method) in enumerate([(1.0, "none"), (1.0, "nlm(h=0.1, patch=3)"), (0.25, "none"),
+                                     (0.25, "nlm(h=0.1, patch=3)")]):
+        mine = [r for r in records if r["dose_fraction"] == f and r["method"] == method]
+        expected = wmw_auc([r["score"] for r in mine if r["truth"] == 0], [r["score"] for r in mine if r["truth"] == 1])
+        assert reader_aucs(back)[i, 0] == pytest.approx(expected)
+    with pytest.raises(InvalidParameterError, match="defect='anterior'"):
+        ratings_from_score_records(records, "anterior")
+    with pytest.raises(InvalidParameterError, match="different cases"):
+        ratings_from_score_records(records[:-1], "inferior")
