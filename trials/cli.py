@@ -89,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_reconstruct_parser(sub)
 
+    mrmc = sub.add_parser("mrmc", help="analyse a reader-study file (iMRMC or .lrc) by Obuchowski-Rockette or DBM",
+                          description="Read a fully crossed reader study from an iMRMC input file (.imrmc) or a "
+                                      "LABMRMC/RJafroc .lrc file and print the Obuchowski-Rockette (Hillis degrees of "
+                                      "freedom) or DBM analysis of the readers' empirical AUCs: random readers and "
+                                      "cases (RRRC), fixed readers (FRRC) and fixed cases (RRFC).")
+    mrmc.add_argument("file", help="reader-study file: .imrmc or .lrc")
+    mrmc.add_argument("--method", choices=["or", "dbm"], default="or",
+                      help="or: Obuchowski-Rockette (default); dbm: Dorfman-Berbaum-Metz on jackknife pseudovalues")
+    mrmc.add_argument("--covariance", choices=["jackknife", "delong"], default="jackknife",
+                      help="covariance of the AUCs over cases for OR (default: jackknife; DBM uses the jackknife)")
+    mrmc.add_argument("--confidence", type=float, default=0.95, help="two-sided interval level (default 0.95)")
+
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
@@ -140,6 +152,13 @@ def _run(args) -> int:
                       f"{verdict.text}")
             print(f"  {dose_label(r.dose_fraction):>5} dose  {methods[r.method]:<{width}}  {r.auc:.3f} "
                   f"[{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+            if spec.statistics.readers:
+                ra = r.reader_analysis
+                versus = ("reference" if r.is_reference else f"{ra['reader_difference']:+.3f} "
+                          f"[{ra['reader_difference_ci_low']:+.3f}, {ra['reader_difference_ci_high']:+.3f}] "
+                          f"p={format_p(ra['reader_difference_p_holm'])}")
+                print(f"  {'':>10}  {'':<{width}}  {spec.statistics.readers} readers, OR RRRC: {r.reader_auc:.3f} "
+                      f"[{r.reader_ci_low:.3f}, {r.reader_ci_high:.3f}]  {versus}")
     run = outcome.execution
     cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
     print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "
@@ -259,6 +278,16 @@ def _train(args) -> int:
     return 0
 
 
+def _mrmc(args) -> int:
+    from .mrmc import mrmc_analysis, mrmc_table
+    from .mrmcfiles import read_reader_file
+
+    ratings = read_reader_file(args.file)
+    result = mrmc_analysis(ratings, method=args.method, covariance=args.covariance, confidence=args.confidence)
+    sys.stdout.write(f"{args.file}\n" + mrmc_table(result))
+    return 0
+
+
 def _show_config(args) -> int:
     from .spec import dump_trial, load_trial
 
@@ -271,7 +300,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train}.get(args.command, getattr(args, "handler", None))
+               "train": _train, "mrmc": _mrmc}.get(args.command, getattr(args, "handler", None))
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

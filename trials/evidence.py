@@ -92,15 +92,18 @@ def platform_record() -> dict:
 
 def random_streams(spec: TrialSpec) -> dict:
     """How every random generator of the trial is derived (the keys are documented, not execution-ordered)."""
+    keys = {
+        "population": [POPULATION_KEY, "patient"],
+        "noise": [NOISE_KEY, "patient", "state", "realization"],
+        "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
+        "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
+        "defect location": [LOCATION_KEY, "patient", "defect"],
+    }
+    if spec.statistics.readers:
+        keys["readers' training resamples (the same in every reading)"] = [STATISTICS_KEY, 2, "defect"]
     return {
         "scheme": f"numpy.random.default_rng(numpy.random.SeedSequence({spec.seed}, spawn_key=key))",
-        "keys": {
-            "population": [POPULATION_KEY, "patient"],
-            "noise": [NOISE_KEY, "patient", "state", "realization"],
-            "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
-            "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
-            "defect location": [LOCATION_KEY, "patient", "defect"],
-        },
+        "keys": keys,
         "states": {"0": "defect absent", **{str(k + 1): label for k, label in enumerate(spec.defect_labels)}},
     }
 

@@ -94,8 +94,12 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             f"{reference_method.lower()} on the same cases (paired difference); low dose with a method is "
             f"non-inferior when the difference's one-sided test rejects a loss larger than "
             f"{stat.non_inferiority_margin:g} AUC. p-values are Holm-adjusted over the table."
-            + (f" Reader variability: {stat.readers} observers retrained on bootstrap resamples of the training cases."
-               if stat.readers else "")),
+            + (f" Multi-reader analysis: {stat.readers} observers retrained on bootstrap resamples of the training "
+               "cases (reader j on the same resample in every reading) read the same test cases; reader-averaged AUCs "
+               "with Obuchowski-Rockette single-modality intervals and differences to the reference by the OR "
+               "random-reader random-case analysis of the two readings (jackknife covariances, Hillis' degrees of "
+               "freedom; p Holm-adjusted over the table). The readers' scores are in readers-defect*.imrmc (iMRMC "
+               "format)." if stat.readers else "")),
         "Fidelity": (
             "RMSE, NRMSE, PSNR, SSIM and Pearson correlation in a heart-centred box, against the noiseless full-dose "
             "reconstruction and against the true activity; myocardial noise is the voxel standard deviation across "
@@ -153,6 +157,10 @@ def _answer_rows(results: list[dict], methods: dict[str, str], defects: dict[str
             "noise": _fmt(r["myocardium_noise_percent"], 1),
             "reader": None if r.get("reader_auc") is None or math.isnan(r["reader_auc"]) else
             f"{_fmt(r['reader_auc'])} [{_fmt(r['reader_ci_low'])}, {_fmt(r['reader_ci_high'])}] (SD {_fmt(r['reader_sd'])})",
+            "reader_difference": "" if reference or r.get("reader_difference") is None else
+            f"{r['reader_difference']:+.3f} [{r['reader_difference_ci_low']:+.3f}, {r['reader_difference_ci_high']:+.3f}]",
+            "reader_p_holm": "" if reference or r.get("reader_difference_p_holm") is None else
+            format_p(r["reader_difference_p_holm"]),
             "polar_extent": _fmt(r.get("polar_extent_percent"), 1), "true_polar_extent":
             _fmt(r.get("true_polar_extent_percent"), 1),
         })

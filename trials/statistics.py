@@ -1,5 +1,5 @@
 """Detectability statistics: AUC with DeLong or bootstrap confidence intervals, paired differences,
-non-inferiority, ROC curves, multi-reader variability and multiplicity adjustment.
+non-inferiority, ROC curves and multiplicity adjustment (multi-reader analysis: :mod:`.mrmc`).
 
 The AUC is the Wilcoxon-Mann-Whitney statistic (ties count 1/2). DeLong, DeLong & Clarke-Pearson
 (Biometrics 1988) give its variance, and the covariance of two AUCs measured on the same cases, from
@@ -65,19 +65,6 @@ class NonInferiority:
     non_inferior: bool
 
 
-@dataclass(frozen=True)
-class ReaderStudy:
-    """Reader-averaged AUC over observers retrained on resampled training sets."""
-
-    reader_aucs: np.ndarray
-    auc: float
-    reader_sd: float
-    se: float
-    ci_low: float
-    ci_high: float
-    confidence: float = 0.95
-
-
 def _check_scores(absent_scores, present_scores) -> tuple[np.ndarray, np.ndarray]:
     absent = np.asarray(absent_scores, dtype=float).ravel()
     present = np.asarray(present_scores, dtype=float).ravel()
@@ -98,12 +85,13 @@ def placements(absent: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
     """DeLong structural components.
 
     Returns ``v10`` (per present case: fraction of absent cases scored below it, ties 1/2) and ``v01``
-    (per absent case: fraction of present cases scored above it); both average to the AUC.
+    (per absent case: fraction of present cases scored above it); both average to the AUC. Cases lie
+    along the last axis; leading axes (e.g. modality, reader) are kept.
     """
-    n0, n1 = len(absent), len(present)
-    rank_all = stats.rankdata(np.concatenate([absent, present]))
-    v10 = (rank_all[n0:] - stats.rankdata(present)) / n0
-    v01 = 1.0 - (rank_all[:n0] - stats.rankdata(absent)) / n1
+    n0, n1 = absent.shape[-1], present.shape[-1]
+    rank_all = stats.rankdata(np.concatenate([absent, present], axis=-1), axis=-1)
+    v10 = (rank_all[..., n0:] - stats.rankdata(present, axis=-1)) / n0
+    v01 = 1.0 - (rank_all[..., :n0] - stats.rankdata(absent, axis=-1)) / n1
     return v10, v01
 
 
@@ -262,26 +250,6 @@ def holm_adjust(p_values) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = adjusted
     return out
-
-
-def reader_study(reader_scores, *, confidence: float = 0.95) -> ReaderStudy:
-    """Reader-averaged AUC of observers retrained on resampled training sets and tested on the same cases.
-
-    The variance of the mean is ``reader_var / R + case_var`` (the readers share the test cases, so
-    the case component does not shrink with R; ``case_var`` is the mean DeLong variance), which is the
-    random-reader, random-case variance of Obuchowski & Rockette with perfectly correlated case errors
-    (conservative).
-    """
-    confidence = _check_confidence(confidence)
-    results = [auc_with_ci(r.absent, r.present) for r in reader_scores]
-    require(len(results) >= 2, "reader_scores", len(results), "at least 2 readers")
-    aucs = np.array([r.auc for r in results])
-    reader_var = aucs.var(ddof=1)
-    case_var = np.mean([r.se ** 2 for r in results])
-    se = float(np.sqrt(reader_var / len(aucs) + case_var))
-    mean = float(aucs.mean())
-    low, high = _normal_interval(mean, se, confidence)
-    return ReaderStudy(aucs, mean, float(np.sqrt(reader_var)), se, max(0.0, low), min(1.0, high), confidence)
 
 
 # Fewer cases per class than this and a normal-approximation (DeLong) interval is a rough guide only: the

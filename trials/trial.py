@@ -136,6 +136,7 @@ def _run_in_folder(spec: TrialSpec, out_dir: Path, patients, plan, key: str, *, 
         (stage / evidence.RESOLVED_SPEC).write_text(dump_trial(spec))
         outputs.write_results_csv(analysis.rows, stage / outputs.RESULTS_CSV)
         outputs.write_table(analysis.score_records(), stage / outputs.SCORES_CSV)
+        outputs.write_reader_studies(spec, analysis.reader_studies, stage)
         outputs.write_table(outputs.fidelity_records(spec, units), stage / outputs.FIDELITY_CSV)
         outputs.write_patients_json(spec, patients, units, stage / outputs.PATIENTS_JSON)
         outputs.write_examples(spec, units, stage / outputs.EXAMPLES_NPZ)
