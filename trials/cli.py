@@ -295,12 +295,35 @@ def _show_config(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .exchange import EXPORT_MANIFEST, ExportSelection, export_cases
+
+    selection = ExportSelection(
+        patients=tuple(args.patient) if args.patient else None, states=tuple(args.state) if args.state else None,
+        doses=tuple(args.dose) if args.dose else None, methods=tuple(args.method) if args.method else None,
+        realizations=tuple(args.realization) if args.realization else (0,))
+    written = export_cases(args.results_dir, args.out, format=args.format, selection=selection,
+                           progress=lambda message: print(message, flush=True))
+    print(f"{len(written)} files written to {args.out} (listed in {Path(args.out) / EXPORT_MANIFEST})")
+    return 0
+
+
+def _reconstruct(args) -> int:
+    from .exchange import reconstruct_file
+
+    changes = {k: getattr(args, k) for k in ("iterations", "subsets") if getattr(args, k) is not None}
+    path = reconstruct_file(args.projections, args.out, mu_path=args.mu, scatter=args.scatter, trial=args.trial,
+                            protocol=args.protocol, gate_windows=tuple(args.gate_windows.split(",")), changes=changes)
+    print(f"reconstruction written to {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train, "mrmc": _mrmc}.get(args.command, getattr(args, "handler", None))
+               "train": _train, "mrmc": _mrmc, "export": _export, "reconstruct": _reconstruct}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:

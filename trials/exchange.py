@@ -280,7 +280,7 @@ def reconstruct_file(projections_path: str | os.PathLike, out: str | os.PathLike
 
 
 def add_export_parser(sub) -> None:
-    """The ``spectrial export`` subcommand (its handler travels as ``args.handler``)."""
+    """The ``spectrial export`` subcommand."""
     export = sub.add_parser(
         "export", help="write chosen cases' projections and reconstructions as DICOM, Interfile or NIfTI",
         description="Regenerate chosen cases of a results directory (bit-identical to what the trial read; the store "
@@ -299,19 +299,7 @@ def add_export_parser(sub) -> None:
     export.add_argument("--method", action="append", help="method label, name or index (repeatable; default: all)")
     export.add_argument("--realization", type=int, action="append",
                         help="noise realization (repeatable; default: 0)")
-    export.set_defaults(handler=_export)
     return None
-
-
-def _export(args) -> int:
-    selection = ExportSelection(
-        patients=tuple(args.patient) if args.patient else None, states=tuple(args.state) if args.state else None,
-        doses=tuple(args.dose) if args.dose else None, methods=tuple(args.method) if args.method else None,
-        realizations=tuple(args.realization) if args.realization else (0,))
-    written = export_cases(args.results_dir, args.out, format=args.format, selection=selection,
-                           progress=lambda message: print(message, flush=True))
-    print(f"{len(written)} files written to {args.out} (listed in {Path(args.out) / EXPORT_MANIFEST})")
-    return 0
 
 
 def add_reconstruct_parser(sub) -> None:
@@ -335,12 +323,3 @@ def add_reconstruct_parser(sub) -> None:
     rec.add_argument("--protocol", help=f"protocol preset of a GATE .mhd acquisition ({', '.join(sorted(PROTOCOLS))})")
     rec.add_argument("--gate-windows", default="photopeak",
                      help="order of the energy windows in a GATE stack, comma-separated (default: photopeak)")
-    rec.set_defaults(handler=_reconstruct)
-
-
-def _reconstruct(args) -> int:
-    changes = {k: getattr(args, k) for k in ("iterations", "subsets") if getattr(args, k) is not None}
-    path = reconstruct_file(args.projections, args.out, mu_path=args.mu, scatter=args.scatter, trial=args.trial,
-                            protocol=args.protocol, gate_windows=tuple(args.gate_windows.split(",")), changes=changes)
-    print(f"reconstruction written to {path}")
-    return 0
