@@ -22,7 +22,7 @@ import torch
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.images import Projections, Volume
 
-from .enhancement import DOMAINS, EnhancementMethod
+from .enhancement import DOMAINS, METHODS, EnhancementMethod
 from .networks import ARCHITECTURE_LABELS, ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
 
@@ -76,6 +76,7 @@ def _on_device(method, device: str):
     return dataclasses.replace(method, device=str(device))
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class NetworkDenoiser(EnhancementMethod):
     """A network trained by ``spectrial train`` (U-Net, residual CNN, GAN generator, Noise2Noise; one per
@@ -256,6 +257,7 @@ def _load_module(kind: str, path: str, architecture: str, mtime: float):
     return module
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class PluginMethod(EnhancementMethod):
     """A user's model, given by exactly one of:

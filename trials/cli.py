@@ -200,7 +200,7 @@ def _report(args) -> int:
 def _phantom(args) -> int:
     from spectrial.phantoms import write_phantom
 
-    from .runner import trial_patients, trial_phantom
+    from .cases import trial_patients, trial_phantom
     from .spec import load_trial
 
     spec = load_trial(args.trial)

@@ -44,8 +44,9 @@ from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.devices import resolve_device
 
-from .plan import WorkUnit
-from .runner import simulate_unit, trial_rng
+from .unit import WorkUnit
+from .streams import trial_rng
+from .unit import simulate_unit
 from .spec import SpecError, from_record, load_trial
 
 TARGETS = ("full-dose", "noiseless", "noise2noise")
