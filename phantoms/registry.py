@@ -102,7 +102,7 @@ class Registry:
         lines = []
         for name in self.names():
             cls = self._classes[name]
-            summary = (inspect.getdoc(cls) or "").split("\n", 1)[0]
+            summary = " ".join((inspect.getdoc(cls) or "").split("\n\n", 1)[0].split())
             defaults = []
             for f in dataclasses.fields(cls):
                 if not f.init:

@@ -28,7 +28,7 @@ from spectrial.phantoms.sources import ParametricSource, PhantomSource
 from spectrial.simulate import NOISE_MODES, Collimator, Protocol, ScatterModel
 from spectrial.simulate.devices import check_device_name
 from spectrial.simulate.noise import check_dose_fractions
-from spectrial.simulate.reconstruction import ReconstructionSettings
+from spectrial.simulate.reconstruction import RECONSTRUCTORS, ReconstructionSettings
 from spectrial.simulate.simulators import AnalyticSimulator, Simulator
 
 from .channels import ChannelFamily, SquareChannels
@@ -410,6 +410,14 @@ def method_label(method: EnhancementMethod) -> str:
         return method.name
     return f"{method.name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                          for k, v in params.items()) + ")"
+
+
+def stage_registries() -> dict[str, Registry]:
+    """Where a trial file chooses each kind of stage, and the registry it chooses from."""
+    return {"simulation.phantoms": PhantomSource.registry, "simulation.simulator": Simulator.registry,
+            "reconstruction.algorithm": RECONSTRUCTORS,
+            "methods[].name": METHODS, "observer.observer": Observer.registry,
+            "observer.channels.family": ChannelFamily.registry}
 
 
 # ---- record <-> dataclass -------------------------------------------------------------------
