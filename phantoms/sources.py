@@ -30,10 +30,10 @@ class PhantomSource:
     name: ClassVar[str]
     registry: ClassVar[Registry] = PHANTOM_SOURCES
 
-    def patient(self, rng: np.random.Generator, *, variability: PopulationVariability,
+    def patient(self, index: int, rng: np.random.Generator, *, variability: PopulationVariability,
                 uptake: UptakeParameters) -> Patient:
-        """One virtual patient drawn from ``rng`` (the patient's own stream), around the ``uptake``
-        biokinetics with the population's ``variability``."""
+        """Virtual patient ``index`` of the trial, drawn from ``rng`` (the patient's own stream) around the
+        ``uptake`` biokinetics with the population's ``variability``."""
         raise NotImplementedError
 
     def phantom(self, patient: Patient, grid: Grid, *, defect: DefectSpec | None, supersampling: int) -> Phantom:
@@ -51,7 +51,7 @@ class ParametricSource(PhantomSource):
 
     name: ClassVar[str] = "parametric"
 
-    def patient(self, rng, *, variability, uptake):
+    def patient(self, index, rng, *, variability, uptake):
         return sample_population(1, rng=rng, variability=variability, uptake=uptake)[0]
 
     def phantom(self, patient, grid, *, defect, supersampling):

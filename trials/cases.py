@@ -18,7 +18,7 @@ def trial_patients(spec: TrialSpec) -> list[Patient]:
     """The trial's population; patient ``i`` is drawn from its own keyed stream, so it does not change
     when the trial grows."""
     source = spec.simulation.phantoms
-    return [source.patient(trial_rng(spec.seed, POPULATION_KEY, i), variability=spec.population, uptake=spec.uptake)
+    return [source.patient(i, trial_rng(spec.seed, POPULATION_KEY, i), variability=spec.population, uptake=spec.uptake)
             for i in range(spec.simulation.n_patients)]
 
 

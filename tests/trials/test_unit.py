@@ -27,8 +27,8 @@ class TwinSource(ParametricSource):
 
     name: ClassVar[str] = "twins"
 
-    def patient(self, rng, *, variability, uptake):
-        return Patient(AnatomyParameters(), super().patient(rng, variability=variability, uptake=uptake).uptake)
+    def patient(self, index, rng, *, variability, uptake):
+        return Patient(AnatomyParameters(), super().patient(index, rng, variability=variability, uptake=uptake).uptake)
 
 
 @dataclass(frozen=True)
