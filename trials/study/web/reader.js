@@ -122,8 +122,8 @@ async function send(answer) {
     const reply = await call("/api/answer", {method: "POST", headers: {"Content-Type": "application/json"},
                                               body: JSON.stringify(Object.assign({item: current.item}, answer))});
     if (reply.status === 409) {  // answered in another tab, or no longer the current case
-      $("status").textContent = reply.body.error + "; showing your next case.";
       await loadNext();
+      $("status").textContent = reply.body.error + "; showing your next case.";
       return;
     }
     if (reply.status !== 200) { $("status").textContent = reply.body.error; enable(true); return; }
