@@ -65,6 +65,30 @@ def _units(items, labels, truth) -> dict[tuple[int, ...], str]:
     return names
 
 
+def _layout(db):
+    """The arms ``[(id, label)]``, each case's truth, the study items and the analysed units (sorted by name)
+    with their names."""
+    arms = db.execute("SELECT id, label FROM arms ORDER BY id").fetchall()
+    labels = dict(db.execute("SELECT id, label FROM cases"))
+    truth = dict(db.execute("SELECT id, truth FROM cases"))
+    items = _study_items(db)
+    names = _units(items, labels, truth)
+    return arms, truth, items, names, sorted(names, key=lambda cases: names[cases])
+
+
+def _crossed(scores, arms, truth, names, units, readers, paired) -> ReaderRatings:
+    """A :class:`ReaderRatings` of ``scores`` (arm, reader, unit); 2AFC units come after the two reference
+    cases (see the module notes)."""
+    modalities = tuple(label for _, label in arms)
+    case_names = tuple(names[cases] for cases in units)
+    if paired:
+        reference = np.full(scores.shape[:2] + (len(REFERENCE_CASES),), 0.5)
+        return ReaderRatings(np.concatenate([reference, scores], axis=2),
+                             np.r_[np.zeros(len(REFERENCE_CASES), int), np.ones(len(units), int)],
+                             modalities, tuple(readers), REFERENCE_CASES + case_names)
+    return ReaderRatings(scores, np.array([truth[cases[0]] for cases in units]), modalities, tuple(readers), case_names)
+
+
 def study_ratings(study, *, readers=None) -> ReaderRatings:
     """The readers' answers to the study items as a fully crossed study: modalities are the arms
     (``<dose>:<method>``), readers those who answered every study item (or ``readers``, in that order),
@@ -78,12 +102,7 @@ def study_ratings(study, *, readers=None) -> ReaderRatings:
     database = _database(study)
     paired = database.meta["paradigm"] == "2afc"
     with database.connect() as db:
-        arms = db.execute("SELECT id, label FROM arms ORDER BY id").fetchall()
-        labels = dict(db.execute("SELECT id, label FROM cases"))
-        truth = dict(db.execute("SELECT id, truth FROM cases"))
-        items = _study_items(db)
-        names = _units(items, labels, truth)
-        units = sorted(names, key=lambda cases: names[cases])
+        arms, truth, items, names, units = _layout(db)
         counts = dict(db.execute("SELECT r.name, COUNT(a.id) FROM readers r LEFT JOIN ratings a ON a.reader_id = r.id "
                                  "AND a.item_id IN (SELECT id FROM items WHERE training = 0) GROUP BY r.id"))
         complete = sorted(name for name, n in counts.items() if n == len(items))
@@ -106,14 +125,7 @@ def study_ratings(study, *, readers=None) -> ReaderRatings:
                 if item_id in items:
                     arm_id, cases, _ = items[item_id]
                     scores[arm_index[arm_id], j, unit_index[cases]] = correct if paired else score
-    case_names = [names[cases] for cases in units]
-    if paired:
-        reference = np.full((len(arms), len(readers), len(REFERENCE_CASES)), 0.5)
-        return ReaderRatings(np.concatenate([reference, scores], axis=2),
-                             np.r_[np.zeros(len(REFERENCE_CASES), int), np.ones(len(units), int)],
-                             tuple(label for _, label in arms), tuple(readers), REFERENCE_CASES + tuple(case_names))
-    return ReaderRatings(scores, np.array([truth[cases[0]] for cases in units]), tuple(label for _, label in arms),
-                         tuple(readers), tuple(case_names))
+    return _crossed(scores, arms, truth, names, units, readers, paired)
 
 
 def model_ratings(study) -> ReaderRatings:
@@ -121,13 +133,8 @@ def model_ratings(study) -> ReaderRatings:
     database = _database(study)
     paired = database.meta["paradigm"] == "2afc"
     with database.connect() as db:
-        arms = db.execute("SELECT id, label FROM arms ORDER BY id").fetchall()
-        labels = dict(db.execute("SELECT id, label FROM cases"))
-        truth = dict(db.execute("SELECT id, truth FROM cases"))
+        arms, truth, _, names, units = _layout(db)
         model = {(c, a): s for c, a, s in db.execute("SELECT case_id, arm_id, score FROM model_scores")}
-        items = _study_items(db)
-    names = _units(items, labels, truth)
-    units = sorted(names, key=lambda cases: names[cases])
     scores = np.empty((len(arms), 1, len(units)))
     for i, (arm_id, _) in enumerate(arms):
         for k, cases in enumerate(units):
@@ -138,14 +145,7 @@ def model_ratings(study) -> ReaderRatings:
                 scores[i, 0, k] = 1.0 if difference > 0 else 0.5 if difference == 0 else 0.0
             else:
                 scores[i, 0, k] = model[(cases[0], arm_id)]
-    case_names = [names[cases] for cases in units]
-    modalities = tuple(label for _, label in arms)
-    if paired:
-        return ReaderRatings(np.concatenate([np.full((len(arms), 1, 2), 0.5), scores], axis=2),
-                             np.r_[0, 0, np.ones(len(units), int)], modalities, ("observer",),
-                             REFERENCE_CASES + tuple(case_names))
-    return ReaderRatings(scores, np.array([truth[cases[0]] for cases in units]), modalities, ("observer",),
-                         tuple(case_names))
+    return _crossed(scores, arms, truth, names, units, ("observer",), paired)
 
 
 def answer_records(study) -> list[dict]:
