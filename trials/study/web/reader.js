@@ -101,6 +101,7 @@ async function loadNext() {
   }
   const panels = $("panels");
   panels.replaceChildren();
+  panels.className = current.images.length === 2 ? "pair" : "single";
   if (current.images.length === 2) {
     panels.appendChild(panel("Left", current.images[0]));
     panels.appendChild(panel("Right", current.images[1]));
