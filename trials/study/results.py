@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from spectrial.phantoms.errors import InvalidParameterError
 
-from ..figures import _style, dose_label, png_bytes
+from ..figures import METHOD_COLOURS, _style, dose_label, png_bytes
 from ..mrmc import ReaderRatings, mrmc_analysis, mrmc_table, reader_aucs
 from ..mrmcfiles import write_imrmc, write_lrc
 from ..statistics import auc_with_ci
@@ -218,16 +218,18 @@ def human_vs_model_figure(humans: list[dict], *, confidence: float, fom: str) ->
     with _style():
         fig = Figure(figsize=(6.4, 5.2), layout="constrained")
         ax = fig.subplots()
-        ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--", label="human = model")
+        ax.plot([0, 1.02], [0, 1.02], color="#999999", lw=1, ls="--", label="human = model")
         for i, arm in enumerate(humans):
-            colour = f"C{i % 10}"
+            colour = METHOD_COLOURS[i % len(METHOD_COLOURS)]
             ax.scatter([arm["model"]] * len(arm["readers"]), arm["readers"], s=12, color=colour, alpha=0.5)
             ax.errorbar(arm["model"], arm["human"], xerr=[[arm["model"] - arm["model_ci"][0]],
                                                           [arm["model_ci"][1] - arm["model"]]],
                         yerr=[[arm["human"] - arm["human_ci"][0]], [arm["human_ci"][1] - arm["human"]]],
                         fmt="o", color=colour, capsize=3, label=arm["name"])
-        ax.set_xlim(0.3, 1.0)
-        ax.set_ylim(0.3, 1.0)
+        low = max(0.0, min([0.5] + [a["model_ci"][0] for a in humans] + [a["human_ci"][0] for a in humans]
+                           + [r for a in humans for r in a["readers"]]) - 0.03)
+        ax.set_xlim(low, 1.02)
+        ax.set_ylim(low, 1.02)
         ax.set_aspect("equal")
         level = f"{100 * confidence:g} %"
         ax.set_xlabel(f"model observer (trial CHO) {fom}, {level} CI")
