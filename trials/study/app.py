@@ -6,6 +6,9 @@ learns opaque item and image numbers; every answer goes to :meth:`.StudyDatabase
 before anything about the truth (training items only) is returned. The app serves no file from disk
 except its own page, script and style, so no path outside the study can be requested; requests for truth,
 for another reader's ratings or for images of items not yet on the reader's screen are refused.
+
+The handlers call the database on the event loop: each call takes milliseconds, and one server process
+thereby applies answers one at a time (SQLite's lock does the same across processes).
 """
 
 from __future__ import annotations
