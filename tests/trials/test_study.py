@@ -316,3 +316,28 @@ def test_a_trial_that_kept_its_volumes_gives_the_study_regeneration_gives(study,
                  seed=11)
     # Read from the store or simulated again: the same cases, scores and image bytes.
     assert open_study(tmp_path / "from-stored").design_rows() == open_study(study).design_rows()
+
+
+def test_a_0_to_100_study_read_by_one_reader_reports_that_readers_auc_without_mrmc(finished_trial, tmp_path):
+    out = tmp_path / "slider"
+    create_study(finished_trial, out, n_cases=6, doses=[1.0], methods=["none"], n_training=0, seed=4, scale="100")
+    rng = np.random.default_rng(2)
+    given = {}
+    with LiveServer(out) as server:
+        client = Client(server.url).login("olga")
+        while True:
+            _, shown = client.json("/api/next")
+            if shown["item"] is None:
+                break
+            assert client.answer(shown["item"], score=100.5)[0] == 400
+            score = round(float(rng.uniform(0, 100)), 1)
+            status, stored = client.answer(shown["item"], score=score)
+            assert status == 200 and "truth" not in stored  # study items never return their truth
+            given[shown["item"]] = score
+    summary = json.loads((analyze_study(out).parent / "summary.json").read_text())
+    truth = dict(query(out, "SELECT ic.item_id, c.truth FROM item_cases ic JOIN cases c ON c.id = ic.case_id"))
+    reader = pair_count_auc([s for i, s in given.items() if truth[i] == 0], [s for i, s in given.items() if truth[i] == 1])
+    (arm,) = summary["arms"]
+    assert summary["readers"] == ["olga"] and arm["readers"] == [pytest.approx(reader)]
+    assert arm["human"] == pytest.approx(reader) and arm["p_human_vs_model"] is None
+    assert "at least 2" in (out / "analysis" / "mrmc.txt").read_text()
