@@ -310,8 +310,8 @@ def test_bad_study_inputs_are_refused_with_the_parameter_named(finished_trial, t
 
 
 def test_a_trial_that_kept_its_volumes_gives_the_study_regeneration_gives(study, tmp_path):
-    kept = tmp_path / "kept"
-    run_tiny_trial(kept, execution={"keep_volumes": True})
+    kept = tmp_path / "kept"  # and ran each case's realizations in units of two
+    run_tiny_trial(kept, execution={"keep_volumes": True}, simulation={"realizations_per_unit": 2})
     create_study(kept, tmp_path / "from-stored", n_cases=10, doses=[1.0, 0.25], methods=["none"], n_training=2,
                  seed=11)
     # Read from the store or simulated again: the same cases, scores and image bytes.
