@@ -29,7 +29,8 @@ def add_study_parser(sub) -> None:
     create.add_argument("--doses", type=float, nargs="+", metavar="F", help="dose fractions (default: all)")
     create.add_argument("--methods", nargs="+", metavar="M", help="methods by label, name or index (default: all)")
     create.add_argument("--training-cases", type=int, default=4,
-                        help="training screens before the study, truth shown after each (default 4)")
+                        help="training cases (2afc: pairs), read in every arm before the study, truth shown after "
+                             "each answer (default 4)")
     create.add_argument("--defect", default="0", help="defect type read: index or label (default 0)")
     create.add_argument("--seed", type=int, default=0, help="seeds cases, pairs and each reader's order (default 0)")
     create.add_argument("--colour-scale", default="gist_heat", help="matplotlib colour map (default gist_heat)")

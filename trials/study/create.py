@@ -72,7 +72,8 @@ def create_study(results_dir: str | os.PathLike, out: str | os.PathLike, *, para
     doses, methods : sequence, optional
         The arms: every chosen dose with every chosen method (default: all of the trial's).
     n_training : int
-        Training screens (cases or pairs, not in the study; truth shown after each answer).
+        Training cases (2AFC: pairs), not in the study, each read in every arm before the study items, the
+        truth shown after each answer.
     seed : int
         Seeds every choice of the study (cases, pairs, sides, identifiers, each reader's order).
     defect : int or str
