@@ -42,7 +42,7 @@ from spectrial.models import make_method
 from spectrial.phantoms import DefectSpec
 from spectrial.trials import ResultStore, dump_trial, load_trial, plan_trial, run_trial
 from spectrial.trials.channels import make_channels
-from spectrial.trials.runner import trial_patients
+from spectrial.trials.cases import trial_patients
 from spectrial.trials.store import MANIFEST
 
 

@@ -18,7 +18,8 @@ from spectrial.simulate import Volume
 from spectrial.trials import load_trial
 from spectrial.trials.fidelity import fidelity_metrics
 from spectrial.trials.plan import WorkUnit
-from spectrial.trials.runner import simulate_unit, trial_patients
+from spectrial.trials.cases import trial_patients
+from spectrial.trials.unit import simulate_unit
 
 METHODS = [("none", {}), ("gaussian", {"fwhm_mm": 12.0}), ("butterworth", {}), ("nlm", {}), ("tv", {}),
            ("network", {"checkpoint": "pretrained:default-unet"})]

@@ -16,16 +16,10 @@ import argparse
 import numpy as np
 
 from spectrial.models import make_method
-from spectrial.phantoms import DefectSpec, Grid, make_phantom, sample_population
-from spectrial.simulate import (Protocol, SpectProjector, counts_to_kbq_per_ml, expected_projections,
-                                noisy_projections, osem, short_axis_plane)
+from spectrial.phantoms import DefectSpec, Grid, coarsen_mean, make_phantom, sample_population
+from spectrial.simulate import (Protocol, ReconstructionSettings, SpectProjector, expected_projections,
+                                noisy_projections, reconstruct, short_axis_plane)
 from spectrial.trials import SquareChannels, auc_with_ci, observer_scores, paired_auc_difference
-
-
-def block_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    """Attenuation map on the reconstruction grid: the mean of each factor^3 block of the fine map."""
-    nz, ny, nx = array.shape
-    return array.reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor).mean(axis=(1, 3, 5))
 
 
 def main(argv=None) -> None:
@@ -45,6 +39,7 @@ def main(argv=None) -> None:
     doses = (1.0, 0.25)
     methods = [make_method("none"), make_method("gaussian", fwhm_mm=12.0)]
     roi = 32 if args.matrix >= 64 else 16
+    settings = ReconstructionSettings(iterations=4, subsets=8, scatter_correction="none")  # no scatter simulated
 
     # images[(dose, method)]: observer inputs of every case; truth: 1 where the defect is present.
     images = {(f, m): [] for f in doses for m in range(len(methods))}
@@ -55,12 +50,11 @@ def main(argv=None) -> None:
                                    defect=defect if present else None)
             simulator = SpectProjector(fine_grid, protocol, mu=phantom.mu)
             expected = expected_projections(phantom, simulator, detector_factor=fine)
-            system = SpectProjector(recon_grid, protocol, mu=block_mean(phantom.mu, fine))
+            system = SpectProjector(recon_grid, protocol, mu=coarsen_mean(phantom.mu, fine))
             noisy = noisy_projections(expected, dose_fractions=doses, realizations=args.realizations, rng=rng)
             centre = defect.centre_mm(phantom.lv)  # signal known exactly: the same location either way
             for f, projections in noisy.items():
-                volume = counts_to_kbq_per_ml(osem(projections, system, iterations=4, subsets=8), protocol,
-                                              dose_fraction=f)
+                volume = reconstruct(projections, system, settings=settings)
                 for m, method in enumerate(methods):
                     images[(f, m)].append(short_axis_plane(method(volume, dose_fraction=f), phantom.lv, centre,
                                                            size=roi))

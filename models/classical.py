@@ -12,9 +12,10 @@ from spectrial.phantoms.errors import require
 from spectrial.simulate.filters import butterworth_filter, gaussian_filter
 from spectrial.simulate.images import Volume
 
-from .enhancement import EnhancementMethod
+from .enhancement import METHODS, EnhancementMethod
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class NoEnhancement(EnhancementMethod):
     """The reconstruction as it is (the reference every method is compared with)."""
@@ -28,6 +29,7 @@ class NoEnhancement(EnhancementMethod):
         return volume
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class GaussianDenoiser(EnhancementMethod):
     """3D Gaussian smoothing.
@@ -64,6 +66,7 @@ def _dose_scaled(value: float, dose_fraction: float, scaling: bool, exponent: fl
     return value * dose_fraction ** exponent if scaling else value
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class ButterworthDenoiser(EnhancementMethod):
     """3D Butterworth low-pass, the classical SPECT post-filter (transfer ``1/sqrt(1+(f/fc)^2n)``).
@@ -126,6 +129,7 @@ def _per_image(volume: Volume, denoise) -> np.ndarray:
     return out if volume.batched else out[0]
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class NonLocalMeans(EnhancementMethod):
     """3D non-local means (Buades et al. 2005; scikit-image's ``denoise_nl_means``).
@@ -163,6 +167,7 @@ class NonLocalMeans(EnhancementMethod):
         return volume.derived(_per_image(volume, denoise), "nlm", **self.parameters())
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class TotalVariation(EnhancementMethod):
     """3D total-variation denoising (Rudin, Osher & Fatemi 1992; Chambolle's algorithm in scikit-image),

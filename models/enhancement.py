@@ -14,12 +14,13 @@ import abc
 import dataclasses
 from typing import ClassVar
 
-from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, check_fields
+from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError
+from spectrial.phantoms.registry import Registry
 from spectrial.simulate.images import Projections, Volume
 
 DOMAINS = ("image", "projection")
 
-_REGISTRY: dict[str, type["EnhancementMethod"]] = {}
+METHODS = Registry("enhancement method")
 
 
 class EnhancementMethod(abc.ABC):
@@ -27,11 +28,7 @@ class EnhancementMethod(abc.ABC):
 
     name: ClassVar[str]
     domain: ClassVar[str] = "image"
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None) and "name" in cls.__dict__:
-            _REGISTRY[cls.name] = cls
+    registry: ClassVar[Registry] = METHODS
 
     @abc.abstractmethod
     def enhance(self, volume, *, dose_fraction: float):
@@ -80,7 +77,7 @@ class EnhancementMethod(abc.ABC):
 
 def available_methods() -> list[str]:
     """Names of the registered enhancement methods."""
-    return sorted(_REGISTRY)
+    return METHODS.names()
 
 
 def make_method(name: str, **parameters) -> EnhancementMethod:
@@ -94,17 +91,9 @@ def make_method(name: str, **parameters) -> EnhancementMethod:
         A parameter of the wrong type (a boolean or a string for a number, a float for an integer, NaN or
         an infinity; see :func:`~spectrial.phantoms.errors.check_fields`).
     """
-    cls = method_class(name)
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(parameters) - set(known))
-    if unknown:
-        raise InvalidParameterError(f"method {name!r} has no parameter {unknown[0]!r}: expected "
-                                    f"{known if known else 'no parameters'}")
-    return cls(**check_fields(cls, parameters))
+    return METHODS.create({"name": name, **parameters})
 
 
 def method_class(name: str) -> type[EnhancementMethod]:
     """The registered method class called ``name`` (the message lists the known ones when unknown)."""
-    if not isinstance(name, str) or name not in _REGISTRY:
-        raise InvalidParameterError(f"enhancement method {name!r} is unknown: expected one of {available_methods()}")
-    return _REGISTRY[name]
+    return METHODS.get(name)

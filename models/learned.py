@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.errors import InvalidParameterError, ModelRuntimeError, require
 from spectrial.simulate.images import Projections, Volume
 
-from .enhancement import DOMAINS, EnhancementMethod
+from .enhancement import DOMAINS, METHODS, EnhancementMethod
 from .networks import ARCHITECTURE_LABELS, ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
 
@@ -53,10 +53,10 @@ def _checked(model: str, out, images: torch.Tensor, data: Volume | Projections):
     are clipped at zero (a Poisson mean cannot be negative)."""
     out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
     if out.shape != tuple(images.shape):
-        raise InvalidParameterError(f"enhancement model {model} returned shape {out.shape}: expected "
-                                    f"{tuple(images.shape)}, the shape of its input")
+        raise ModelRuntimeError(f"enhancement model {model} returned shape {out.shape}: expected "
+                                f"{tuple(images.shape)}, the shape of its input")
     if not np.all(np.isfinite(out)):
-        raise InvalidParameterError(f"enhancement model {model} returned NaN or infinite values")
+        raise ModelRuntimeError(f"enhancement model {model} returned NaN or infinite values")
     out = out.astype(np.float32)
     out = out if data.batched else out[0]
     if isinstance(data, Projections):
@@ -65,8 +65,11 @@ def _checked(model: str, out, images: torch.Tensor, data: Volume | Projections):
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_checkpoint(path: str, mtime: float):
-    return load_checkpoint(path)
+def _cached_checkpoint(path: str, mtime: float, device: str):
+    """The checkpoint's network on ``device`` and its record: one copy per file version and device, never
+    moved once cached."""
+    network, record = load_checkpoint(path)
+    return network.to(torch.device(device)), record
 
 
 def _on_device(method, device: str):
@@ -76,6 +79,7 @@ def _on_device(method, device: str):
     return dataclasses.replace(method, device=str(device))
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class NetworkDenoiser(EnhancementMethod):
     """A network trained by ``spectrial train`` (U-Net, residual CNN, GAN generator, Noise2Noise; one per
@@ -178,7 +182,7 @@ class NetworkDenoiser(EnhancementMethod):
         if not path.exists():
             raise InvalidParameterError(f"checkpoint={checkpoint!r} does not exist: expected a file written by "
                                         "spectrial train")
-        return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
+        return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime, self.device)
 
     def check_ready(self, dose_fractions) -> None:
         for dose_fraction in dose_fractions:
@@ -226,7 +230,7 @@ def _import_callable(target: str):
     try:
         module = importlib.import_module(module_name)
     except Exception as error:
-        raise InvalidParameterError(f"plug-in {target!r} does not import: {type(error).__name__}: {error}") from None
+        raise InvalidParameterError(f"plug-in {target!r} does not import: {type(error).__name__}: {error}") from error
     try:
         function = functools.reduce(getattr, attribute.split("."), module)
     except AttributeError:
@@ -237,10 +241,11 @@ def _import_callable(target: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _load_module(kind: str, path: str, architecture: str, mtime: float):
+def _load_module(kind: str, path: str, architecture: str, mtime: float, device: str):
+    """A plug-in's TorchScript or state-dict model on ``device``: one copy per file version and device."""
     if kind == "torchscript":
         try:
-            module = torch.jit.load(path, map_location="cpu")
+            module = torch.jit.load(path, map_location=device)
         except Exception as error:
             raise InvalidParameterError(f"torchscript={path!r} could not be loaded as TorchScript: {error}") from None
     else:
@@ -251,11 +256,12 @@ def _load_module(kind: str, path: str, architecture: str, mtime: float):
         except Exception as error:
             raise InvalidParameterError(f"state_dict={path!r} does not fit architecture {architecture!r}: "
                                         f"{str(error).splitlines()[0]}") from None
-        module = network
+        module = network.to(torch.device(device))
     module.eval()
     return module
 
 
+@METHODS.register
 @dataclass(frozen=True)
 class PluginMethod(EnhancementMethod):
     """A user's model, given by exactly one of:
@@ -309,7 +315,7 @@ class PluginMethod(EnhancementMethod):
         """The TorchScript or state-dict model, loaded once per file version."""
         path = self.torchscript or self.state_dict
         return _load_module("torchscript" if self.torchscript else "state_dict", str(Path(path).resolve()),
-                            self.architecture, os.path.getmtime(path))
+                            self.architecture, os.path.getmtime(path), self.device)
 
     def label(self) -> str:
         if self.callable:
@@ -326,20 +332,18 @@ class PluginMethod(EnhancementMethod):
 
     def enhance(self, data, *, dose_fraction: float):
         images = _images(data)
-        if self.callable:
-            out = _import_callable(self.callable)(images.numpy().copy(), dose_fraction=dose_fraction,
-                                                  voxel_mm=_spacing_mm(data))
-            return _checked(f"plug-in {self.model!r}", out, images, data)
-        module = self._module()
-        scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
+        function = _import_callable(self.callable) if self.callable else None
+        module = None if self.callable else self._module()
         try:
-            out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size),
-                                device=self.device)
-        except InvalidParameterError:
-            raise
-        except Exception as error:
-            raise InvalidParameterError(f"plug-in {self.model!r} failed on input {tuple(images.shape)}: "
-                                        f"{type(error).__name__}: {error}") from None
+            if function is not None:
+                out = function(images.numpy().copy(), dose_fraction=dose_fraction, voxel_mm=_spacing_mm(data))
+            else:
+                scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
+                out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size),
+                                    device=self.device)
+        except Exception as error:  # the user's code failed: a runtime error, its traceback chained
+            raise ModelRuntimeError(f"plug-in {self.model!r} failed on input {tuple(images.shape)}: "
+                                    f"{type(error).__name__}: {error}") from error
         return _checked(f"plug-in {self.model!r}", out, images, data)
 
     on_device = _on_device

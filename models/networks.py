@@ -13,6 +13,7 @@ and a description of how it was trained (data, seeds, losses).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -198,10 +199,13 @@ def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float
                   batch_size: int = 4, device: str | torch.device = "cpu") -> torch.Tensor:
     """Run a network on ``(batch, z, y, x)`` images: each image divided by its ``scale`` (networks see
     unit-level intensities), edge-padded to the network's size multiple, in chunks of ``batch_size``,
-    on ``device`` (the result comes back to the CPU)."""
+    on ``device`` (the result comes back to the CPU); a network held elsewhere runs as a copy on ``device``."""
     multiple = getattr(network, "multiple", 1)
     pads = [(-n) % multiple for n in images.shape[1:]]
-    network = network.to(device)
+    device = torch.device(device)
+    where = next(network.parameters(), torch.empty(0, device=device)).device
+    if where.type != device.type or (device.index is not None and where.index != device.index):
+        network = copy.deepcopy(network).to(device)  # never move the caller's (cached) network
     out = []
     with torch.inference_mode():
         for i in range(0, images.shape[0], batch_size):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.errors import InvalidParameterError, ModelRuntimeError, require
 
 from .networks import ARCHITECTURES, PatchDiscriminator, intensity_scale, make_network
 
@@ -122,9 +122,14 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         raise InvalidParameterError(f"training data hold doses {sorted(set(doses.tolist()))}: a dose-specific network "
                                     "trains on one dose; set dose_conditioned = true to train on several")
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
     train_ids, validation_ids = split_by_patient(patients, config.validation_fraction, rng)
-    network = make_network(config.architecture, **config.network_hyperparameters())
+    # Initial weights from the configuration's seed, drawn inside a forked RNG state: the caller's global
+    # torch RNG is left as it was (the networks draw their initial weights from it).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        network = make_network(config.architecture, **config.network_hyperparameters())
+        discriminator = (PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned)
+                         if config.mode == "gan" else None)
     multiple = getattr(network, "multiple", 1)
     if any(n % multiple for n in inputs.shape[1:]):
         raise InvalidParameterError(f"crop {inputs.shape[1:]} is not allowed for {config.architecture} with depth "
@@ -139,9 +144,9 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     criterion = nn.MSELoss() if config.loss == "mse" or config.mode == "noise2noise" else nn.L1Loss()
     network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
-    discriminator = optimizer_d = None
-    if config.mode == "gan":
-        discriminator = PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned).to(device)
+    optimizer_d = None
+    if discriminator is not None:
+        discriminator = discriminator.to(device)
         optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.learning_rate, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     result = TrainingResult(network, train_patients=train_ids.tolist(), validation_patients=validation_ids.tolist())
@@ -188,7 +193,7 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     result.seconds = time.perf_counter() - start
     result.network = network.to("cpu").eval()
     if not all(math.isfinite(v) for v in result.train_loss + result.validation_loss):
-        raise InvalidParameterError(f"training diverged (loss {result.train_loss[-1]}): lower learning_rate")
+        raise ModelRuntimeError(f"training diverged (loss {result.train_loss[-1]}): lower learning_rate")
     return result
 
 

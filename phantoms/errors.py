@@ -23,6 +23,11 @@ class InvalidTypeError(SpectrialError, TypeError):
     """A parameter has the wrong type or array shape; the message names what is expected."""
 
 
+class ModelRuntimeError(SpectrialError, RuntimeError):
+    """A model failed while it ran (a plug-in raised, a network returned NaN or the wrong shape, training
+    diverged): not a bad setting. Raised ``from`` the model's own error, so a traceback shows both."""
+
+
 def require(condition: bool, name: str, value, allowed: str) -> None:
     """Raise :class:`InvalidParameterError` naming ``name``, ``value`` and ``allowed`` unless ``condition``."""
     if not condition:

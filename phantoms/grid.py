@@ -77,3 +77,15 @@ class Grid:
         if not ok:
             allowed = f"{self.shape}" + (f" or (batch, *{self.shape})" if batched else "")
             raise InvalidParameterError(f"{name} has shape {shape}: expected {allowed}")
+
+
+def coarsen_mean(array: np.ndarray, factor: int) -> np.ndarray:
+    """Average of each ``factor``-cubed block of a ``(z, y, x)`` map: the map on :meth:`Grid.coarsened`
+    (e.g. the attenuation map on the reconstruction grid of a phantom simulated on a finer one)."""
+    if factor == 1:
+        return array
+    nz, ny, nx = array.shape
+    if any(n % factor for n in array.shape):
+        raise InvalidParameterError(f"factor={factor!r} is not allowed: expected a positive integer dividing every "
+                                    f"dimension of shape {array.shape}")
+    return array.reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor).mean(axis=(1, 3, 5))

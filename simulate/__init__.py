@@ -8,9 +8,11 @@ from spectrial.phantoms.anatomy import CARDIAC_VIEWS
 from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, decay_during_views,
                      expected_projections)
 from .filters import butterworth_filter, gaussian_filter
-from .images import Projections, Volume
+from .images import Projections, Volume, stack_projections
 from .noise import NOISE_MODES, noisy_projections
 from .osem import mlem, osem, subset_views
+from .reconstruction import RECONSTRUCTORS, ReconstructionSettings, reconstruct
+from .simulators import SIMULATORS, Simulator
 from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, misregistered, orbit_radii
 from .polarmap import aha_segments, polar_area_weights, polar_map, segment_means
 from .protocol import COLLIMATORS, PROTOCOLS, Collimator, Protocol
@@ -25,5 +27,6 @@ __all__ = [
     "aha_segments", "bin_to_detector", "cardiac_view", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
     "estimate_lv_geometry", "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
     "polar_area_weights", "polar_map", "segment_means", "short_axis_plane", "short_axis_points", "short_axis_volume",
-    "subset_views",
+    "subset_views", "RECONSTRUCTORS", "ReconstructionSettings", "reconstruct", "SIMULATORS", "Simulator",
+    "stack_projections",
 ]

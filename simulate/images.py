@@ -96,3 +96,19 @@ class Volume:
         history = list(self.provenance.get("steps", []))
         history.append({"step": step, **parameters})
         return replace(self, array=array, provenance={**self.provenance, "steps": history})
+
+
+def stack_projections(acquisitions: list[Projections]) -> Projections:
+    """One batch ``(realization, view, z, bin)`` of acquisitions at the same dose: counts, side windows
+    and the scatter term (taken from the first: it is the expected scatter at that dose, the same for all)."""
+    first = acquisitions[0]
+
+    def batch(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.stack([a[0] if a.ndim == 4 else a for a in arrays])
+
+    windows = None
+    if first.windows:
+        windows = {k: batch([np.asarray(a.windows[k]) for a in acquisitions]) for k in first.windows}
+    scatter = None if first.scatter is None else np.asarray(first.scatter)
+    return Projections(batch([np.asarray(a.counts) for a in acquisitions]), first.protocol, first.pixel_mm,
+                       dose_fraction=first.dose_fraction, scatter=scatter, windows=windows)

@@ -26,7 +26,8 @@ from .channels import (CHANNEL_FAMILIES, ChannelFamily, DoGChannels, GaborChanne
 from .observers import (OBSERVERS, InternalNoise, LinearObserver, ObserverScores, hotelling_snr, hotelling_template,
                         observer_features, observer_scores, resampled_readers, train_observer)
 from .fidelity import FIDELITY_METRICS, ensemble_noise_percent, fidelity_metrics
-from .plan import TrialPlan, WorkUnit, plan_trial
+from .plan import TrialPlan, plan_trial
+from .unit import WorkUnit
 from .store import ResultStore, StoreError
 from .execution import Progress, make_executor
 from .spec import (ClusterSpec, ExecutionSpec, ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, StatisticsSpec, TrialSpec, dump_trial,

@@ -29,7 +29,8 @@ from spectrial.simulate.polarmap import aha_segments
 from .mrmc import ReaderRatings, obuchowski_rockette, ratings_from_observers, reader_study
 from .observers import ObserverScores, default_split, observer_scores, resampled_readers, training_resamples
 from .polar import polar_metrics
-from .runner import OBSERVER_KEY, STATISTICS_KEY, UnitResult, trial_rng
+from .readback import UnitResult
+from .streams import OBSERVER_KEY, STATISTICS_KEY, trial_rng
 from .spec import TrialSpec
 from .statistics import auc_with_ci, holm_adjust, non_inferiority, paired_auc_difference
 

@@ -18,13 +18,14 @@ Families (``family`` in a trial file):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 from scipy.special import eval_genlaguerre, j1
 
-from spectrial.phantoms.errors import InvalidParameterError, check_fields, require
+from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.registry import Registry, stage_record
 
 
 def _radius(shape) -> tuple[np.ndarray, np.ndarray]:
@@ -66,15 +67,14 @@ def ball_transform(f: float, r: np.ndarray, ndim: int) -> np.ndarray:
     return out
 
 
+CHANNEL_FAMILIES = Registry("channel family", key="family")
+
+
 class ChannelFamily:
     """Base of the channel families; subclasses are frozen dataclasses registered by ``family``."""
 
     family: ClassVar[str]
-    registry: ClassVar[dict[str, type["ChannelFamily"]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        ChannelFamily.registry[cls.family] = cls
+    registry: ClassVar[Registry] = CHANNEL_FAMILIES
 
     def matrix(self, shape) -> np.ndarray:
         """Channels on an ROI of ``shape``: ``(prod(shape), n_channels)``, unit-length columns."""
@@ -87,14 +87,13 @@ class ChannelFamily:
 
     def parameters(self) -> dict:
         """Record of the family and its parameters (trial-file form)."""
-        record = {"family": self.family}
-        record.update({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()})
-        return record
+        return stage_record(self, "family")
 
     def describe(self) -> str:
         return f"{self.family} channels"
 
 
+@CHANNEL_FAMILIES.register
 @dataclass(frozen=True)
 class SquareChannels(ChannelFamily):
     """Rotationally symmetric frequency bands ``[edges[k], edges[k+1])`` in cycles/pixel."""
@@ -117,6 +116,7 @@ class SquareChannels(ChannelFamily):
         return f"{len(self.edges) - 1} square (frequency-band) channels"
 
 
+@CHANNEL_FAMILIES.register
 @dataclass(frozen=True)
 class LaguerreGaussChannels(ChannelFamily):
     """Laguerre-Gauss channels ``exp(-pi r^2/a^2) L_j^(d/2-1)(2 pi r^2/a^2)``, ``j = 0 .. count-1``.
@@ -156,6 +156,7 @@ def _directions(count: int, ndim: int) -> np.ndarray:
     return np.stack([cos_polar, sin_polar * np.sin(azimuth), sin_polar * np.cos(azimuth)], axis=1)
 
 
+@CHANNEL_FAMILIES.register
 @dataclass(frozen=True)
 class GaborChannels(ChannelFamily):
     """Gabor channels: Gaussian envelope times a cosine at each centre frequency, orientation and phase.
@@ -198,6 +199,7 @@ class GaborChannels(ChannelFamily):
         return f"{n} Gabor channels"
 
 
+@CHANNEL_FAMILIES.register
 @dataclass(frozen=True)
 class DoGChannels(ChannelFamily):
     """Dense difference-of-Gaussians channels: radial frequency profile
@@ -232,18 +234,6 @@ class DoGChannels(ChannelFamily):
         return f"{self.count} dense difference-of-Gaussians channels"
 
 
-CHANNEL_FAMILIES = tuple(ChannelFamily.registry)
-
-
 def make_channels(family: str, **parameters) -> ChannelFamily:
     """Channel family by name with its parameters (unknown names and keys are refused)."""
-    if family not in ChannelFamily.registry:
-        raise InvalidParameterError(f"family={family!r} is not allowed: expected one of {list(CHANNEL_FAMILIES)}")
-    cls = ChannelFamily.registry[family]
-    allowed = set(cls.__dataclass_fields__)
-    unknown = sorted(set(parameters) - allowed)
-    if unknown:
-        raise InvalidParameterError(f"{unknown[0]}: unknown parameter of {family} channels; allowed: "
-                                    f"{', '.join(sorted(allowed)) or 'none'}")
-    return cls(**check_fields(cls, parameters))
-
+    return CHANNEL_FAMILIES.create({"family": family, **parameters})

@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
+    show.add_argument("--stages", action="store_true",
+                      help="list the registered stages a trial file can choose (phantom sources, simulators, "
+                           "reconstructors, enhancement methods, observers, channel families) with their parameters")
     return parser
 
 
@@ -204,7 +207,7 @@ def _report(args) -> int:
 def _phantom(args) -> int:
     from spectrial.phantoms import write_phantom
 
-    from .runner import trial_patients, trial_phantom
+    from .cases import trial_patients, trial_phantom
     from .spec import load_trial
 
     spec = load_trial(args.trial)
@@ -293,8 +296,14 @@ def _mrmc(args) -> int:
 
 
 def _show_config(args) -> int:
-    from .spec import dump_trial, load_trial
+    from .spec import dump_trial, load_trial, stage_registries
 
+    if args.stages:
+        for key, registry in stage_registries().items():
+            print(f"{key} ({registry.kind}):")
+            for line in registry.describe():
+                print(f"  {line}")
+        return 0
     sys.stdout.write(dump_trial(load_trial(args.trial)))
     return 0
 

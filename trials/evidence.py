@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .plan import specification_key
-from .runner import LOCATION_KEY, NOISE_KEY, OBSERVER_KEY, POPULATION_KEY, STATISTICS_KEY, UnitResult
+from .readback import UnitResult
+from .streams import LOCATION_KEY, NOISE_KEY, OBSERVER_KEY, POPULATION_KEY, SIMULATION_KEY, STATISTICS_KEY
 from .spec import TrialSpec
 
 EVIDENCE_DIR = "evidence"
@@ -98,6 +99,7 @@ def random_streams(spec: TrialSpec) -> dict:
         "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
         "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
         "defect location": [LOCATION_KEY, "patient", "defect"],
+        "simulation (stochastic simulators)": [SIMULATION_KEY, "patient", "state"],
     }
     if spec.statistics.readers:
         keys["readers' training resamples (the same in every reading)"] = [STATISTICS_KEY, 2, "defect"]

@@ -6,12 +6,12 @@ Export. The result store keeps observer inputs, not projections (and reconstruct
 results directory's resolved specification with this installation's code, every unit of the case must
 find its base part in the store under the content key just computed (which covers the code digest, the
 seed, the patient, the defect, the protocol, simulation and reconstruction settings), and the unit is
-then simulated again through :func:`~.runner.simulate_unit`, the function the trial ran, so the
+then simulated again through :func:`~.unit.simulate_unit`, the function the trial ran, so the
 projections and reconstructions written are bit-identical to what the trial read. Where the store keeps
 the reconstructions, the regenerated ones are compared with them and any difference is an error.
 
 Reconstruct. Projections from any reader of :mod:`spectrial.simulate.formats` go through the trial's
-own reconstruction (:func:`~.runner.reconstruct_kbq_per_ml`: TEW or no scatter correction, OSEM with
+own reconstruction (:func:`spectrial.simulate.reconstruct`: TEW or no scatter correction, OSEM with
 attenuation and collimator modelling, calibration to kBq/mL, post-filter) with the settings of a trial
 file's ``[reconstruction]`` section (the default trial's without one).
 """
@@ -30,13 +30,14 @@ import numpy as np
 
 from spectrial.phantoms.errors import InvalidParameterError, SpectrialError, refuse_existing
 from spectrial.phantoms.grid import Grid
-from spectrial.simulate import PROTOCOLS, Projections, SpectProjector, Volume, orbit_radii
+from spectrial.simulate import PROTOCOLS, Projections, SpectProjector, Volume, orbit_radii, reconstruct
 from spectrial.simulate import formats
 
 from .evidence import RESOLVED_SPEC, STORE_DIR
 from .plan import plan_trial
-from .runner import enhanced_volume, reconstruct_kbq_per_ml, simulate_unit, trial_patients
-from .spec import TrialSpec, load_trial
+from .cases import trial_patients
+from .unit import enhanced_volume, simulate_unit
+from .spec import TrialSpec, load_trial, to_record
 from .store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -274,8 +275,8 @@ def reconstruct_file(projections_path: str | os.PathLike, out: str | os.PathLike
         radii = orbit_radii(projections.protocol, grid, mu)
     system = SpectProjector(grid, projections.protocol, mu=mu, resolution_model=rec.resolution_model,
                             orbit_radii_mm=radii)
-    array = reconstruct_kbq_per_ml(projections, system, rec)
-    volume = Volume(array, grid, {"reconstructed_from": str(projections_path), "reconstruction": dataclasses.asdict(rec)})
+    array = reconstruct(projections, system, settings=rec.settings).array
+    volume = Volume(array, grid, {"reconstructed_from": str(projections_path), "reconstruction": to_record(rec)})
     return formats.write_volume(volume, out)
 
 

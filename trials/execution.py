@@ -32,7 +32,7 @@ from spectrial.phantoms import Patient
 from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, SpectrialError
 
 from .plan import PlannedUnit, TrialPlan, code_digest
-from .runner import compute_parts, unit_steps
+from .unit import compute_parts, unit_steps
 from .spec import ClusterSpec, TrialSpec
 from .store import ResultStore, encode_part, payload_sha256
 

@@ -18,12 +18,14 @@ form a pixels-by-pixels matrix for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.registry import Registry
 
-OBSERVERS = ("cho", "hotelling", "npw")
+OBSERVERS = Registry("observer")
 INTERNAL_NOISE_MODELS = ("none", "proportional", "fixed")
 TRAINING_MODES = ("leave-one-out", "split")
 MAX_CONDITION = 1e12
@@ -121,6 +123,90 @@ def _check_truth(truth, n_cases: int) -> np.ndarray:
     return truth.astype(int)
 
 
+class Observer:
+    """Base of the linear observers (frozen dataclasses registered in :data:`OBSERVERS`).
+
+    An observer says whether it reads channel outputs (:attr:`channelized`), how many features its
+    covariance has, how its template is formed from training features, and whether it prewhitens.
+    """
+
+    name: ClassVar[str]
+    registry: ClassVar[Registry] = OBSERVERS
+    channelized: ClassVar[bool] = False
+    prewhitening: ClassVar[bool] = True
+
+    def covariance_features(self, n_features: int) -> int:
+        """Dimension of the covariance the observer estimates from ``n_features`` features."""
+        return n_features if self.prewhitening else 1
+
+    def template(self, features: np.ndarray, truth: np.ndarray, internal_variance: np.ndarray | None) -> np.ndarray:
+        """Template ``(n_features,)`` trained on features ``(cases, n)`` with 0/1 ``truth``."""
+        return hotelling_template(features, truth, internal_variance=internal_variance)
+
+    def leave_one_out(self, features: np.ndarray, tested: np.ndarray, truth: np.ndarray,
+                      internal_variance: np.ndarray | None) -> np.ndarray:
+        """Score of each case ``tested[i]`` by the template trained on every other case (retrained per
+        case here; the built-in observers override this with closed forms that equal it)."""
+        scores = np.empty(len(truth))
+        for i in range(len(truth)):
+            keep = np.arange(len(truth)) != i
+            scores[i] = tested[i] @ self.template(features[keep], truth[keep], internal_variance)
+        return scores
+
+    def describe(self, channels) -> str:
+        """The observer in a report's words (``channels``: the trial's channel family)."""
+        raise NotImplementedError
+
+
+class _HotellingFamily(Observer):
+    """Observers with the Hotelling template, whose leave-one-out scores have a closed form."""
+
+    def leave_one_out(self, features, tested, truth, internal_variance):
+        return _leave_one_out(features, tested, truth, pixel_npw=False, internal_variance=internal_variance)
+
+
+@OBSERVERS.register
+@dataclass(frozen=True)
+class ChannelizedHotelling(_HotellingFamily):
+    """Channelized Hotelling observer: the Hotelling template on channel outputs."""
+
+    name: ClassVar[str] = "cho"
+    channelized: ClassVar[bool] = True
+
+    def describe(self, channels) -> str:
+        return f"CHO with {channels.describe()}"
+
+
+@OBSERVERS.register
+@dataclass(frozen=True)
+class Hotelling(_HotellingFamily):
+    """Hotelling observer on the pixels (the ideal linear observer for the ROI)."""
+
+    name: ClassVar[str] = "hotelling"
+
+    def describe(self, channels) -> str:
+        return "Hotelling observer (pixels)"
+
+
+@OBSERVERS.register
+@dataclass(frozen=True)
+class NonPrewhitening(Observer):
+    """Non-prewhitening matched filter: the class-mean difference as template, no covariance."""
+
+    name: ClassVar[str] = "npw"
+    prewhitening: ClassVar[bool] = False
+
+    def template(self, features, truth, internal_variance):
+        _check_count(int((truth == 0).sum()), int((truth == 1).sum()), self.covariance_features(0))
+        return features[truth == 1].mean(0) - features[truth == 0].mean(0)
+
+    def leave_one_out(self, features, tested, truth, internal_variance):
+        return _leave_one_out(features, tested, truth, pixel_npw=True, internal_variance=internal_variance)
+
+    def describe(self, channels) -> str:
+        return "non-prewhitening matched filter"
+
+
 def cases_needed(n_features: int, *, left_out: int = 0) -> int:
     """Training cases needed for a nonsingular pooled covariance of ``n_features`` features.
 
@@ -130,9 +216,10 @@ def cases_needed(n_features: int, *, left_out: int = 0) -> int:
     return n_features + 2 + left_out
 
 
-def covariance_features(observer: str, n_features: int) -> int:
-    """Dimension of the covariance an observer estimates (the NPW estimates none, only class means)."""
-    return 1 if observer == "npw" else n_features
+def covariance_features(observer, n_features: int) -> int:
+    """Dimension of the covariance ``observer`` (a name or an :class:`Observer`) estimates (the NPW
+    estimates none, only class means)."""
+    return OBSERVERS.create(observer, "observer").covariance_features(n_features)
 
 
 def _check_count(n_absent: int, n_present: int, n_features: int, *, left_out: int = 0) -> None:
@@ -183,16 +270,15 @@ def hotelling_snr(features, truth, *, internal_variance: np.ndarray | None = Non
     return float(np.sqrt(max(dv @ w, 0.0)))
 
 
-def _observer_channels(observer: str, channels) -> np.ndarray | None:
-    require(observer in OBSERVERS, "observer", observer, f"one of {list(OBSERVERS)}")
-    if observer == "cho":
+def _observer_channels(observer: Observer, channels) -> np.ndarray | None:
+    if observer.channelized:
         if channels is None:
             raise InvalidParameterError("channels: the CHO needs a channel matrix (pixels, n_channels)")
         channels = np.asarray(channels, dtype=np.float64)
         require(channels.ndim == 2, "channels", channels.shape, "a matrix (pixels, n_channels)")
         return channels
     if channels is not None:
-        raise InvalidParameterError(f"channels: the {observer} observer works on pixels; pass channels=None")
+        raise InvalidParameterError(f"channels: the {observer.name} observer works on pixels; pass channels=None")
     return None
 
 
@@ -210,19 +296,15 @@ def train_observer(images, truth, *, observer: str = "cho", channels=None,
 
     Score an independent test set with :meth:`LinearObserver.score`.
     """
+    observer = OBSERVERS.create(observer, "observer")
     channels = _observer_channels(observer, channels)
     features = observer_features(images, channels)
     return _train_on_features(features, _check_truth(truth, len(features)), observer, channels, internal_noise)
 
 
-def _train_on_features(features, truth, observer, channels, internal_noise) -> LinearObserver:
+def _train_on_features(features, truth, observer: Observer, channels, internal_noise) -> LinearObserver:
     internal = internal_noise.variances(features, truth)
-    if observer == "npw":
-        _check_count(int((truth == 0).sum()), int((truth == 1).sum()), covariance_features(observer, 0))
-        template = features[truth == 1].mean(0) - features[truth == 0].mean(0)
-    else:
-        template = hotelling_template(features, truth, internal_variance=internal)
-    return LinearObserver(observer, template, channels, internal)
+    return LinearObserver(observer.name, observer.template(features, truth, internal), channels, internal)
 
 
 def _test_scores(trained: LinearObserver, features, truth, rng) -> ObserverScores:
@@ -248,8 +330,9 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
         Observer inputs (short-axis ROIs or volumes of interest), one per case.
     truth : ndarray, ``(cases,)``
         1 for signal present, 0 for absent.
-    observer : {"cho", "hotelling", "npw"}
-    channels : ndarray ``(pixels, n_channels)``, for the CHO only
+    observer : str or Observer
+        A registered observer (:data:`OBSERVERS`: ``cho``, ``hotelling``, ``npw``) or its name.
+    channels : ndarray ``(pixels, n_channels)``, for channelized observers only
     training : {"leave-one-out", "split"}
         ``leave-one-out`` scores every case with the observer trained on all other cases (computed in
         closed form by rank-one downdates, identical to refitting); ``split`` trains on the cases where
@@ -262,6 +345,7 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
     ObserverScores
         Scores of the tested cases with their truth and positions.
     """
+    observer = OBSERVERS.create(observer, "observer")
     channels = _observer_channels(observer, channels)
     features = observer_features(images, channels)
     truth = _check_truth(truth, len(features))
@@ -273,11 +357,11 @@ def observer_scores(images, truth, *, observer: str = "cho", channels=None, trai
         test = np.flatnonzero(~train)
         tested = _test_scores(trained, features[test], truth[test], rng)
         return ObserverScores(tested.scores, tested.truth, test)
-    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), covariance_features(observer, features.shape[1]),
+    _check_count(int((truth == 0).sum()), int((truth == 1).sum()), observer.covariance_features(features.shape[1]),
                  left_out=1)
     internal = internal_noise.variances(features, truth)
     tested = _with_internal_noise(features, internal, rng)
-    scores = _leave_one_out(features, tested, truth, pixel_npw=(observer == "npw"), internal_variance=internal)
+    scores = observer.leave_one_out(features, tested, truth, internal)
     return ObserverScores(scores, truth, np.arange(len(truth)))
 
 
@@ -343,6 +427,7 @@ def resampled_readers(train_images, train_truth, test_images, test_truth, *, n_r
     readers' training cases; otherwise they are drawn from ``rng``, which also drives internal noise.
     """
     require(int(n_readers) >= 2, "n_readers", n_readers, "an integer >= 2")
+    observer = OBSERVERS.create(observer, "observer")
     channels = _observer_channels(observer, channels)
     train = observer_features(train_images, channels)
     train_truth = _check_truth(train_truth, len(train))

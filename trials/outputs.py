@@ -18,7 +18,9 @@ from spectrial.simulate import CARDIAC_VIEWS
 
 from .analysis import DetectabilityRow
 from .mrmcfiles import write_imrmc
-from .runner import EXAMPLE_PATIENT, UnitResult, patient_defect
+from .cases import patient_defect
+from .example_views import EXAMPLE_PATIENT
+from .readback import UnitResult
 from .spec import TrialSpec
 
 RESULTS_CSV = "results.csv"
@@ -53,7 +55,7 @@ def write_reader_studies(spec: TrialSpec, studies: dict, directory: Path) -> lis
         if label in studies:
             paths.append(write_imrmc(studies[label], directory / reader_study_file(k),
                                      description=f"spectrial trial {spec.name}, defect {label}: "
-                                                 f"{spec.statistics.readers} retrained {spec.observer.observer} readers"))
+                                                 f"{spec.statistics.readers} retrained {spec.observer.observer.name} readers"))
     return paths
 
 

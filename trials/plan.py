@@ -25,29 +25,13 @@ from pathlib import Path
 
 from spectrial.phantoms import Patient
 
-from .runner import keeps_examples, patient_defect, simulation_grid
+from .cases import patient_defect, simulation_grid
 from .spec import TrialSpec, to_record
+from .unit import WorkUnit
 
 # Libraries whose arithmetic the stored numbers depend on.
 NUMERICAL_LIBRARIES = ("numpy", "scipy", "torch", "SimpleITK", "scikit-image")
 PACKAGES = ("phantoms", "simulate", "models", "trials")
-
-
-@dataclass(frozen=True)
-class WorkUnit:
-    """One (patient, defect state, realization batch); ``state`` 0 is defect absent, k is defect type k-1."""
-
-    patient: int
-    state: int
-    start: int  # first realization
-    stop: int  # one past the last realization
-
-    @property
-    def label(self) -> str:
-        return f"patient {self.patient} state {self.state} realizations {self.start}-{self.stop - 1}"
-
-    def as_record(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -135,7 +119,7 @@ def base_record(spec: TrialSpec, patient: Patient, unit: WorkUnit, code: str) ->
               "defect": patient_defect(spec, unit.patient, unit.state - 1) if unit.state else None,
               "grid": simulation_grid(spec), "protocol": to_record(spec.protocol), "simulation": sim,
               "reconstruction": to_record(spec.reconstruction), "keep_volumes": spec.execution.keep_volumes}
-    if keeps_examples(unit.patient, unit.state) and unit.start == 0:
+    if unit.keeps_examples:
         record["example_at"] = spec.defects[0].location()  # the example views are centred on its level
     return record
 
@@ -156,7 +140,7 @@ def method_record(spec: TrialSpec, unit: WorkUnit, base_key: str, settings: dict
     """Everything one method's part of ``unit`` depends on beyond its base part."""
     read = spec.defects if unit.state == 0 else (spec.defects[unit.state - 1],)
     record = {"base": base_key, **settings, "read_at": [d.location() for d in read]}
-    if keeps_examples(unit.patient, unit.state) and unit.start == 0:
+    if unit.keeps_examples:
         record["example_at"] = spec.defects[0].location()
     return record
 

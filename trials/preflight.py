@@ -26,7 +26,7 @@ from spectrial.phantoms.errors import InvalidParameterError
 from spectrial.phantoms.phantom import check_heart_fits
 from spectrial.simulate.reorient import short_axis_points
 
-from .runner import reconstruction_grid, simulation_grid
+from .cases import reconstruction_grid, simulation_grid
 from .spec import TrialSpec
 
 log = logging.getLogger(__name__)

@@ -61,7 +61,7 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             f"{_percent(p.photopeak_window)}, energy resolution {_percent(p.energy_resolution)}, sensitivity "
             f"{p.sensitivity_cps_per_mbq:.0f} cps/MBq (Anger's formula). Phantoms are simulated on a grid {k} times "
             f"finer than the reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel "
-            "sampling) with attenuation and distance-dependent collimator response"
+            f"sampling) by the {sim.simulator.describe()}"
             + (f", and photopeak scatter by the broad-beam model (effective/narrow-beam attenuation "
                f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM) with two "
                f"{_percent(p.scatter_window)} side windows for TEW" if sim.scatter else ", without scatter")
@@ -72,7 +72,7 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             + (" (nested binomial thinning of one full-dose realization, as list-mode subsampling)."
                if sim.noise_mode == "thinning" else ", drawn independently at each level.")),
         "Reconstruction": (
-            f"OSEM, {rec.iterations} iterations x {rec.subsets} subsets, attenuation correction "
+            f"{rec.describe()}, attenuation correction "
             f"{'on' if rec.attenuation_correction else 'off'}, collimator-response modelling "
             f"{'on' if rec.resolution_model else 'off'}, scatter correction "
             + {"none": "off", "known": "with the simulated scatter (ideal)",

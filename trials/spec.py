@@ -20,15 +20,19 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from spectrial.models import EnhancementMethod, available_methods, make_method, method_class
+from spectrial.models import METHODS, EnhancementMethod, make_method
 from spectrial.phantoms import DefectSpec, PopulationVariability, UptakeParameters
-from spectrial.phantoms.errors import InvalidParameterError, check_fields, check_value, require
-from spectrial.simulate import NOISE_MODES, SCATTER_CORRECTIONS, Collimator, Protocol, ScatterModel
+from spectrial.phantoms.errors import InvalidParameterError, check_value, require
+from spectrial.phantoms.registry import Registry, stage_record
+from spectrial.phantoms.sources import ParametricSource, PhantomSource
+from spectrial.simulate import NOISE_MODES, Collimator, Protocol, ScatterModel
 from spectrial.simulate.devices import check_device_name
 from spectrial.simulate.noise import check_dose_fractions
+from spectrial.simulate.reconstruction import RECONSTRUCTORS, ReconstructionSettings
+from spectrial.simulate.simulators import AnalyticSimulator, Simulator
 
-from .channels import ChannelFamily, SquareChannels, make_channels
-from .observers import INTERNAL_NOISE_MODELS, OBSERVERS, InternalNoise, cases_needed, covariance_features
+from .channels import ChannelFamily, SquareChannels
+from .observers import INTERNAL_NOISE_MODELS, ChannelizedHotelling, InternalNoise, Observer, cases_needed
 from .statistics import CI_METHODS, check_margin
 
 OBSERVER_INPUTS = ("slice", "volume")
@@ -47,9 +51,13 @@ class SimulationSpec:
     grid (projections are binned to detector pixels), which avoids the inverse crime.
     ``realizations_per_unit`` splits each case's noise realizations into work units of that many
     (0: one unit per case); each realization keeps its own random stream, so the observer inputs
-    do not depend on it.
+    do not depend on it. ``phantoms`` is the phantom source (:data:`~spectrial.phantoms.sources.PHANTOM_SOURCES`)
+    and ``simulator`` what projects each phantom (:data:`~spectrial.simulate.simulators.SIMULATORS`), each a
+    name or a table with ``name`` and the stage's parameters.
     """
 
+    phantoms: PhantomSource = ParametricSource()
+    simulator: Simulator = AnalyticSimulator()
     n_patients: int = 4
     realizations: int = 16
     dose_fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
@@ -62,6 +70,8 @@ class SimulationSpec:
     scatter_model: ScatterModel = field(default_factory=ScatterModel)
 
     def __post_init__(self):
+        object.__setattr__(self, "phantoms", PhantomSource.registry.create(self.phantoms, "phantoms"))
+        object.__setattr__(self, "simulator", Simulator.registry.create(self.simulator, "simulator"))
         require(self.n_patients >= 1, "n_patients", self.n_patients, "a positive integer")
         require(self.realizations >= 2, "realizations", self.realizations, "an integer >= 2")
         require(0 <= self.realizations_per_unit, "realizations_per_unit", self.realizations_per_unit,
@@ -83,48 +93,36 @@ REORIENTATIONS = ("phantom", "image")
 
 
 @dataclass(frozen=True)
-class ReconstructionSpec:
-    """OSEM settings (ASNC: OSEM with attenuation correction and resolution recovery).
+class ReconstructionSpec(ReconstructionSettings):
+    """How a trial reconstructs: the pipeline's settings (:class:`~spectrial.simulate.reconstruction.ReconstructionSettings`:
+    algorithm, iterations, subsets, scatter correction, post-filter) and the system model's.
 
-    ``scatter_correction``: ``tew`` (default; the triple-energy-window estimate from the simulated side
-    windows, smoothed by ``tew_smoothing_fwhm_mm``), ``known`` (the simulated scatter itself, an upper
-    bound on what scatter correction can do) or ``none``. ``attenuation_shift_mm`` moves the attenuation
-    map used for correction against the emission data (z, y, x), for misregistration studies. One
-    post-filter at most: Gaussian (``postfilter_fwhm_mm`` > 0) or Butterworth (``butterworth_cutoff`` > 0,
-    cycles/voxel, of ``butterworth_order``). ``reorientation``: the LV geometry that orients the images for
-    the observer and the polar maps, the phantom's own (``phantom``, default) or estimated from each
-    enhanced image by maximum-count profiles (``image``, as automatic clinical software does; see
-    :func:`spectrial.simulate.estimate_lv_geometry`), with the defect read where the estimated LV places it.
+    ``attenuation_correction`` and ``resolution_model`` choose the system model (ASNC: OSEM with
+    attenuation correction and resolution recovery). ``attenuation_shift_mm`` moves the attenuation map
+    used for correction against the emission data (z, y, x), for misregistration studies.
+    ``reorientation``: the LV geometry that orients the images for the observer and the polar maps, the
+    phantom's own (``phantom``, default) or estimated from each enhanced image by maximum-count profiles
+    (``image``, as automatic clinical software does; see :func:`spectrial.simulate.estimate_lv_geometry`),
+    with the defect read where the estimated LV places it.
     """
 
-    iterations: int = 4
-    subsets: int = 8
     attenuation_correction: bool = True
     resolution_model: bool = True
-    scatter_correction: str = "tew"
-    tew_smoothing_fwhm_mm: float = 25.6
     attenuation_shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    postfilter_fwhm_mm: float = 0.0
-    butterworth_cutoff: float = 0.0
-    butterworth_order: float = 10.0
     reorientation: str = "phantom"
 
     def __post_init__(self):
-        require(self.iterations >= 1, "iterations", self.iterations, "a positive integer")
-        require(self.subsets >= 1, "subsets", self.subsets, "a positive integer dividing the number of views")
-        require(self.scatter_correction in SCATTER_CORRECTIONS, "scatter_correction", self.scatter_correction,
-                f"one of {list(SCATTER_CORRECTIONS)}")
-        require(self.tew_smoothing_fwhm_mm >= 0, "tew_smoothing_fwhm_mm", self.tew_smoothing_fwhm_mm, "a FWHM >= 0 mm")
+        super().__post_init__()
         require(all(np.isfinite(self.attenuation_shift_mm)), "attenuation_shift_mm", self.attenuation_shift_mm,
                 "three finite shifts (z, y, x) in mm")
-        require(self.postfilter_fwhm_mm >= 0, "postfilter_fwhm_mm", self.postfilter_fwhm_mm, "a FWHM >= 0 mm")
-        require(0 <= self.butterworth_cutoff <= 0.5, "butterworth_cutoff", self.butterworth_cutoff,
-                "0 (off) or a cutoff in (0, 0.5] cycles/voxel")
-        require(self.butterworth_order > 0, "butterworth_order", self.butterworth_order, "a positive order")
         require(self.reorientation in REORIENTATIONS, "reorientation", self.reorientation,
                 f"one of {list(REORIENTATIONS)}")
-        require(not (self.postfilter_fwhm_mm and self.butterworth_cutoff), "butterworth_cutoff",
-                self.butterworth_cutoff, "0 when postfilter_fwhm_mm is set: one post-filter at most")
+
+    @property
+    def settings(self) -> ReconstructionSettings:
+        """The pipeline's settings alone (what :func:`spectrial.simulate.reconstruct` takes)."""
+        return ReconstructionSettings(**{f.name: getattr(self, f.name)
+                                         for f in dataclasses.fields(ReconstructionSettings)})
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class ObserverSpec:
     angle, while the observer's ROI stays centred on the territory's nominal location.
     """
 
-    observer: str = "cho"
+    observer: Observer = ChannelizedHotelling()
     input: str = "slice"
     roi_size: int = 32
     voi_depth: int = 16
@@ -157,7 +155,7 @@ class ObserverSpec:
     def __post_init__(self):
         require(0 <= self.location_uncertainty_deg <= 180, "location_uncertainty_deg", self.location_uncertainty_deg,
                 "an angle in [0, 180] degrees (0: signal known exactly)")
-        require(self.observer in OBSERVERS, "observer", self.observer, f"one of {list(OBSERVERS)}")
+        object.__setattr__(self, "observer", Observer.registry.create(self.observer, "observer"))
         require(self.input in OBSERVER_INPUTS, "input", self.input, f"one of {list(OBSERVER_INPUTS)}")
         require(self.roi_size >= 8, "roi_size", self.roi_size, "an integer >= 8 pixels")
         require(self.voi_depth >= 2, "voi_depth", self.voi_depth, "an integer >= 2 slices")
@@ -177,13 +175,12 @@ class ObserverSpec:
 
     def channel_matrix(self):
         """``(pixels, n_channels)`` for the CHO, None for the pixel-domain observers."""
-        return self.channels.matrix(self.roi_shape) if self.observer == "cho" else None
+        return self.channels.matrix(self.roi_shape) if self.observer.channelized else None
 
     def describe(self) -> str:
         where = (f"{self.roi_size}x{self.roi_size} short-axis slice" if self.input == "slice" else
                  f"{self.voi_depth}x{self.roi_size}x{self.roi_size} short-axis volume")
-        name = {"cho": f"CHO with {self.channels.describe()}", "hotelling": "Hotelling observer (pixels)",
-                "npw": "non-prewhitening matched filter"}[self.observer]
+        name = self.observer.describe(self.channels)
         noise = "" if self.internal_noise == "none" else f", {self.internal_noise} internal noise {self.internal_noise_level:g}"
         task = ("signal known exactly" if self.location_uncertainty_deg == 0 else
                 f"signal known statistically: defect centre within +-{self.location_uncertainty_deg:g} deg of it")
@@ -339,6 +336,10 @@ class TrialSpec:
                     "'none' when simulation.scatter = false (there is no scatter to correct)")
         require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
                 self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
+        try:
+            self.reconstruction.check_views(self.protocol.n_views)
+        except InvalidParameterError as error:
+            raise SpecError(f"reconstruction.{error}") from None
 
     def _check_observer_can_be_trained(self) -> None:
         """Refuse, before anything is simulated, an observer the trial's cases cannot train."""
@@ -356,11 +357,11 @@ class TrialSpec:
             require(condition < 1e8, "observer.channels", obs.channels.describe(),
                     f"channels that are linearly independent on the {obs.roi_shape} ROI (condition number "
                     f"{condition:.3g}); use fewer channels or a larger ROI")
-        features = covariance_features(obs.observer, int(np.prod(obs.roi_shape)) if channels is None
-                                       else channels.shape[1])
+        features = obs.observer.covariance_features(int(np.prod(obs.roi_shape)) if channels is None
+                                                    else channels.shape[1])
         needed = cases_needed(features)
         require(train >= needed, "simulation.realizations", sim.realizations,
-                f"enough cases to train the {obs.observer} observer's {features}-feature covariance: "
+                f"enough cases to train the {obs.observer.name} observer's {features}-feature covariance: "
                 f"{train} training cases with {obs.training} training, at least {needed} needed "
                 "(more patients or realizations, fewer channels or a smaller ROI)")
 
@@ -411,6 +412,14 @@ def method_label(method: EnhancementMethod) -> str:
                                          for k, v in params.items()) + ")"
 
 
+def stage_registries() -> dict[str, Registry]:
+    """Where a trial file chooses each kind of stage, and the registry it chooses from."""
+    return {"simulation.phantoms": PhantomSource.registry, "simulation.simulator": Simulator.registry,
+            "reconstruction.algorithm": RECONSTRUCTORS,
+            "methods[].name": METHODS, "observer.observer": Observer.registry,
+            "observer.channels.family": ChannelFamily.registry}
+
+
 # ---- record <-> dataclass -------------------------------------------------------------------
 
 
@@ -420,17 +429,8 @@ def _describe(tp) -> str:
 
 def _coerce(value, tp, path: str):
     origin = typing.get_origin(tp)
-    if tp is ChannelFamily:
-        if not isinstance(value, dict) or "family" not in value:
-            raise SpecError(f"{path}: expected a table with a 'family' key (one of {list(ChannelFamily.registry)})")
-        family = value["family"]
-        params = {k: v for k, v in value.items() if k != "family"}
-        try:
-            if isinstance(family, str) and family in ChannelFamily.registry:
-                params = check_fields(ChannelFamily.registry[family], params, path)
-            return make_channels(family, **params)
-        except (InvalidParameterError, TypeError) as error:
-            raise SpecError(f"{path}: {error}" if not str(error).startswith(path) else str(error)) from None
+    if _is_stage(tp):
+        return _stage(tp.registry, value, path)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise SpecError(f"{path}: expected a table of {_describe(tp)} settings, got {value!r}")
@@ -449,6 +449,19 @@ def _coerce(value, tp, path: str):
     raise SpecError(f"{path}: unsupported setting type {tp!r}")
 
 
+def _is_stage(tp) -> bool:
+    """Whether ``tp`` is the base class of a registry of stages (chosen by name in a trial file)."""
+    return isinstance(tp, type) and isinstance(getattr(tp, "registry", None), Registry)
+
+
+def _stage(registry: Registry, value, path: str):
+    """The stage a trial file gives at ``path`` (a name or a table), validated by the stage itself."""
+    try:
+        return registry.create(value, path)
+    except (InvalidParameterError, TypeError) as error:
+        raise SpecError(str(error) if str(error).startswith(path) else f"{path}: {error}") from None
+
+
 def _methods_from_record(value, path: str) -> tuple[EnhancementMethod, ...]:
     if not isinstance(value, list) or not value:
         raise SpecError(f"{path}: expected a non-empty array of tables ([[methods]] with name = ...)")
@@ -457,14 +470,7 @@ def _methods_from_record(value, path: str) -> tuple[EnhancementMethod, ...]:
         where = f"{path}[{i}]"
         if not isinstance(entry, dict) or "name" not in entry:
             raise SpecError(f"{where}: expected a table with a 'name' key")
-        params = dict(entry)
-        name = params.pop("name")
-        try:
-            if isinstance(name, str) and name in available_methods():
-                params = check_fields(method_class(name), params, where)
-            methods.append(make_method(name, **params))
-        except (InvalidParameterError, TypeError) as error:
-            raise SpecError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
+        methods.append(_stage(METHODS, entry, where))
     return tuple(methods)
 
 
@@ -519,6 +525,9 @@ def to_record(obj) -> dict:
             out[f.name] = [m.parameters() for m in value]
         elif isinstance(value, ChannelFamily):
             out[f.name] = value.parameters()
+        elif isinstance(getattr(value, "registry", None), Registry):
+            record = stage_record(value, value.registry.key)
+            out[f.name] = record[value.registry.key] if len(record) == 1 else record
         elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
             out[f.name] = [to_record(v) for v in value]
         elif dataclasses.is_dataclass(value):

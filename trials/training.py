@@ -28,6 +28,7 @@ and they are distinct from the trial's patients (another stream).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 import tomllib
@@ -44,12 +45,14 @@ from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.devices import resolve_device
 
-from .plan import WorkUnit
-from .runner import simulate_unit, trial_rng
+from .streams import trial_rng
+from .unit import WorkUnit, simulate_unit
 from .spec import SpecError, from_record, load_trial
 
 TARGETS = ("full-dose", "noiseless", "noise2noise")
 TRAINING_KEY = 0x7A1  # keys the training population's random stream apart from any trial's
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -159,14 +162,16 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
 
 
-def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print,
+def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=None,
                  device: str = "cpu") -> Path:
     """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve.
 
     ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training.
 
     ``progress(done, total)`` follows the simulation (patients), ``epoch_progress(epoch, epochs,
-    train_loss, validation_loss)`` the training; without it each epoch's losses are logged."""
+    train_loss, validation_loss)`` the training; without it each epoch's losses are logged. ``log(message)``
+    receives the summary lines (default: this module's logger at INFO level)."""
+    log = log or logger.info
     spec, folder = load_training(path)
     trial_spec = load_trial(None if spec.trial == "default" else folder / spec.trial)
     trial_spec = dataclasses.replace(trial_spec, execution=dataclasses.replace(trial_spec.execution, device=device))

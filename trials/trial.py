@@ -26,7 +26,8 @@ from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .execution import Execution, InlineExecutor, execute_plan, make_executor, missing_parts
 from .plan import plan_trial, specification_key
 from .progress import TrialProgressBar
-from .runner import load_cases, trial_patients
+from .cases import trial_patients
+from .readback import load_cases
 from .spec import TrialSpec, dump_trial
 from .store import ResultStore, StoreError
 from .evidence import STORE_DIR

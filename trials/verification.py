@@ -292,7 +292,8 @@ def _check_determinism() -> list[Measurement]:
 
     from .execution import InlineExecutor, ProcessExecutor, execute_plan
     from .plan import plan_trial
-    from .runner import load_cases, trial_patients
+    from .cases import trial_patients
+    from .readback import load_cases
     from .spec import parse_trial
     from .store import ResultStore
 

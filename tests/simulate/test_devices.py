@@ -34,7 +34,7 @@ def test_auto_is_a_gpu_only_where_cuda_is_available():
 def test_content_keys_do_not_depend_on_the_device():
     from spectrial.models import make_method
     from spectrial.trials.plan import plan_trial
-    from spectrial.trials.runner import trial_patients
+    from spectrial.trials.cases import trial_patients
     from spectrial.trials.spec import parse_trial
 
     text = """

@@ -9,7 +9,7 @@ from spectrial.trials import parse_trial
 from spectrial.trials.analysis import analyze_trial, reading_label
 from spectrial.trials.mrmc import reader_aucs
 from spectrial.trials.mrmcfiles import read_imrmc, write_imrmc
-from spectrial.trials.runner import UnitResult
+from spectrial.trials.readback import UnitResult
 
 TRIAL = """
 [simulation]

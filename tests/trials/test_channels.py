@@ -75,9 +75,9 @@ def test_gabor_channel_peaks_at_its_frequency_and_orientation():
 
 
 def test_channel_families_refuse_bad_parameters():
-    with pytest.raises(InvalidParameterError, match="family='zernike'.*square"):
+    with pytest.raises(InvalidParameterError, match="channel family 'zernike' is unknown.*square"):
         make_channels("zernike")
-    with pytest.raises(InvalidParameterError, match="edges: unknown parameter of laguerre-gauss"):
+    with pytest.raises(InvalidParameterError, match="channel family 'laguerre-gauss' has no parameter 'edges'"):
         make_channels("laguerre-gauss", edges=[0.1, 0.2])
     with pytest.raises(InvalidParameterError, match="edges"):
         SquareChannels((0.2, 0.1))

@@ -13,7 +13,7 @@ from spectrial.trials.cli import main
 from spectrial.trials.evidence import RESOLVED_SPEC, STORE_DIR
 from spectrial.trials.exchange import ExportSelection, export_cases
 from spectrial.trials.execution import InlineExecutor, execute_plan
-from spectrial.trials.runner import trial_patients
+from spectrial.trials.cases import trial_patients
 from spectrial.trials.spec import dump_trial
 
 from small_trial import small

@@ -17,7 +17,8 @@ from spectrial.models import make_method
 from spectrial.trials import ResultStore, StoreError, analyze_trial, parse_trial, plan_trial, run_trial
 from spectrial.trials import execution
 from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExecutor, execute_plan
-from spectrial.trials.runner import load_cases, trial_patients
+from spectrial.trials.cases import trial_patients
+from spectrial.trials.readback import load_cases
 
 from small_trial import SMALL, small
 

@@ -5,7 +5,7 @@ import numpy as np
 from spectrial.phantoms import AnatomyParameters, DefectSpec, Grid, make_phantom
 from spectrial.simulate import Projections, Protocol, SpectProjector, osem
 from spectrial.simulate.polarmap import polar_map
-from spectrial.trials.runner import observer_input, read_with_estimated_lv
+from spectrial.trials.unit import observer_input, read_with_estimated_lv
 from spectrial.trials.spec import ObserverSpec
 
 

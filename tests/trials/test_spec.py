@@ -24,11 +24,11 @@ def test_default_trial_loads_and_round_trips():
     ("[statistics]\nnon_inferiority_margin = 0.5", "non_inferiority_margin=0.5 is not allowed"),
     ("[statistics]\nnon_inferiority_margin = 0.0", "(0, 0.5)"),
     ("[statistics]\nreaders = 5", "statistics.readers"),
-    ("[observer]\nobserver = \"ideal\"", "observer='ideal'"),
+    ("[observer]\nobserver = \"ideal\"", "observer.observer: observer 'ideal' is unknown"),
     ("[observer]\nobserver = \"hotelling\"", "1024-feature covariance: 127 training cases"),
     ("[observer.channels]\nfamily = \"gabor\"\nphases_deg = [0.0, 0.0]", "linearly independent"),
-    ("[observer.channels]\nfamily = \"zernike\"", "observer.channels: family='zernike'"),
-    ("[observer.channels]\nfamily = \"gabor\"\nedges = [0.1, 0.2]", "edges: unknown parameter of gabor"),
+    ("[observer.channels]\nfamily = \"zernike\"", "observer.channels: channel family 'zernike' is unknown"),
+    ("[observer.channels]\nfamily = \"gabor\"\nedges = [0.1, 0.2]", "channel family 'gabor' has no parameter 'edges'"),
     ("[observer.channels]\nedges = [0.1, 0.2]", "observer.channels: expected a table with a 'family' key"),
     ("[reconstruction]\nsubsets = 7", "reconstruction.subsets"),
     ("[reconstruction]\nreorientation = \"manual\"", "reorientation='manual'"),
@@ -50,7 +50,7 @@ def test_trial_with_several_defects_and_other_channels_round_trips():
 
 
 def test_location_uncertainty_varies_each_patients_defect_reproducibly():
-    from spectrial.trials.runner import patient_defect
+    from spectrial.trials.cases import patient_defect
 
     spec = parse_trial("[observer]\nlocation_uncertainty_deg = 20.0\n[simulation]\nn_patients = 6\n")
     offsets = [patient_defect(spec, i, 0).angle_offset_deg for i in range(6)]

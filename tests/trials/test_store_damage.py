@@ -11,7 +11,8 @@ import pytest
 
 from spectrial.trials import ResultStore, analyze_trial, plan_trial, run_trial
 from spectrial.trials.execution import InlineExecutor, execute_plan
-from spectrial.trials.runner import load_cases, trial_patients
+from spectrial.trials.cases import trial_patients
+from spectrial.trials.readback import load_cases
 from spectrial.trials.store import MANIFEST, QUARANTINE
 
 from small_trial import small
