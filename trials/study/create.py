@@ -11,13 +11,15 @@ from spectrial.phantoms.errors import InvalidParameterError
 from spectrial.simulate import CARDIAC_VIEWS
 
 from ..analysis import reading_label
+from ..cases import reconstruction_grid, trial_patients
 from ..evidence import MANIFEST, RESOLVED_SPEC, STORE_DIR
+from ..example_views import EXAMPLE_FIELD_MM
 from ..exchange import _chosen, _method_indices
 from ..outputs import SCORES_CSV, read_table
-from ..plan import PlannedUnit, WorkUnit, specification_key
-from ..runner import EXAMPLE_FIELD_MM, reconstruction_grid, trial_patients
+from ..plan import PlannedUnit, specification_key
 from ..spec import load_trial
 from ..store import ResultStore
+from ..unit import WorkUnit
 from .database import DATABASE, RATING_SCALES, utc_now, write_new_database
 from .design import IMAGE_ID_KEY, PARADIGMS, StudyCase, sample_cases, study_items, study_rng
 from .images import (DEFAULT_COLOUR_SCALE, cardiac_views, check_colour_scale, study_window, unit_images,

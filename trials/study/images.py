@@ -16,7 +16,8 @@ from PIL import Image
 from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 from spectrial.simulate import CARDIAC_VIEWS, Volume, cardiac_view
 
-from ..runner import EXAMPLE_FIELD_MM, enhanced_volume, observer_input, simulate_unit
+from ..example_views import EXAMPLE_FIELD_MM
+from ..unit import enhanced_volume, observer_input, simulate_unit
 
 VIEW_PIXELS = 160  # pixels per side of each rendered view
 WINDOW_PERCENTILE = 99.5  # the study's window tops out at this percentile of every rendered pixel
