@@ -89,6 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_reconstruct_parser(sub)
 
+    from .study.cli import add_study_parser
+
+    add_study_parser(sub)
+
     mrmc = sub.add_parser("mrmc", help="analyse a reader-study file (iMRMC or .lrc) by Obuchowski-Rockette or DBM",
                           description="Read a fully crossed reader study from an iMRMC input file (.imrmc) or a "
                                       "LABMRMC/RJafroc .lrc file and print the Obuchowski-Rockette (Hillis degrees of "
@@ -327,12 +331,19 @@ def _reconstruct(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    from .study.cli import run_study
+
+    return run_study(args)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train, "mrmc": _mrmc, "export": _export, "reconstruct": _reconstruct}[args.command]
+               "train": _train, "mrmc": _mrmc, "export": _export, "reconstruct": _reconstruct,
+               "study": _study}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:
