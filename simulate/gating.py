@@ -121,14 +121,14 @@ def gated_expected_projections(frames: Sequence[GatedFrame], protocol: Protocol,
                                    device=device)
         radii = projector.radii_mm if radii is None else radii
         kbq = np.stack([p.activity for p in unique]).astype(np.float32) * np.float32(grid.voxel_ml)
+        # In expected_projections' order: each part scaled and binned, then added and the side windows formed.
         if scatter is None:
-            parts = {"counts": projector.forward(kbq)}
+            detected = {"counts": bin_to_detector(projector.forward(kbq) * scale, detector_factor)}
         else:
-            primary, scattered = scatter.project(projector, kbq)
-            windows = scatter.side_windows(primary, scattered, protocol)
-            parts = {"counts": primary + scattered, "scatter": scattered, **windows}
+            primary, scattered = (bin_to_detector(p * scale, detector_factor) for p in scatter.project(projector, kbq))
+            detected = {"counts": primary + scattered, "scatter": scattered,
+                        **scatter.side_windows(primary, scattered, protocol)}
         del projector
-        detected = {name: bin_to_detector(value * scale, detector_factor) for name, value in parts.items()}
         for f in group:
             u = next(i for i, p in enumerate(unique) if p is f.phantom)
             for name in fields:
