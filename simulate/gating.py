@@ -12,6 +12,10 @@ of theirs (the beating heart changes mu only between blood, 0.160/cm, and myocar
 breathing position has its own, so respiratory motion moves the attenuating organs with the emitting
 ones. Projection is linear, so the instants of a breathing position go through one projector in one
 batch.
+
+Upward creep makes the anatomy depend on when a view is acquired: :func:`gated_acquisition` splits
+the scan into time blocks of detector stops (:func:`acquisition_blocks`), simulates each block's views
+with the anatomy of its middle and adds the blocks.
 """
 
 from __future__ import annotations
@@ -21,14 +25,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from spectrial.phantoms.anatomy import AnatomyParameters
+from spectrial.phantoms.defects import DefectSpec
 from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, require
-from spectrial.phantoms.motion import GatedFrame
+from spectrial.phantoms.grid import Grid
+from spectrial.phantoms.motion import CardiacMotion, GatedFrame, RespiratoryMotion, make_gated_phantoms
+from spectrial.phantoms.phantom import Phantom, make_phantom
+from spectrial.phantoms.uptake import UptakeParameters
 
 from .counts import bin_to_detector, counts_per_kbq
 from .images import Projections
 from .noise import noisy_projections
 from .osem import osem
-from .projector import SpectProjector
+from .projector import SpectProjector, orbit_radii
 from .protocol import Protocol
 from .scatter import ScatterModel
 
@@ -119,6 +128,10 @@ def gated_expected_projections(frames: Sequence[GatedFrame], protocol: Protocol,
             sum(weights[id(p)] * p.mu.astype(np.float64) for p in unique) / sum(weights.values())).astype(np.float32)
         projector = SpectProjector(grid, protocol, mu=mu, resolution_model=True, orbit_radii_mm=radii, cache=False,
                                    device=device)
+        # The instants through the projector's products together: measured 2.6x faster than one by one on
+        # an 80 x 80 x 40 grid, with the same numbers there (a single instant, the motion-free case, is
+        # projected exactly as expected_projections does).
+        projector.BATCH_CHUNK = len(unique)
         radii = projector.radii_mm if radii is None else radii
         kbq = np.stack([p.activity for p in unique]).astype(np.float32) * np.float32(grid.voxel_ml)
         # In expected_projections' order: each part scaled and binned, then added and the side windows formed.
@@ -145,6 +158,39 @@ def gated_expected_projections(frames: Sequence[GatedFrame], protocol: Protocol,
     for f in frames:
         fractions[f.gate] += f.time_fraction
     return GatedProjections([projections(g) for g in range(int(gates))], projections(None), fractions)
+
+
+def gated_acquisition(anatomy: AnatomyParameters, grid: Grid, protocol: Protocol, *,
+                      cardiac: CardiacMotion | None = None, respiratory: RespiratoryMotion | None = None,
+                      gates: int = 8, uptake: UptakeParameters | None = None, defect: DefectSpec | None = None,
+                      supersampling: int = 2, detector_factor: int = 1, scatter: ScatterModel | None = None,
+                      respiratory_samples: int = 8, creep_blocks: int = 4,
+                      device: str = "cpu") -> tuple[GatedProjections, Phantom]:
+    """Phantoms and expected counts of a gated acquisition of a moving patient, in one call.
+
+    Parameters are those of :func:`~spectrial.phantoms.motion.make_gated_phantoms` and
+    :func:`gated_expected_projections`; ``creep_blocks`` time blocks are simulated when
+    ``respiratory.creep_mm`` > 0 (one otherwise).
+
+    Returns
+    -------
+    (GatedProjections, Phantom)
+        The expected counts, and the still phantom (end-diastolic, end-expiration, end of the scan): the
+        motion-free phantom of today, whose LV geometry and defect centre an observer reads at. The detector
+        orbit is that phantom's (:func:`~spectrial.simulate.orbit_radii`).
+    """
+    still = make_phantom(anatomy, grid, uptake=uptake, defect=defect, supersampling=supersampling)
+    radii = orbit_radii(protocol, grid, still.mu)
+    creeps = respiratory is not None and respiratory.creep_mm > 0
+    blocks = acquisition_blocks(protocol, creep_blocks) if creeps else [(1.0, None)]
+    parts = []
+    for fraction, views in blocks:
+        frames = make_gated_phantoms(anatomy, grid, cardiac=cardiac, respiratory=respiratory, gates=gates,
+                                     uptake=uptake, defect=defect, supersampling=supersampling,
+                                     respiratory_samples=respiratory_samples, acquisition_fraction=fraction)
+        parts.append(gated_expected_projections(frames, protocol, gates=gates, detector_factor=detector_factor,
+                                                scatter=scatter, orbit_radii_mm=radii, views=views, device=device))
+    return (parts[0] if len(parts) == 1 else add_gated(parts)), still
 
 
 def add_gated(parts: Sequence[GatedProjections]) -> GatedProjections:

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 
 from spectrial.phantoms import AnatomyParameters, Grid, InvalidParameterError, make_phantom
-from spectrial.phantoms.motion import CardiacMotion, RespiratoryMotion, make_gated_phantoms
-from spectrial.simulate import Projections, Protocol, ScatterModel, SpectProjector, expected_projections, osem
-from spectrial.simulate.gating import (GatedProjections, acquisition_blocks, add_gated, gated_expected_projections,
-                                       gated_noisy_projections, reconstruct_gates, stack_gates, sum_projections)
+from spectrial.phantoms.motion import CardiacMotion, RespiratoryMotion, anatomy_at, make_gated_phantoms
+from spectrial.simulate import (Projections, Protocol, ScatterModel, SpectProjector, expected_projections, orbit_radii,
+                                osem)
+from spectrial.simulate.gating import (GatedProjections, acquisition_blocks, add_gated, gated_acquisition,
+                                       gated_expected_projections, gated_noisy_projections, reconstruct_gates,
+                                       stack_gates, sum_projections)
 
 ANATOMY = AnatomyParameters()
 GRID = Grid.centered((16, 48, 48), 4.0)  # a slab through the heart, body cropped; detector bins of 8 mm
@@ -121,3 +123,19 @@ def test_bad_gating_input_is_refused():
     with pytest.raises(InvalidParameterError, match="same shape"):
         sum_projections([synthetic_gates().gates[0], Projections(np.ones((4, 2, 2), np.float32),
                                                                   Protocol(n_views=4, matrix=2), 8.0)])
+
+
+def test_upward_creep_shows_each_time_block_the_anatomy_of_its_time(static):
+    creep = RespiratoryMotion(heart_amplitude_mm=0.0, creep_mm=15.0)
+    crept, phantom = gated_acquisition(ANATOMY, GRID, PROTOCOL, respiratory=creep, gates=1, detector_factor=2,
+                                       creep_blocks=2)
+    assert np.array_equal(phantom.activity, static.activity)
+    radii = orbit_radii(PROTOCOL, GRID, static.mu)
+    for fraction, views in acquisition_blocks(PROTOCOL, 2):
+        moved = make_phantom(anatomy_at(ANATOMY, respiratory=creep, acquisition_fraction=fraction), GRID)
+        projector = SpectProjector(GRID, PROTOCOL, mu=moved.mu, orbit_radii_mm=radii, cache=False)
+        reference = expected_projections(moved, projector, detector_factor=2).counts
+        np.testing.assert_allclose(crept.ungated.counts[views], reference[views], rtol=1e-5, atol=1e-6 * reference.max())
+    first = acquisition_blocks(PROTOCOL, 2)[0][1]
+    still = expected_projections(static, SpectProjector(GRID, PROTOCOL, mu=static.mu, cache=False), detector_factor=2)
+    assert not np.allclose(crept.ungated.counts[first], still.counts[first], rtol=1e-2)
