@@ -63,7 +63,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import brentq
 
-from .anatomy import AnatomyParameters, Label, LVGeometry, heart_shapes, label_points
+from .anatomy import AnatomyParameters, Label, LVGeometry, heart_shapes, label_points, voxel_centres
 from .defects import DefectSpec
 from .errors import InvalidParameterError, InvalidTypeError, require
 from .grid import Grid
@@ -453,15 +453,10 @@ def make_gated_phantoms(anatomy: AnatomyParameters, grid: Grid, *, cardiac: Card
         else:
             volumes = lv_volumes_ml(anatomy, cardiac=cardiac, respiratory=respiratory, cardiac_phase=frame.cardiac_phase,
                                     respiratory_phase=frame.respiratory_phase, acquisition_fraction=acquisition_fraction)
-            by_phase[key] = _blend(normal, reduced, abnormality.weight(still.lv, _voxel_centres(grid)),
+            by_phase[key] = _blend(normal, reduced, abnormality.weight(still.lv, voxel_centres(grid)),
                                    volumes["myocardium_ml"])
         return by_phase[key]
     return [GatedFrame(f.gate, phantom_of(f), f.weight, f.respiratory_phase) for f in frames]
-
-
-def _voxel_centres(grid: Grid) -> np.ndarray:
-    return np.asarray(grid.origin_mm) + grid.voxel_mm * np.stack(
-        np.meshgrid(*(np.arange(n) for n in grid.shape), indexing="ij"), axis=-1)
 
 
 def _blend(normal: Phantom, reduced: Phantom, weight: np.ndarray, myocardium_ml: float) -> Phantom:

@@ -36,6 +36,8 @@ What is implemented, step by step:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import ndimage
 from scipy.optimize import brentq
@@ -43,6 +45,8 @@ from scipy.optimize import brentq
 from spectrial.phantoms.anatomy import LVGeometry
 from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, require
 from spectrial.phantoms.grid import Grid
+
+logger = logging.getLogger(__name__)
 
 MERIDIANS = 36
 ABOVE_BASE_MM = 20.0  # the cylinder of sampling rings above the base
@@ -155,6 +159,7 @@ def lv_function(gates: np.ndarray, grid: Grid, lv: LVGeometry, *, wall_thickness
     k = 2  # samples either side for the Gaussian refinement (2 mm)
     results = {name: [] for name in ("volumes_ml", "base_mm", "thickness_mm", "edv_ml", "esv_ml", "ef", "ed_gate",
                                      "es_gate")}
+
     def peaks(image, window):
         """Gaussian-refined maximum of every profile within ``window`` (offset range per ray, or None):
         its depth along the normal (mm) and its count."""
@@ -209,7 +214,12 @@ def lv_function(gates: np.ndarray, grid: Grid, lv: LVGeometry, *, wall_thickness
                 def excess(t, g=g):
                     return volume(g, t / 2) - volume(g, -t / 2) - myocardium
                 top = 3 * wall_thickness_mm
-                t = brentq(excess, 1e-3, top, xtol=1e-3) if excess(top) > 0 > excess(1e-3) else wall_thickness_mm
+                if excess(top) > 0 > excess(1e-3):
+                    t = brentq(excess, 1e-3, top, xtol=1e-3)
+                else:  # no thickness in (0, 3 x ED] holds the ED myocardium between this gate's surfaces
+                    logger.warning("gate %d: no wall thickness keeps the end-diastolic myocardial volume; "
+                                   "using the end-diastolic %.1f mm", g, wall_thickness_mm)
+                    t = wall_thickness_mm
             thickness.append(t)
             cavity.append(volume(g, -t / 2))
         cavity = np.asarray(cavity)
