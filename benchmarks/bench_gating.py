@@ -19,8 +19,9 @@ Prints each stage's wall time, the ratio, and the ratio extrapolated to the defa
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from spectrial.simulate import (Projections, Protocol, ScatterModel, SpectProjec
                                 noisy_projections, orbit_radii, osem)
 from spectrial.simulate.functional import lv_function
 from spectrial.simulate.gating import gated_acquisition, gated_noisy_projections, reconstruct_gates, sum_projections
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_projector import cpu_model  # noqa: E402  (the CPU line every benchmark prints)
 
 
 def main() -> None:
@@ -77,7 +81,7 @@ def main() -> None:
                     lambda: reconstruct_gates(subset, system, iterations=4, subsets=8))
     function = timed("gated", "EDV/ESV/EF", lambda: lv_function(volumes, grid, phantom.lv))
 
-    print(f"CPU: {platform.processor() or platform.machine()}; realizations {args.realizations}, gates {args.gates}, "
+    print(f"CPU: {cpu_model()}; realizations {args.realizations}, gates {args.gates}, "
           f"gates reconstructed for {args.gate_realizations} realizations")
     for unit, stages in clock.items():
         for stage, seconds in stages.items():
