@@ -1,4 +1,5 @@
-"""spectrial.simulate: SPECT acquisition (projector, counts, noise), OSEM, post-filters, reorientation.
+"""spectrial.simulate: SPECT acquisition (projector, counts, noise), ECG-gated acquisitions, OSEM, post-filters,
+reorientation, LV volumes and ejection fraction.
 
 May import :mod:`spectrial.phantoms`, nothing else from spectrial.
 """
@@ -8,6 +9,9 @@ from spectrial.phantoms.anatomy import CARDIAC_VIEWS
 from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, decay_during_views,
                      expected_projections)
 from .filters import butterworth_filter, gaussian_filter
+from .functional import lv_function
+from .gating import (GatedProjections, acquisition_blocks, gated_acquisition, gated_expected_projections,
+                     gated_noisy_projections, reconstruct_gates, sum_projections)
 from .images import Projections, Volume, stack_projections
 from .noise import NOISE_MODES, noisy_projections
 from .osem import mlem, osem, subset_views
@@ -28,5 +32,6 @@ __all__ = [
     "estimate_lv_geometry", "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
     "polar_area_weights", "polar_map", "segment_means", "short_axis_plane", "short_axis_points", "short_axis_volume",
     "subset_views", "RECONSTRUCTORS", "ReconstructionSettings", "reconstruct", "SIMULATORS", "Simulator",
-    "stack_projections",
+    "stack_projections", "GatedProjections", "acquisition_blocks", "gated_acquisition", "gated_expected_projections",
+    "gated_noisy_projections", "lv_function", "reconstruct_gates", "sum_projections",
 ]
