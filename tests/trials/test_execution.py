@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExec
 from spectrial.trials.cases import trial_patients
 from spectrial.trials.readback import load_cases
 
-from small_trial import SMALL, small
+from tests.trials.small_trial import SMALL, small
 
 
 def execute(spec, folder, executor=None):
@@ -189,37 +188,61 @@ def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, m
     assert all((row.n_absent, row.n_present) == (12, 12) for row in again.rows)
 
 
-TRIAL_FOR_KILLING = SMALL.replace("n_patients = 3", "n_patients = 8").replace("realizations = 4", "realizations = 12")
+# Run the command line in a process that SIGKILLs itself (and its worker processes: its whole session) right
+# after its store committed ``KILL_AFTER`` parts. The store has one writer, this process, so the kill always
+# lands at the same point of the commit sequence, whatever the workers' timing.
+KILL_AFTER = 10  # the small trial's units have 3 parts (base, 2 methods): 3 whole units and one base part
+KILLING_RUN = """
+import os, signal, sys
+from spectrial.trials.cli import main
+from spectrial.trials.store import ResultStore
+
+commit, committed = ResultStore.commit, []
+
+def commit_then_die(self, key, payload, log):
+    commit(self, key, payload, log)
+    committed.append(key)
+    if len(committed) == int(os.environ["KILL_AFTER"]):
+        assert os.getpgrp() == os.getpid(), "started in its own session, so the kill reaches nothing else"
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+ResultStore.commit = commit_then_die
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def test_a_killed_trial_resumes_to_the_same_results_without_redoing_units(tmp_path):
+def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committed_parts(tmp_path):
     trial = tmp_path / "trial.toml"
-    trial.write_text(TRIAL_FOR_KILLING)
+    trial.write_text(SMALL)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "spectrial.trials.cli", "run", str(trial), "--out", str(out), "--workers", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    log = out / "units" / "manifest.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 9:  # three units' parts committed
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    committed = ResultStore(out / "units").keys()
-    spec = parse_trial(TRIAL_FOR_KILLING)
+    command = [sys.executable, "-c", KILLING_RUN, "run", str(trial), "--out", str(out), "--workers", "2"]
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
+                          start_new_session=True, env={**os.environ, "KILL_AFTER": str(KILL_AFTER)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    store = ResultStore.reader(out / "units")
+    committed = {line["key"] for line in store.manifest()}
+    assert committed == store.keys() and len(committed) == KILL_AFTER  # each commit logged before the kill
+    mtimes = {key: store.path(key).stat().st_mtime_ns for key in committed}
+    spec = parse_trial(SMALL)
     plan = plan_trial(spec, trial_patients(spec))
-    done = {p.unit for p in plan.units if set(p.keys) <= committed}
-    assert 3 <= len(done) < len(plan.units), "the trial was not killed midway"
+    keys = {key for p in plan.units for key in p.keys}
+    assert committed < keys
+    whole_units = {p.unit for p in plan.units if set(p.keys) <= committed}
+    assert len(whole_units) == KILL_AFTER // 3
     assert not (out / "results.csv").exists()  # nothing derived was published
 
     resumed = run_trial(spec, out, workers=2)
-    assert resumed.execution.reused == len(done)
-    recomputed = {(c["patient"], c["state"]) for c in resumed.execution.computed}
-    assert not recomputed & {(u.patient, u.state) for u in done}
+    assert resumed.failures == [] and resumed.execution.reused == len(whole_units)
+    recomputed = [key for c in resumed.execution.computed for key in c["parts"]]
+    assert sorted(recomputed) == sorted(keys - committed)  # every missing part once, no committed part again
+    assert {key: store.path(key).stat().st_mtime_ns for key in committed} == mtimes
+
     whole = run_trial(spec, tmp_path / "whole", workers=1)
     for name in ("results.csv", "scores.csv", "fidelity.csv", "patients.json"):
-        assert (out / name).read_text() == (whole.out_dir / name).read_text(), name
+        assert (out / name).read_bytes() == (whole.out_dir / name).read_bytes(), name
+    uninterrupted = ResultStore.reader(whole.out_dir / "units")
+    for key in keys:  # every part's arrays, bit for bit (their meta records differ in host and timing)
+        assert store.load(key)[0]["payload_sha256"] == uninterrupted.load(key)[0]["payload_sha256"], key
 
 
 def test_store_commits_are_atomic_and_the_manifest_is_repaired(tmp_path):

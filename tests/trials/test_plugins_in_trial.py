@@ -16,7 +16,7 @@ from spectrial.simulate import Projections, Protocol, Volume
 from spectrial.trials import run_trial
 from spectrial.trials.cli import main
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,7 +11,7 @@ from spectrial.trials.mrmc import obuchowski_rockette, reader_aucs
 from spectrial.trials.outputs import read_table
 from spectrial.trials.verification import run_checks
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 
 def test_a_trial_with_readers_reports_the_or_analysis_and_writes_an_imrmc_file_that_rereads(tmp_path, capsys,

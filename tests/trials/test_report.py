@@ -13,7 +13,7 @@ from spectrial.trials import run_trial, trial, verification
 from spectrial.trials.report import headline
 from spectrial.trials.statistics import comparison_verdict
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 
 def test_methods_and_defects_label_themselves_in_a_readers_words():

@@ -15,7 +15,7 @@ from spectrial.trials.cases import trial_patients
 from spectrial.trials.readback import load_cases
 from spectrial.trials.store import MANIFEST, QUARANTINE
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 SPEC = small()
 PATIENTS = trial_patients(SPEC)
