@@ -1,41 +1,22 @@
-"""Running trials at scale: the plan's content keys, the result store, executors, retries, failures,
-resuming a killed trial, and recomputing only what a changed method affects."""
+"""Running trials at scale: executors, retries, failures, resuming a killed trial, and recomputing only what a
+changed method affects."""
 
 import dataclasses
-import errno
 import json
 import os
 import signal
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from spectrial.models import make_method
-from spectrial.trials import ResultStore, StoreError, analyze_trial, parse_trial, plan_trial, run_trial
+from spectrial.trials import ResultStore, parse_trial, plan_trial, run_trial
 from spectrial.trials import execution
 from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExecutor, execute_plan
 from spectrial.trials.cases import trial_patients
-from spectrial.trials.readback import load_cases
 
-from tests.trials.small_trial import SMALL, small
-
-
-def execute(spec, folder, executor=None):
-    """Run ``spec``'s plan into the store in ``folder``: the store, the plan and what the run did."""
-    patients = trial_patients(spec)
-    plan = plan_trial(spec, patients)
-    store = ResultStore(folder)
-    run = execute_plan(spec, plan, patients, store, executor or InlineExecutor(), run_id="test")
-    return store, plan, run
-
-
-def analysed(spec, store, plan, exclude=()):
-    """Per-case observer scores and fidelity of a stored plan."""
-    units = load_cases(spec, store, plan, exclude=exclude)
-    analysis = analyze_trial(spec, units)
-    return analysis.score_records(), [rec for u in units for rec in u.fidelity], analysis
+from tests.trials.small_trial import SMALL, analysed, execute, small
 
 
 def test_results_are_identical_in_process_with_worker_processes_and_on_a_dask_cluster(tmp_path):
@@ -65,36 +46,6 @@ def test_realization_batches_give_the_same_observer_scores(tmp_path):
     for row_a, row_b in zip(split[2].rows, whole[2].rows):  # ensemble noise from merged moments
         assert row_a.metrics["myocardium_noise_percent"] == pytest.approx(row_b.metrics["myocardium_noise_percent"],
                                                                           rel=1e-9)
-
-
-def test_content_keys_change_exactly_with_what_determines_a_part():
-    spec = small()
-    patients = trial_patients(spec)
-    plan = plan_trial(spec, patients)
-    same = plan_trial(small(execution={"retries": 5}), trial_patients(spec))
-    assert same.units == plan.units  # how units run does not name their results
-
-    grown = small(simulation={"n_patients": 5})
-    bigger = plan_trial(grown, trial_patients(grown))
-    assert bigger.units[:len(plan.units)] == plan.units  # patient i is drawn from its own stream
-    assert trial_patients(grown)[:3] == patients
-
-    reseeded = plan_trial(dataclasses.replace(spec, seed=8), trial_patients(dataclasses.replace(spec, seed=8)))
-    assert not {k for p in reseeded.units for k in p.keys} & {k for p in plan.units for k in p.keys}
-
-    method = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
-    changed = plan_trial(method, patients)
-    for a, b in zip(plan.units, changed.units):
-        assert (a.base_key, a.method_keys[0]) == (b.base_key, b.method_keys[0])
-        assert a.method_keys[1] != b.method_keys[1]
-
-    severity = dataclasses.replace(spec, defects=(dataclasses.replace(spec.defects[0], severity=0.3),))
-    moved = plan_trial(severity, patients)
-    for a, b in zip(plan.units, moved.units):
-        if a.unit.state == 0:  # the absent phantom is unchanged; its observer inputs are read at the same place
-            assert a.keys == b.keys
-        else:
-            assert a.base_key != b.base_key and not set(a.method_keys) & set(b.method_keys)
 
 
 def test_changing_one_method_recomputes_only_its_parts(tmp_path):
@@ -243,43 +194,6 @@ def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committe
     uninterrupted = ResultStore.reader(whole.out_dir / "units")
     for key in keys:  # every part's arrays, bit for bit (their meta records differ in host and timing)
         assert store.load(key)[0]["payload_sha256"] == uninterrupted.load(key)[0]["payload_sha256"], key
-
-
-def test_store_commits_are_atomic_and_the_manifest_is_repaired(tmp_path):
-    store = ResultStore(tmp_path / "units")
-    leftover = tmp_path / "units" / "ab" / ".abc.npz.99.tmp"
-    leftover.parent.mkdir()
-    leftover.write_bytes(b"half a part")
-    store = ResultStore(tmp_path / "units")  # reopening sweeps what an interrupted commit left
-    assert not leftover.exists()
-    from spectrial.trials.store import encode_part
-    store.commit("ab" + "0" * 62, encode_part({"part": "base", "unit": {"patient": 0}}, {"x": np.arange(3.0)}),
-                 {"unit": {"patient": 0}})
-    meta, arrays = store.load("ab" + "0" * 62)
-    assert meta["part"] == "base" and arrays["x"].tolist() == [0.0, 1.0, 2.0]
-    (tmp_path / "units" / "manifest.jsonl").unlink()  # killed between the rename and the log line
-    assert [line["key"] for line in ResultStore(tmp_path / "units").manifest()] == ["ab" + "0" * 62]
-    store.path("ab" + "0" * 62).write_bytes(b"not an archive")
-    with pytest.raises(StoreError, match="cannot be read"):
-        store.load("ab" + "0" * 62)
-    (tmp_path / "units" / "STORE").write_text("another-format")
-    with pytest.raises(StoreError, match="format"):
-        ResultStore(tmp_path / "units")
-
-
-def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path, monkeypatch):
-    spec = small()
-    store, plan, _ = execute(spec, tmp_path / "units")
-    committed = store.keys()
-
-    def full(self, path, payload):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(ResultStore, "_write_atomically", full)
-    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
-    with pytest.raises(StoreError, match="no space left on the device .* run the same command again to resume"):
-        execute(changed, tmp_path / "units")
-    assert store.keys() == committed
 
 
 def test_results_directory_must_be_ours(tmp_path):
