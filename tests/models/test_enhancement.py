@@ -51,3 +51,9 @@ def test_a_method_refuses_data_of_the_other_domain_and_doses_outside_0_1():
             method(volume, dose_fraction=dose)
     # A flat image is a fixed point of every linear smoothing filter that keeps counts.
     np.testing.assert_allclose(method(volume, dose_fraction=1.0).array, 1.0, rtol=1e-6)
+
+
+def test_methods_label_themselves_in_a_readers_words():
+    assert make_method("gaussian", fwhm_mm=12.0).label() == "Gaussian 12 mm"
+    assert make_method("network", checkpoint="pretrained:default-unet").label() == "U-Net (pretrained)"
+    assert make_method("none").label() == "No enhancement"

@@ -110,3 +110,10 @@ def test_bad_defects_are_refused_by_name(kwargs, name):
 def test_bad_defect_parameters_are_named(kwargs, name):
     with pytest.raises(InvalidParameterError, match=name):
         DefectSpec(**kwargs)
+
+
+def test_defects_label_themselves_in_a_readers_words():
+    assert DefectSpec(territory="inferior", angular_extent_deg=60, long_axis_extent=0.4, severity=0.25).label() == \
+        "inferior, 60°, 40 % of LV length, 25 % reduction"
+    assert DefectSpec(segments=(4, 10), transmural_fraction=0.5).label() == \
+        "AHA segments 4, 10, 25 % reduction, subendocardial (50 % of the wall)"

@@ -5,6 +5,7 @@ import pytest
 
 from spectrial.phantoms import (Grid, Label, Patient, SpectrialError, make_phantom, population_ranges,
                                 sample_population)
+from spectrial.phantoms.population import parameter_label
 
 
 MYOCARDIUM_G_PER_ML = 1.05
@@ -51,3 +52,10 @@ def test_population_is_reproducible_from_the_seed():
     assert [p.as_record() for p in a] != [p.as_record() for p in c]
     with pytest.raises(SpectrialError, match="n="):
         sample_population(0, rng=np.random.default_rng(0))
+
+
+def test_population_parameters_have_plain_names_units_and_percentages():
+    assert parameter_label("lv_epi_radius_mm") == ("LV epicardial radius", "mm", 1.0)
+    assert parameter_label("body_ap_semi_axis_mm") == ("body anterior-posterior semi-axis", "mm", 1.0)
+    assert parameter_label("liver_fraction") == ("liver uptake", "% of injected activity", 100.0)
+    assert parameter_label("lv_azimuth_deg") == ("LV azimuth", "°", 1.0)

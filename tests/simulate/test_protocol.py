@@ -1,4 +1,5 @@
-"""Acquisition protocols and collimators: the ASNC arc, Anger's resolution and efficiency, the energy window, presets."""
+"""Acquisition protocols and collimators: the ASNC arc, Anger's resolution and efficiency, the energy window,
+presets."""
 
 import numpy as np
 import pytest

@@ -52,7 +52,8 @@ def test_the_reconstruction_corrects_with_the_phantoms_map_averaged_onto_its_gri
     blocks = phantom.mu.reshape(nz // 2, 2, ny // 2, 2, nx // 2, 2).mean(axis=(1, 3, 5))
     np.testing.assert_allclose(reconstruction_mu(spec, phantom), blocks, rtol=1e-6)
     uncorrected = small(reconstruction={"attenuation_correction": False})
-    assert reconstruction_mu(uncorrected, trial_phantom(uncorrected, trial_patients(uncorrected)[0], 0, state=0)) is None
+    phantom = trial_phantom(uncorrected, trial_patients(uncorrected)[0], 0, state=0)
+    assert reconstruction_mu(uncorrected, phantom) is None
 
 
 def test_a_units_parts_are_the_same_numbers_every_time():
