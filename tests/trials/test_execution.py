@@ -167,9 +167,15 @@ def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committe
     trial.write_text(SMALL)
     out = tmp_path / "killed"
     command = [sys.executable, "-c", KILLING_RUN, "run", str(trial), "--out", str(out), "--workers", "2"]
-    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=300,
-                          start_new_session=True, env={**os.environ, "KILL_AFTER": str(KILL_AFTER)})
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "KILL_AFTER": str(KILL_AFTER)})
+    try:
+        _, stderr = proc.communicate(timeout=600)
+    finally:  # a run that never reached its kill leaves no worker behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, stderr
     store = ResultStore.reader(out / "units")
     committed = {line["key"] for line in store.manifest()}
     assert committed == store.keys() and len(committed) == KILL_AFTER  # each commit logged before the kill
