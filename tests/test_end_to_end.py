@@ -134,11 +134,9 @@ def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
         (d, f, m) for d in defects for f in (1.0, 0.125) for m in methods]
     for r in rows:
         assert int(r["n_absent"]) == int(r["n_present"]) == 2 * 6
-        assert float(r["auc_ci_low"]) <= float(r["auc"]) <= float(r["auc_ci_high"])
         reference = float(r["dose_fraction"]) == 1.0 and r["method"] == "none"
         assert r["is_reference"] == str(reference)
         if not reference:
-            assert float(r["difference_ci_low"]) <= float(r["auc_difference"]) <= float(r["difference_ci_high"])
             assert float(r["difference_p_value"]) <= float(r["difference_p_holm"]) <= 1
             assert r["non_inferior"] == str(float(r["difference_ci_low"]) > -0.1)
         for column in ("noiseless_ssim", "phantom_ssim", "noiseless_nrmse", "noiseless_psnr_db", "phantom_pearson",

@@ -1,22 +1,23 @@
+"""The SPECT projector: collimator blur kernels, batches, orbits and misregistered attenuation maps."""
+
+import dataclasses
+
 import numpy as np
 import pytest
 
-from spectrial.phantoms import Grid, InvalidParameterError
-from spectrial.simulate import FWHM_PER_SIGMA, Protocol, SpectProjector, gaussian_blur_matrix
+from spectrial.phantoms import AnatomyParameters, Grid, InvalidParameterError, make_phantom
+from spectrial.simulate import Protocol, SpectProjector, gaussian_blur_matrix, misregistered, orbit_radii
+
 
 SMALL = Grid.centered((6, 24, 24), 8.0)
+
+
 PROTOCOL = Protocol(n_views=16, radius_mm=150.0, matrix=24, pixel_mm=8.0)
 
 
 def test_collimator_blur_conserves_counts_away_from_the_edges():
     blur = gaussian_blur_matrix(64, 3.0)
     np.testing.assert_allclose(blur[:, 20:44].sum(axis=0), 1.0, atol=1e-9)
-
-
-def test_lehr_system_resolution_at_10_cm_matches_published_range():
-    # GE NM670 LEHR: 7.4 mm system FWHM at 10 cm (vendor data sheet); DESIGN.md: 7-8 mm.
-    assert 7.0 <= float(Protocol().system_fwhm_mm(100.0)) <= 8.0
-    assert FWHM_PER_SIGMA == pytest.approx(2.3548, rel=1e-4)
 
 
 def test_projector_rejects_bad_input():
@@ -66,12 +67,31 @@ def test_blur_kernels_are_truncated_to_their_support_and_conserve_counts():
     assert np.count_nonzero((untruncated > 0) & (untruncated < tiny)) > 0
     stored = np.abs(kept.astype(np.float32))
     assert np.count_nonzero((stored > 0) & (stored < tiny)) == 0
+def test_contour_orbit_follows_the_body_and_a_radius_inside_the_body_is_refused():
+    grid = Grid.centered((4, 64, 64), 6.4)
+    mu = make_phantom(AnatomyParameters(body_lateral_semi_axis_mm=165.0, body_ap_semi_axis_mm=110.0), grid,
+                      supersampling=1).mu
+    protocol = Protocol(n_views=4, heads=1, arc_deg=360.0, start_angle_deg=0.0, orbit="contour",
+                        contour_clearance_mm=20.0)
+    radii = orbit_radii(protocol, grid, mu)  # anterior, left, posterior, right
+    np.testing.assert_allclose(radii, [130.0, 185.0, 130.0, 185.0], atol=grid.voxel_mm)
+    contour = SpectProjector(grid, protocol, mu=mu)
+    circular = SpectProjector(grid, dataclasses.replace(protocol, orbit="circular", radius_mm=250.0), mu=mu)
+    point = np.zeros(grid.shape, np.float32)
+    point[2, 32, 32] = 1.0
+    width = [np.count_nonzero(p.forward(point)[0, 2] > 1e-3) for p in (contour, circular)]
+    assert width[0] < width[1]  # closer detector, sharper image
+    with pytest.raises(InvalidParameterError, match="inside the body"):
+        SpectProjector(grid, dataclasses.replace(protocol, orbit="circular", radius_mm=150.0), mu=mu)
+    with pytest.raises(InvalidParameterError, match="contour"):
+        SpectProjector(grid, protocol)
 
 
-def test_negligible_values_are_cleared_and_others_kept():
-    import torch
-
-    from spectrial.simulate.numerics import NEGLIGIBLE, clear_negligible
-    values = torch.tensor([1e-38, -1e-35, NEGLIGIBLE / 2, NEGLIGIBLE, 1e-20, -3.0, 0.0])
-    np.testing.assert_array_equal(clear_negligible(values.clone()).numpy(),
-                                  np.array([0, 0, 0, NEGLIGIBLE, 1e-20, -3.0, 0], np.float32))
+def test_misregistered_map_moves_by_whole_voxels_exactly():
+    grid = Grid.centered((6, 8, 8), 4.0)
+    mu = np.random.default_rng(0).random(grid.shape).astype(np.float32)
+    moved = misregistered(mu, grid, (0.0, 4.0, -8.0))
+    np.testing.assert_allclose(moved[:, 1:, :6], mu[:, :7, 2:], atol=1e-6)
+    assert np.all(moved[:, 0] == 0) and np.all(moved[:, :, 6:] == 0)
+    with pytest.raises(InvalidParameterError, match="shift_mm"):
+        misregistered(mu, grid, (1.0, 2.0))

@@ -1,9 +1,14 @@
 """The small trial several trial tests share: 3 patients on a coarse 16 x 16 x 8 grid of 24 mm voxels (a
-field of view that covers the body), two doses, two methods; seconds to run."""
+field of view that covers the body), two doses, two methods; seconds to run. With it, running a plan into a
+store and reading back its observer scores and fidelity."""
 
 import dataclasses
 
-from spectrial.trials import parse_trial
+from spectrial.trials import ResultStore, analyze_trial, parse_trial, plan_trial
+from spectrial.trials.cases import trial_patients
+from spectrial.trials.execution import InlineExecutor, execute_plan
+from spectrial.trials.readback import load_cases
+
 
 SMALL = """
 name = "small"
@@ -52,3 +57,19 @@ def small(**changes):
     for section, values in changes.items():
         spec = dataclasses.replace(spec, **{section: dataclasses.replace(getattr(spec, section), **values)})
     return spec
+
+
+def execute(spec, folder, executor=None):
+    """Run ``spec``'s plan into the store in ``folder``: the store, the plan and what the run did."""
+    patients = trial_patients(spec)
+    plan = plan_trial(spec, patients)
+    store = ResultStore(folder)
+    run = execute_plan(spec, plan, patients, store, executor or InlineExecutor(), run_id="test")
+    return store, plan, run
+
+
+def analysed(spec, store, plan, exclude=()):
+    """Per-case observer scores and fidelity of a stored plan."""
+    units = load_cases(spec, store, plan, exclude=exclude)
+    analysis = analyze_trial(spec, units)
+    return analysis.score_records(), [rec for u in units for rec in u.fidelity], analysis

@@ -14,7 +14,7 @@ import pytest
 from spectrial.trials import trial
 from spectrial.trials.verification import run_checks
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 
 def run_tiny_trial(folder, **changes):

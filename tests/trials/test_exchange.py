@@ -16,7 +16,7 @@ from spectrial.trials.execution import InlineExecutor, execute_plan
 from spectrial.trials.cases import trial_patients
 from spectrial.trials.spec import dump_trial
 
-from small_trial import small
+from tests.trials.small_trial import small
 
 
 @pytest.fixture(scope="module")

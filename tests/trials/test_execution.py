@@ -1,42 +1,22 @@
-"""Running trials at scale: the plan's content keys, the result store, executors, retries, failures,
-resuming a killed trial, and recomputing only what a changed method affects."""
+"""Running trials at scale: executors, retries, failures, resuming a killed trial, and recomputing only what a
+changed method affects."""
 
 import dataclasses
-import errno
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 
 from spectrial.models import make_method
-from spectrial.trials import ResultStore, StoreError, analyze_trial, parse_trial, plan_trial, run_trial
+from spectrial.trials import ResultStore, parse_trial, plan_trial, run_trial
 from spectrial.trials import execution
 from spectrial.trials.execution import DaskExecutor, InlineExecutor, ProcessExecutor, execute_plan
 from spectrial.trials.cases import trial_patients
-from spectrial.trials.readback import load_cases
 
-from small_trial import SMALL, small
-
-
-def execute(spec, folder, executor=None):
-    """Run ``spec``'s plan into the store in ``folder``: the store, the plan and what the run did."""
-    patients = trial_patients(spec)
-    plan = plan_trial(spec, patients)
-    store = ResultStore(folder)
-    run = execute_plan(spec, plan, patients, store, executor or InlineExecutor(), run_id="test")
-    return store, plan, run
-
-
-def analysed(spec, store, plan, exclude=()):
-    """Per-case observer scores and fidelity of a stored plan."""
-    units = load_cases(spec, store, plan, exclude=exclude)
-    analysis = analyze_trial(spec, units)
-    return analysis.score_records(), [rec for u in units for rec in u.fidelity], analysis
+from tests.trials.small_trial import SMALL, analysed, execute, small
 
 
 def test_results_are_identical_in_process_with_worker_processes_and_on_a_dask_cluster(tmp_path):
@@ -66,36 +46,6 @@ def test_realization_batches_give_the_same_observer_scores(tmp_path):
     for row_a, row_b in zip(split[2].rows, whole[2].rows):  # ensemble noise from merged moments
         assert row_a.metrics["myocardium_noise_percent"] == pytest.approx(row_b.metrics["myocardium_noise_percent"],
                                                                           rel=1e-9)
-
-
-def test_content_keys_change_exactly_with_what_determines_a_part():
-    spec = small()
-    patients = trial_patients(spec)
-    plan = plan_trial(spec, patients)
-    same = plan_trial(small(execution={"retries": 5}), trial_patients(spec))
-    assert same.units == plan.units  # how units run does not name their results
-
-    grown = small(simulation={"n_patients": 5})
-    bigger = plan_trial(grown, trial_patients(grown))
-    assert bigger.units[:len(plan.units)] == plan.units  # patient i is drawn from its own stream
-    assert trial_patients(grown)[:3] == patients
-
-    reseeded = plan_trial(dataclasses.replace(spec, seed=8), trial_patients(dataclasses.replace(spec, seed=8)))
-    assert not {k for p in reseeded.units for k in p.keys} & {k for p in plan.units for k in p.keys}
-
-    method = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
-    changed = plan_trial(method, patients)
-    for a, b in zip(plan.units, changed.units):
-        assert (a.base_key, a.method_keys[0]) == (b.base_key, b.method_keys[0])
-        assert a.method_keys[1] != b.method_keys[1]
-
-    severity = dataclasses.replace(spec, defects=(dataclasses.replace(spec.defects[0], severity=0.3),))
-    moved = plan_trial(severity, patients)
-    for a, b in zip(plan.units, moved.units):
-        if a.unit.state == 0:  # the absent phantom is unchanged; its observer inputs are read at the same place
-            assert a.keys == b.keys
-        else:
-            assert a.base_key != b.base_key and not set(a.method_keys) & set(b.method_keys)
 
 
 def test_changing_one_method_recomputes_only_its_parts(tmp_path):
@@ -189,74 +139,67 @@ def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, m
     assert all((row.n_absent, row.n_present) == (12, 12) for row in again.rows)
 
 
-TRIAL_FOR_KILLING = SMALL.replace("n_patients = 3", "n_patients = 8").replace("realizations = 4", "realizations = 12")
+# Run the command line in a process that SIGKILLs itself (and its worker processes: its whole session) right
+# after its store committed ``KILL_AFTER`` parts. The store has one writer, this process, so the kill always
+# lands at the same point of the commit sequence, whatever the workers' timing.
+KILL_AFTER = 10  # the small trial's units have 3 parts (base, 2 methods): 3 whole units and one base part
+KILLING_RUN = """
+import os, signal, sys
+from spectrial.trials.cli import main
+from spectrial.trials.store import ResultStore
+
+commit, committed = ResultStore.commit, []
+
+def commit_then_die(self, key, payload, log):
+    commit(self, key, payload, log)
+    committed.append(key)
+    if len(committed) == int(os.environ["KILL_AFTER"]):
+        assert os.getpgrp() == os.getpid(), "started in its own session, so the kill reaches nothing else"
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+ResultStore.commit = commit_then_die
+sys.exit(main(sys.argv[1:]))
+"""
 
 
-def test_a_killed_trial_resumes_to_the_same_results_without_redoing_units(tmp_path):
+def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committed_parts(tmp_path):
     trial = tmp_path / "trial.toml"
-    trial.write_text(TRIAL_FOR_KILLING)
+    trial.write_text(SMALL)
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "spectrial.trials.cli", "run", str(trial), "--out", str(out), "--workers", "2"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    log = out / "units" / "manifest.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 9:  # three units' parts committed
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    committed = ResultStore(out / "units").keys()
-    spec = parse_trial(TRIAL_FOR_KILLING)
+    command = [sys.executable, "-c", KILLING_RUN, "run", str(trial), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={**os.environ, "KILL_AFTER": str(KILL_AFTER)})
+    try:
+        _, stderr = proc.communicate(timeout=600)
+    finally:  # a run that never reached its kill leaves no worker behind
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, stderr
+    store = ResultStore.reader(out / "units")
+    committed = {line["key"] for line in store.manifest()}
+    assert committed == store.keys() and len(committed) == KILL_AFTER  # each commit logged before the kill
+    mtimes = {key: store.path(key).stat().st_mtime_ns for key in committed}
+    spec = parse_trial(SMALL)
     plan = plan_trial(spec, trial_patients(spec))
-    done = {p.unit for p in plan.units if set(p.keys) <= committed}
-    assert 3 <= len(done) < len(plan.units), "the trial was not killed midway"
+    keys = {key for p in plan.units for key in p.keys}
+    assert committed < keys
+    whole_units = {p.unit for p in plan.units if set(p.keys) <= committed}
+    assert len(whole_units) == KILL_AFTER // 3
     assert not (out / "results.csv").exists()  # nothing derived was published
 
     resumed = run_trial(spec, out, workers=2)
-    assert resumed.execution.reused == len(done)
-    recomputed = {(c["patient"], c["state"]) for c in resumed.execution.computed}
-    assert not recomputed & {(u.patient, u.state) for u in done}
+    assert resumed.failures == [] and resumed.execution.reused == len(whole_units)
+    recomputed = [key for c in resumed.execution.computed for key in c["parts"]]
+    assert sorted(recomputed) == sorted(keys - committed)  # every missing part once, no committed part again
+    assert {key: store.path(key).stat().st_mtime_ns for key in committed} == mtimes
+
     whole = run_trial(spec, tmp_path / "whole", workers=1)
     for name in ("results.csv", "scores.csv", "fidelity.csv", "patients.json"):
-        assert (out / name).read_text() == (whole.out_dir / name).read_text(), name
-
-
-def test_store_commits_are_atomic_and_the_manifest_is_repaired(tmp_path):
-    store = ResultStore(tmp_path / "units")
-    leftover = tmp_path / "units" / "ab" / ".abc.npz.99.tmp"
-    leftover.parent.mkdir()
-    leftover.write_bytes(b"half a part")
-    store = ResultStore(tmp_path / "units")  # reopening sweeps what an interrupted commit left
-    assert not leftover.exists()
-    from spectrial.trials.store import encode_part
-    store.commit("ab" + "0" * 62, encode_part({"part": "base", "unit": {"patient": 0}}, {"x": np.arange(3.0)}),
-                 {"unit": {"patient": 0}})
-    meta, arrays = store.load("ab" + "0" * 62)
-    assert meta["part"] == "base" and arrays["x"].tolist() == [0.0, 1.0, 2.0]
-    (tmp_path / "units" / "manifest.jsonl").unlink()  # killed between the rename and the log line
-    assert [line["key"] for line in ResultStore(tmp_path / "units").manifest()] == ["ab" + "0" * 62]
-    store.path("ab" + "0" * 62).write_bytes(b"not an archive")
-    with pytest.raises(StoreError, match="cannot be read"):
-        store.load("ab" + "0" * 62)
-    (tmp_path / "units" / "STORE").write_text("another-format")
-    with pytest.raises(StoreError, match="format"):
-        ResultStore(tmp_path / "units")
-
-
-def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path, monkeypatch):
-    spec = small()
-    store, plan, _ = execute(spec, tmp_path / "units")
-    committed = store.keys()
-
-    def full(self, path, payload):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(ResultStore, "_write_atomically", full)
-    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
-    with pytest.raises(StoreError, match="no space left on the device .* run the same command again to resume"):
-        execute(changed, tmp_path / "units")
-    assert store.keys() == committed
+        assert (out / name).read_bytes() == (whole.out_dir / name).read_bytes(), name
+    uninterrupted = ResultStore.reader(whole.out_dir / "units")
+    for key in keys:  # every part's arrays, bit for bit (their meta records differ in host and timing)
+        assert store.load(key)[0]["payload_sha256"] == uninterrupted.load(key)[0]["payload_sha256"], key
 
 
 def test_results_directory_must_be_ours(tmp_path):

@@ -4,7 +4,7 @@ from scipy import ndimage
 
 from spectrial.phantoms.errors import InvalidParameterError
 from spectrial.trials import ensemble_noise_percent, fidelity_metrics
-from spectrial.trials.fidelity import heart_box
+from spectrial.trials.fidelity import combine_moments, heart_box, noise_moments, noise_percent
 
 
 def reference_volume():
@@ -71,3 +71,17 @@ def test_fidelity_refuses_mismatched_or_degenerate_input():
         fidelity_metrics(reference, np.ones_like(reference))
     with pytest.raises(InvalidParameterError, match="realizations"):
         ensemble_noise_percent(reference[None], reference > 12)
+
+
+def test_moments_merged_across_batches_are_those_of_all_realizations():
+    # Chan, Golub and LeVeque's update: the merged mean and sum of squared deviations equal NumPy's over the
+    # concatenated realizations, however the realizations are cut into batches.
+    rng = np.random.default_rng(3)
+    images = rng.gamma(4.0, 2.0, (11, 5, 6)) + 20
+    mask = rng.random((5, 6)) > 0.3
+    merged = combine_moments([noise_moments(images[a:b], mask) for a, b in ((0, 4), (4, 5), (5, 11))])
+    assert merged[0] == 11
+    np.testing.assert_allclose(merged[1], images[:, mask].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(merged[2], images[:, mask].var(axis=0) * 11, rtol=1e-10)
+    expected = 100 * images[:, mask].std(axis=0, ddof=1).mean() / images[:, mask].mean()
+    assert noise_percent(merged) == pytest.approx(expected, rel=1e-10)

@@ -1,5 +1,5 @@
-"""The report's words: readable labels of methods, defects and population parameters, and the headline
-sentence of each defect type."""
+"""The report's words: the headline sentence of each defect type, verdicts and their cautions, and drawing
+without touching the caller's matplotlib backend."""
 
 import dataclasses
 import re
@@ -7,30 +7,11 @@ import subprocess
 import sys
 
 from spectrial.models import make_method
-from spectrial.phantoms import DefectSpec
-from spectrial.phantoms.population import parameter_label
 from spectrial.trials import run_trial, trial, verification
 from spectrial.trials.report import headline
 from spectrial.trials.statistics import comparison_verdict
 
-from small_trial import small
-
-
-def test_methods_and_defects_label_themselves_in_a_readers_words():
-    assert make_method("gaussian", fwhm_mm=12.0).label() == "Gaussian 12 mm"
-    assert make_method("network", checkpoint="pretrained:default-unet").label() == "U-Net (pretrained)"
-    assert make_method("none").label() == "No enhancement"
-    assert DefectSpec(territory="inferior", angular_extent_deg=60, long_axis_extent=0.4, severity=0.25).label() == \
-        "inferior, 60°, 40 % of LV length, 25 % reduction"
-    assert DefectSpec(segments=(4, 10), transmural_fraction=0.5).label() == \
-        "AHA segments 4, 10, 25 % reduction, subendocardial (50 % of the wall)"
-
-
-def test_population_parameters_have_plain_names_units_and_percentages():
-    assert parameter_label("lv_epi_radius_mm") == ("LV epicardial radius", "mm", 1.0)
-    assert parameter_label("body_ap_semi_axis_mm") == ("body anterior-posterior semi-axis", "mm", 1.0)
-    assert parameter_label("liver_fraction") == ("liver uptake", "% of injected activity", 100.0)
-    assert parameter_label("lv_azimuth_deg") == ("LV azimuth", "°", 1.0)
+from tests.trials.small_trial import small
 
 
 def _row(dose, method, non_inferior, reference=False, n=40):

@@ -126,20 +126,37 @@ def test_holm_adjustment_matches_the_step_down_procedure():
     assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_reader_study_of_identical_readers_has_the_brute_force_jackknife_error_of_one_reading():
-    # Readers who agree exactly: no reader variance (MS(R) = 0) and Cov2 = Var, so the OR standard error
-    # is the jackknife standard error of one AUC, recomputed here by deleting each case in turn.
-    rng = np.random.default_rng(10)
-    truth = np.repeat([0, 1], [30, 25])
-    scores = np.round(rng.normal(size=55) + truth, 1)
-    reader = ObserverScores(scores, truth, np.arange(55))
+def test_reader_study_of_identical_readers_has_the_published_area_and_error_of_one_reading():
+    # Readers who agree exactly have no reader variance, so the OR analysis reduces to one reading's AUC and
+    # its case-sampling error: Hanley & McNeil's CT ratings give the published area 0.893 and error 0.032.
+    truth = np.repeat([0, 1], [58, 51])
+    reader = ObserverScores(np.r_[HM_ABSENT, HM_PRESENT].astype(float), truth, np.arange(109))
     study = reader_study([reader, reader, reader])
-    loo = np.array([wmw_auc(np.delete(scores, k)[np.delete(truth, k) == 0], np.delete(scores, k)[np.delete(truth, k) == 1])
-                    for k in range(55)])
-    jackknife_se = np.sqrt(54 / 55 * ((loo - loo.mean()) ** 2).sum())
-    assert study.auc == pytest.approx(wmw_auc(scores[truth == 0], scores[truth == 1]))
-    assert study.reader_sd == pytest.approx(0, abs=1e-12) and study.se == pytest.approx(jackknife_se)
-    assert study.ci_high - study.auc == pytest.approx(stats.norm.ppf(0.975) * jackknife_se)
+    assert study.auc == pytest.approx(0.893, abs=5e-4)
+    assert study.reader_sd == pytest.approx(0, abs=1e-12) and study.se == pytest.approx(0.032, rel=0.1)
+    # No reader variance: Hillis' degrees of freedom are infinite and the interval is the normal one.
+    assert study.ci_high - study.auc == pytest.approx(stats.norm.ppf(0.975) * study.se)
+
+
+def test_delong_intervals_cover_the_binormal_auc_at_their_nominal_rate():
+    # Binormal scores with separation 1: the population AUC is Phi(1 / sqrt 2) (0.760).
+    rng = np.random.default_rng(12)
+    target = stats.norm.cdf(1 / np.sqrt(2))
+    n_trials = 1000
+    covered = sum(r.ci_low <= target <= r.ci_high
+                  for r in (auc_with_ci(rng.normal(0, 1, 50), rng.normal(1, 1, 50)) for _ in range(n_trials)))
+    low, high = stats.binom.ppf([0.0005, 0.9995], n_trials, 0.95)
+    assert low <= covered <= high, f"{covered} of {n_trials} intervals cover (expected {low:.0f}-{high:.0f})"
+
+
+def test_paired_difference_intervals_cover_the_true_difference_at_their_nominal_rate():
+    rng = np.random.default_rng(13)
+    target = stats.norm.cdf(1 / np.sqrt(2)) - stats.norm.cdf(0.7 / np.sqrt(2))
+    n_trials = 600
+    covered = sum(r.ci_low <= target <= r.ci_high
+                  for r in (paired_auc_difference(*correlated_readings(rng, shift_b=0.7)) for _ in range(n_trials)))
+    low, high = stats.binom.ppf([0.0005, 0.9995], n_trials, 0.95)
+    assert low <= covered <= high, f"{covered} of {n_trials} intervals cover (expected {low:.0f}-{high:.0f})"
 
 
 def test_reader_study_interval_covers_the_population_auc_at_its_nominal_rate():

@@ -15,7 +15,7 @@ from spectrial.trials.mrmcfiles import read_imrmc, read_lrc
 from spectrial.trials.outputs import read_table
 from spectrial.trials.study import analyze_study, create_study, export_study, open_study
 
-from study_helpers import Client, LiveServer, query, run_tiny_trial
+from tests.trials.study_helpers import Client, LiveServer, query, run_tiny_trial
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")

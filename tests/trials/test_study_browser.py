@@ -9,7 +9,7 @@ import pytest
 from spectrial.trials.mrmcfiles import read_imrmc
 from spectrial.trials.study import create_study, export_study, reading_order
 
-from study_helpers import LiveServer, query, run_tiny_trial
+from tests.trials.study_helpers import LiveServer, query, run_tiny_trial
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytest.importorskip("uvicorn")

@@ -14,7 +14,7 @@ from spectrial.trials.cli import main
 from spectrial.trials.evidence import CHECKSUMS
 from spectrial.trials.results_folder import FolderLock
 
-from small_trial import SMALL
+from tests.trials.small_trial import SMALL
 
 
 def variant(*changes) -> str:

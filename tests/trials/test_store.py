@@ -1,21 +1,27 @@
-"""A damaged result store is repaired, never trusted: each kind of damage is set aside in
-``units/quarantine/``, only the affected parts are computed again, nothing outside the results
-directory is written, and the results are the same as from an undamaged store."""
+"""The result store: parts committed atomically and a manifest repaired after a kill; a full disk is one clear
+message; a damaged store is repaired, never trusted: each kind of damage is set aside in ``units/quarantine/``,
+only the affected parts are computed again, nothing outside the results directory is written, and the results
+are the same as from an undamaged store."""
 
+import dataclasses
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from spectrial.trials import ResultStore, analyze_trial, plan_trial, run_trial
+from spectrial.models import make_method
+from spectrial.trials import ResultStore, StoreError, analyze_trial, plan_trial, run_trial
 from spectrial.trials.execution import InlineExecutor, execute_plan
 from spectrial.trials.cases import trial_patients
 from spectrial.trials.readback import load_cases
 from spectrial.trials.store import MANIFEST, QUARANTINE
 
-from small_trial import small
+from tests.trials.small_trial import execute, small
+
 
 SPEC = small()
 PATIENTS = trial_patients(SPEC)
@@ -168,3 +174,40 @@ def test_swapped_parts_in_a_results_directory_give_byte_identical_files_and_the_
     assert (tmp_path / "out" / "my_plots" / "auc.png").read_bytes() == b"mine"
     for name, data in published.items():
         assert (tmp_path / "out" / name).read_bytes() == data, name
+
+
+def test_store_commits_are_atomic_and_the_manifest_is_repaired(tmp_path):
+    store = ResultStore(tmp_path / "units")
+    leftover = tmp_path / "units" / "ab" / ".abc.npz.99.tmp"
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"half a part")
+    store = ResultStore(tmp_path / "units")  # reopening sweeps what an interrupted commit left
+    assert not leftover.exists()
+    from spectrial.trials.store import encode_part
+    store.commit("ab" + "0" * 62, encode_part({"part": "base", "unit": {"patient": 0}}, {"x": np.arange(3.0)}),
+                 {"unit": {"patient": 0}})
+    meta, arrays = store.load("ab" + "0" * 62)
+    assert meta["part"] == "base" and arrays["x"].tolist() == [0.0, 1.0, 2.0]
+    (tmp_path / "units" / "manifest.jsonl").unlink()  # killed between the rename and the log line
+    assert [line["key"] for line in ResultStore(tmp_path / "units").manifest()] == ["ab" + "0" * 62]
+    store.path("ab" + "0" * 62).write_bytes(b"not an archive")
+    with pytest.raises(StoreError, match="cannot be read"):
+        store.load("ab" + "0" * 62)
+    (tmp_path / "units" / "STORE").write_text("another-format")
+    with pytest.raises(StoreError, match="format"):
+        ResultStore(tmp_path / "units")
+
+
+def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path, monkeypatch):
+    spec = small()
+    store, plan, _ = execute(spec, tmp_path / "units")
+    committed = store.keys()
+
+    def full(self, path, payload):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ResultStore, "_write_atomically", full)
+    changed = dataclasses.replace(spec, methods=(spec.methods[0], make_method("gaussian", fwhm_mm=12.0)))
+    with pytest.raises(StoreError, match="no space left on the device .* run the same command again to resume"):
+        execute(changed, tmp_path / "units")
+    assert store.keys() == committed

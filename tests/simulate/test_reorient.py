@@ -1,46 +1,11 @@
+"""Cardiac reorientation: short-axis planes and volumes, the clinical views, and the LV axis estimated from an image."""
+
 import numpy as np
 import pytest
 
 from spectrial.phantoms import AnatomyParameters, Grid, InvalidParameterError, LVGeometry, make_phantom
 from spectrial.simulate import (CARDIAC_VIEWS, Projections, Protocol, SpectProjector, Volume, cardiac_view, osem,
                                 estimate_lv_geometry, short_axis_plane, short_axis_volume)
-
-GRID = Grid.centered((8, 32, 32), 8.0)
-PROTOCOL = Protocol(n_views=32, radius_mm=200.0, matrix=32, pixel_mm=8.0)
-
-
-def phantom_activity() -> np.ndarray:
-    zz, yy, xx = np.meshgrid(*(GRID.axis_mm(a) for a in range(3)), indexing="ij")
-    body = ((xx / 100) ** 2 + (yy / 70) ** 2 <= 1) * 1.0
-    hot = ((xx - 30) ** 2 + (yy + 10) ** 2 <= 20 ** 2) * 4.0
-    return (body + hot).astype(np.float32) * (np.abs(zz) < 30)
-
-
-def test_mlem_preserves_total_counts_each_iteration():
-    # A known property of MLEM (one subset): sum(A x_k) = sum(y) after every iteration.
-    system = SpectProjector(GRID, PROTOCOL, mu=0.15 * (phantom_activity() > 0), resolution_model=True)
-    y = system.forward(phantom_activity())
-    for iterations in (1, 3):
-        x = osem(Projections(y, PROTOCOL, 8.0), system, iterations=iterations, subsets=1).array
-        assert system.forward(x).sum() == pytest.approx(y.sum(), rel=1e-4)
-
-
-def test_osem_batch_equals_single_reconstructions():
-    truth = phantom_activity()
-    system = SpectProjector(GRID, PROTOCOL, resolution_model=True)
-    y = system.forward(np.stack([truth, 2 * truth]))
-    batch = osem(Projections(y, PROTOCOL, 8.0), system, iterations=2, subsets=4).array
-    single = osem(Projections(y[1], PROTOCOL, 8.0), system, iterations=2, subsets=4).array
-    np.testing.assert_allclose(batch[1], single, rtol=1e-4, atol=1e-6)
-
-
-def test_osem_rejects_negative_counts_and_bad_subsets():
-    system = SpectProjector(GRID, PROTOCOL)
-    bad = -np.ones(system.projection_shape, np.float32)
-    with pytest.raises(InvalidParameterError, match="negative"):
-        osem(Projections(bad, PROTOCOL, 8.0), system)
-    with pytest.raises(InvalidParameterError, match="subsets"):
-        osem(Projections(np.ones(system.projection_shape), PROTOCOL, 8.0), system, subsets=5)
 
 
 def lv_coordinate_volumes():
@@ -76,9 +41,6 @@ def test_short_axis_volume_steps_along_the_long_axis_from_base_to_apex():
     np.testing.assert_allclose(np.diff(voi_l, axis=2), 3.0, atol=1e-3)
 
 
-# Per view: LV coordinate constant over the plane, and the coordinates that grow down the rows and
-# along the columns (clinical display: SA anterior up / septum left, VLA anterior up / apex right,
-# HLA apex up / septum left).
 VIEW_ORIENTATION = {
     "short-axis": ("w", ("anterior", -1), ("lateral", +1)),
     "vertical-long-axis": ("lateral", ("anterior", -1), ("w", +1)),
