@@ -14,9 +14,12 @@ from typing import ClassVar
 import numpy as np
 
 from spectrial.phantoms import Phantom
+from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.motion import MOTIONS, motion_for, sample_motion
 from spectrial.phantoms.registry import Registry
 
 from .counts import expected_projections
+from .gating import gated_acquisition
 from .images import Projections
 from .projector import SpectProjector
 from .protocol import Protocol
@@ -32,7 +35,7 @@ class Simulator:
     registry: ClassVar[Registry] = SIMULATORS
 
     def expected(self, phantom: Phantom, protocol: Protocol, *, orbit_radii_mm: np.ndarray, detector_factor: int,
-                 scatter: ScatterModel | None, device, rng: np.random.Generator) -> Projections:
+                 scatter: ScatterModel | None, supersampling: int, device, rng: np.random.Generator) -> Projections:
         """Noise-free full-dose projections of ``phantom``.
 
         Parameters
@@ -46,9 +49,12 @@ class Simulator:
             Detector bin size over simulation voxel size (fine projections are summed into bins).
         scatter : ScatterModel or None
             Photopeak scatter and TEW side windows to simulate (None: primaries only).
+        supersampling : int
+            Sub-voxel sampling the phantom was voxelized with (for simulators that voxelize it again).
         device : torch.device
         rng : numpy Generator
-            The unit's own simulation stream, for stochastic simulators (Monte Carlo).
+            The patient's own simulation stream (the same for each of its defect states), for stochastic
+            simulators and per-patient draws (Monte Carlo, motion).
 
         Returns
         -------
@@ -69,10 +75,55 @@ class AnalyticSimulator(Simulator):
 
     name: ClassVar[str] = "analytic"
 
-    def expected(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, device, rng):
+    def expected(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
         projector = SpectProjector(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
                                    orbit_radii_mm=orbit_radii_mm, cache=False, device=device)
         return expected_projections(phantom, projector, detector_factor=detector_factor, scatter=scatter)
 
     def describe(self) -> str:
         return "analytic projector with attenuation and distance-dependent collimator response"
+
+
+@SIMULATORS.register
+@dataclass(frozen=True)
+class MovingHeartSimulator(Simulator):
+    """The analytic simulator of a beating and breathing patient: an ungated acquisition integrating the
+    cardiac cycle over ``gates`` and the breathing cycle over ``respiratory_samples`` positions."""
+
+    name: ClassVar[str] = "moving"
+    motion: str = "both"  # none | cardiac | respiratory | both
+    gates: int = 8
+    heart_rate_bpm: float = 70.0
+    respiratory_samples: int = 8
+
+    def __post_init__(self):
+        require(self.motion in MOTIONS, "motion", self.motion, f"one of {list(MOTIONS)}")
+        require(1 <= self.gates <= 64, "gates", self.gates, "an integer in [1, 64]")
+        require(30 <= self.heart_rate_bpm <= 200, "heart_rate_bpm", self.heart_rate_bpm, "a heart rate in [30, 200]")
+        require(1 <= self.respiratory_samples <= 64, "respiratory_samples", self.respiratory_samples,
+                "an integer in [1, 64]")
+
+    def motions(self, phantom: Phantom, rng: np.random.Generator):
+        """The patient's cardiac and respiratory motion: ejection fraction and breathing amplitude drawn
+        from their published normal ranges (:func:`~spectrial.phantoms.motion.sample_motion`), then the
+        motions this simulator keeps."""
+        if phantom.anatomy is None:
+            raise InvalidParameterError("simulator 'moving' needs a parametric phantom (its anatomy moves); "
+                                        "this phantom was read from elsewhere")
+        cardiac, respiratory = sample_motion(phantom.anatomy, rng=rng, heart_rate_bpm=self.heart_rate_bpm)
+        return motion_for(self.motion, cardiac, respiratory)
+
+    def expected(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
+        cardiac, respiratory = self.motions(phantom, rng)
+        gated, _ = gated_acquisition(phantom.anatomy, phantom.grid, protocol, cardiac=cardiac, respiratory=respiratory,
+                                     gates=self.gates, uptake=phantom.uptake, defect=phantom.defect,
+                                     supersampling=supersampling, detector_factor=detector_factor, scatter=scatter,
+                                     respiratory_samples=self.respiratory_samples, device=str(device))
+        return gated.ungated
+
+    def describe(self) -> str:
+        kept = {"none": "no motion", "cardiac": "cardiac motion", "respiratory": "respiratory motion",
+                "both": "cardiac and respiratory motion"}[self.motion]
+        return (f"analytic projector with attenuation and distance-dependent collimator response, integrated over "
+                f"{kept} ({self.gates} cardiac gates, {self.respiratory_samples} breathing samples, "
+                f"{self.heart_rate_bpm:g} bpm)")

@@ -99,7 +99,7 @@ def random_streams(spec: TrialSpec) -> dict:
         "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
         "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
         "defect location": [LOCATION_KEY, "patient", "defect"],
-        "simulation (stochastic simulators)": [SIMULATION_KEY, "patient", "state"],
+        "simulation (per-patient draws of a simulator: Monte Carlo, motion)": [SIMULATION_KEY, "patient"],
     }
     if spec.statistics.readers:
         keys["readers' training resamples (the same in every reading)"] = [STATISTICS_KEY, 2, "defect"]

@@ -2,8 +2,8 @@
 
 ``SeedSequence(seed)`` spawns one independent stream per key: (population, patient), (noise, patient,
 defect state, realization), (observer...), (statistics...), (defect location, patient, defect type),
-(simulation, patient, defect state: a stochastic simulator's one draw of the case's expected projections,
-shared by all its realization batches). So the same trial file gives the same
+(simulation, patient: a simulator's draws for the patient, e.g. its motion or Monte-Carlo histories,
+the same for each of its defect states and realization batches). So the same trial file gives the same
 numbers with any number of workers, realization batch size or order of execution, and a patient does
 not change when the trial grows.
 """

@@ -155,8 +155,9 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
     device = resolve_device(spec.execution.device, "execution.device")
     radii = orbit_radii(spec.protocol, phantom.grid, phantom.mu)  # one orbit for simulation and reconstruction
     expected = sim.simulator.expected(phantom, spec.protocol, orbit_radii_mm=radii, detector_factor=factor,
-                                      scatter=sim.scatter_model if sim.scatter else None, device=device,
-                                      rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient, unit.state))
+                                      scatter=sim.scatter_model if sim.scatter else None,
+                                      supersampling=sim.supersampling, device=device,
+                                      rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient))
     clock["projection"] = time.perf_counter() - start
     step()
 
