@@ -165,15 +165,17 @@ class ForcedDetection:
             norms = np.array([scatter.normalization(e) for e in coarse])
             self.coherent_norm[m] = torch.as_tensor(np.interp(energies, coarse, norms), dtype=torch.float32,
                                                     device=dev)
+        # Sources are laid out (view, voxel, node, slot): the values one site adds to one view are adjacent.
         K, S, V = len(self.node_kev), self.slots, self.n_views
-        self._view_offset = (torch.arange(V, device=dev) * K * S * self.n_voxels)[None, :, None, None]
-        self._node_offset = (torch.arange(K, device=dev) * S * self.n_voxels)[None, None, :, None]
+        self._view_offset = (torch.arange(V, device=dev) * self.n_voxels * K * S)[None, :, None, None]
+        self._node_offset = (torch.arange(K, device=dev) * S)[None, None, :, None]
 
     def _index(self, voxel: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         """Flat index ``(sites, view, node, window)`` into :attr:`sources`."""
         slots = torch.stack([batch, torch.full_like(batch, self.batches), torch.full_like(batch, self.batches + 1)],
                             dim=1)  # (sites, window)
-        return self._view_offset + self._node_offset + (slots * self.n_voxels + voxel[:, None])[:, None, None, :]
+        site = voxel[:, None] * (len(self.node_kev) * self.slots) + slots
+        return self._view_offset + self._node_offset + site[:, None, None, :]
 
     def voxel_of(self, position_cm: torch.Tensor) -> torch.Tensor:
         index = torch.floor(position_cm / self.voxel_cm).long()
@@ -214,7 +216,8 @@ class ForcedDetection:
 
     def source_volumes(self) -> torch.Tensor:
         """``(view, node, slot, *scoring shape)``: photopeak of each sub-run, then the lower and upper windows."""
-        return self.sources.view(self.n_views, len(self.node_kev), self.slots, *self.shape)
+        volumes = self.sources.view(self.n_views, self.n_voxels, len(self.node_kev), self.slots).permute(0, 2, 3, 1)
+        return volumes.reshape(self.n_views, len(self.node_kev), self.slots, *self.shape)
 
 
 def _rotate(direction: torch.Tensor, cos_theta: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
