@@ -9,12 +9,14 @@ Monte Carlo and with the broad-beam model, and prints:
 - scatter-to-primary ratios (whole projections, heart region), the scatter profile through the heart,
   and the bias of the TEW estimate, for both models.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_montecarlo.py [--histories N] [--quick]``.
+Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_montecarlo.py [--pilot N] [--phantom male|female|both]
+[--compare-only]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import time
@@ -60,7 +62,7 @@ def heart_pixels(phantom, projector, factor: int, binning: int = 2) -> np.ndarra
     return shadow > 0.2 * shadow.max(axis=(1, 2), keepdims=True)
 
 
-def compare(name, phantom, spec, histories, seed):
+def compare(name, phantom, spec, pilot, seed, *, to_target=True):
     protocol, factor = spec.protocol, spec.simulation.oversampling
     radii = orbit_radii(protocol, phantom.grid, phantom.mu)
     projector = SpectProjector(phantom.grid, protocol, mu=phantom.mu, resolution_model=True, orbit_radii_mm=radii,
@@ -70,15 +72,30 @@ def compare(name, phantom, spec, histories, seed):
     start = time.perf_counter()
     broad = expected_projections(phantom, projector, detector_factor=factor, scatter=ScatterModel())
     broad_s = time.perf_counter() - start
-    mc = montecarlo_projections(phantom, projector, histories=histories, seed=seed, detector_factor=factor)
+    # A pilot run gives the noise per history; noise falls as 1/sqrt(histories).
+    mc = montecarlo_projections(phantom, projector, histories=pilot, seed=seed, detector_factor=factor)
     noise = mc.relative_noise(binning=2, mask=mask)
-    print(f"\n== {name}: {histories} histories in {mc.seconds:.1f} s, scatter {mc.scatter_seconds:.1f} s ({mc.histories_per_s:,.0f} histories/s; "
-          f"broad-beam model {broad_s:.1f} s)")
-    print(f"   scatter relative noise, heart region, 2x2-binned pixels: {100 * noise:.1f} % "
-          f"({int(mask.sum())} pixels over {mask.shape[0]} views)")
-    needed = int(np.ceil(histories * (noise / TARGET_NOISE) ** 2))
-    print(f"   histories for {100 * TARGET_NOISE:.0f} %: {needed:,} -> about {needed / mc.histories_per_s:.0f} s "
-          "(transport and scoring scale with histories; the projection is fixed)")
+    # 10 % more than the pilot's estimate: the pilot's noise is itself an estimate.
+    histories = int(np.ceil(1.1 * pilot * (noise / TARGET_NOISE) ** 2 / 1000.0)) * 1000
+    print(f"\n== {name}: pilot {pilot:,} histories: {100 * noise:.1f} % relative noise in the heart region "
+          f"({int(mask.sum())} 2x2-binned pixels over {mask.shape[0]} views) -> {histories:,} histories for "
+          f"{100 * TARGET_NOISE:.0f} %")
+    if not to_target:
+        histories = pilot
+    cpu = time.process_time()
+    if to_target:
+        mc = montecarlo_projections(phantom, projector, histories=histories, seed=seed, detector_factor=factor)
+    cpu = time.process_time() - cpu
+    noise = mc.relative_noise(binning=2, mask=mask)
+    print(f"   {histories:,} histories: 64-view scatter estimate in {mc.scatter_seconds:.1f} s "
+          f"({mc.histories_per_s:,.0f} histories/s), relative noise {100 * noise:.1f} %; with the analytic "
+          f"primaries {mc.seconds:.1f} s wall, {cpu:.1f} s CPU (broad-beam model, primaries included: "
+          f"{broad_s:.1f} s); load average {os.getloadavg()[0]:.1f}")
+    t = mc.tallies
+    print(f"   weight: {100 * t.escaped / t.emitted:.1f} % escaped ({100 * t.escaped_uncollided / t.emitted:.1f} % "
+          f"unscattered), {100 * t.absorbed / t.emitted:.1f} % absorbed, {100 * t.below_cutoff / t.emitted:.1f} % "
+          f"below the energy cut; {t.collisions / histories:.2f} collisions per history, "
+          f"{100 * t.coherent / max(t.collisions, 1):.1f} % coherent")
     rows = []
     for label, proj in (("broad-beam", broad), ("Monte Carlo", mc.projections)):
         primary = proj.counts - proj.scatter
@@ -104,8 +121,10 @@ def compare(name, phantom, spec, histories, seed):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--histories", type=int, default=2_000_000)
-    parser.add_argument("--quick", action="store_true", help="the male phantom only")
+    parser.add_argument("--pilot", type=int, default=100_000, help="histories of the pilot run (noise per history)")
+    parser.add_argument("--phantom", choices=("male", "female", "both"), default="both")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="compare the models at the pilot's histories (no run to the noise target)")
     args = parser.parse_args()
     import torch
 
@@ -113,12 +132,11 @@ def main() -> None:
     grid = simulation_grid(spec)
     print(f"CPU: {cpu_name()}, torch threads {torch.get_num_threads()}; simulation grid {grid.shape} at "
           f"{grid.voxel_mm} mm, {spec.protocol.n_views} views")
-    phantoms = [("reference male", AnatomyParameters())]
-    if not args.quick:
-        phantoms.append(("reference female", female_reference()))
+    phantoms = [("reference male", AnatomyParameters()), ("reference female", female_reference())]
     for i, (name, anatomy) in enumerate(phantoms):
-        phantom = make_phantom(anatomy, grid, supersampling=spec.simulation.supersampling)
-        compare(name, phantom, spec, args.histories, seed=(spec.seed, 18, i))
+        if args.phantom in ("both", name.split()[1]):
+            phantom = make_phantom(anatomy, grid, supersampling=spec.simulation.supersampling)
+            compare(name, phantom, spec, args.pilot, seed=(spec.seed, 18, i), to_target=not args.compare_only)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from .counts import (bin_to_detector, counts_per_kbq, counts_to_kbq_per_ml, deca
                      expected_projections)
 from .filters import butterworth_filter, gaussian_filter
 from .images import Projections, Volume
+from .montecarlo import MonteCarloProjections, montecarlo_projections
 from .noise import NOISE_MODES, noisy_projections
 from .osem import mlem, osem, subset_views
 from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix, misregistered, orbit_radii
@@ -20,7 +21,7 @@ from .reorient import (cardiac_view, estimate_lv_geometry, short_axis_plane, sho
 
 __all__ = [
     "COLLIMATORS", "PROTOCOLS", "SCATTER_CORRECTIONS", "ScatterModel", "butterworth_filter", "misregistered", "mlem",
-    "orbit_radii", "tew_estimate", "with_scatter_correction",
+    "orbit_radii", "tew_estimate", "with_scatter_correction", "MonteCarloProjections", "montecarlo_projections",
     "CARDIAC_VIEWS", "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
     "aha_segments", "bin_to_detector", "cardiac_view", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
     "estimate_lv_geometry", "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",
