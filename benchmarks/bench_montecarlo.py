@@ -107,7 +107,8 @@ def compare(name, phantom, spec, pilot, seed, *, to_target=True):
     print(f"   {'model':12s} {'SPR all':>8s} {'SPR heart':>10s} {'TEW bias all':>13s} {'TEW bias heart':>15s} "
           f"{'lower/scatter':>14s}")
     for row in rows:
-        print(f"   {row[0]:12s} {row[1]:8.3f} {row[2]:10.3f} {100 * row[3]:12.1f}% {100 * row[4]:14.1f}% {row[5]:14.3f}")
+        print(f"   {row[0]:12s} {row[1]:8.3f} {row[2]:10.3f} {100 * row[3]:12.1f}% {100 * row[4]:14.1f}% "
+              f"{row[5]:14.3f}")
     # Scatter profile through the heart: the transaxial profile at the heart's central row, summed over views.
     views, rows_z, _ = np.nonzero(mask)
     centre_row = int(np.round(np.median(rows_z)))

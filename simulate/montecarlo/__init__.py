@@ -167,6 +167,8 @@ def simulate_scatter(activity_kbq: np.ndarray, mu: np.ndarray, grid: Grid, proto
             "an integer >= 2")
     require(int(chunk_histories) >= 1, "chunk_histories", chunk_histories, "a positive integer")
     require(score in SCORES, "score", score, f"one of {list(SCORES)}")
+    for name, factor in (("detector_factor", detector_factor), ("scoring_factor", scoring_factor)):
+        require(isinstance(factor, (int, np.integer)) and factor >= 1, name, factor, "a positive integer")
     device = torch.device(device)
     grid.check_array(activity_kbq, "activity_kbq")
     grid.check_array(mu, "mu")
@@ -174,6 +176,9 @@ def simulate_scatter(activity_kbq: np.ndarray, mu: np.ndarray, grid: Grid, proto
     if np.any(~np.isfinite(activity)) or np.any(activity < 0) or activity.sum() <= 0:
         raise InvalidParameterError("activity_kbq must be finite, >= 0 and not all zero: expected kBq per voxel")
     projection_grid = grid.coarsened(int(detector_factor))
+    if any(n % scoring_factor for n in projection_grid.shape):
+        raise InvalidParameterError(f"scoring_factor={scoring_factor!r} is not allowed: expected a divisor of every "
+                                    f"dimension of the detector-resolution grid {projection_grid.shape}")
     scoring_grid = projection_grid.coarsened(int(scoring_factor))
     if orbit_radii_mm is None:
         probe = SpectProjector(grid, protocol, mu=mu, resolution_model=False, cache=False)

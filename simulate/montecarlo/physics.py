@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from .materials import AVOGADRO, ELECTRON_RADIUS_CM, ELECTRON_REST_KEV, FORM_FACTOR_X, HC_KEV_ANGSTROM, TC99M_KEV, form_factor
+from .materials import (AVOGADRO, ELECTRON_RADIUS_CM, ELECTRON_REST_KEV, FORM_FACTOR_X, HC_KEV_ANGSTROM, TC99M_KEV,
+                        form_factor)
 
 
 def compton_energy(energy_kev, cos_theta):
@@ -30,20 +31,6 @@ def klein_nishina_total_cm2(energy_kev):
     return 2 * np.pi * ELECTRON_RADIUS_CM ** 2 * (
         (1 + k) / k ** 2 * (2 * (1 + k) / (1 + 2 * k) - log_term / k) + log_term / (2 * k)
         - (1 + 3 * k) / (1 + 2 * k) ** 2)
-
-
-def klein_nishina_pdf(energy_kev, cos_theta):
-    """Klein-Nishina angular density per steradian, ``(1 / sigma_KN) d sigma / d Omega`` (integrates to 1 over
-    the sphere). Works on numpy arrays and torch tensors (``energy_kev`` as a tensor or a float)."""
-    ratio = 1.0 / (1.0 + energy_kev / ELECTRON_REST_KEV * (1.0 - cos_theta))
-    sin2 = 1.0 - cos_theta * cos_theta
-    differential = 0.5 * ELECTRON_RADIUS_CM ** 2 * ratio * ratio * (ratio + 1.0 / ratio - sin2)
-    if isinstance(energy_kev, torch.Tensor):
-        total = torch.from_numpy(klein_nishina_total_cm2(energy_kev.detach().cpu().numpy())).to(
-            differential.dtype).to(differential.device)
-    else:
-        total = klein_nishina_total_cm2(energy_kev)
-    return differential / total
 
 
 def sample_klein_nishina(energy_kev: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -21,7 +21,7 @@ in energy, each projected with the attenuation map at its node's energy.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -75,7 +75,6 @@ class Medium:
     voxel_mm: float
     energy_floor_kev: float
     device: torch.device
-    tables: dict = field(init=False)
 
     def __post_init__(self):
         self.shape = tuple(int(n) for n in self.material.shape)

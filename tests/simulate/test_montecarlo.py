@@ -130,8 +130,8 @@ def test_absorbed_weight_follows_the_photoelectric_share():
     direction = torch.tensor([[1.0, 0.0, 0.0]]).expand(photons, 3).contiguous()
     tallies = transport(start, direction, torch.ones(photons), medium, generator, energy_cut_kev=90.0)
     coherent, incoherent, photoelectric = xcom_water(140.5)
-    assert tallies.absorbed / tallies.collisions == pytest.approx(photoelectric / (coherent + incoherent + photoelectric),
-                                                                  rel=0.02)
+    share = photoelectric / (coherent + incoherent + photoelectric)
+    assert tallies.absorbed / tallies.collisions == pytest.approx(share, rel=0.02)
     assert tallies.emitted == pytest.approx(tallies.escaped + tallies.absorbed + tallies.below_cutoff, rel=1e-6)
 
 
@@ -192,7 +192,7 @@ def test_bad_settings_are_refused():
         simulate_scatter(activity, mu, grid, protocol, histories=100, seed="x")
     with pytest.raises(InvalidParameterError, match="activity"):
         simulate_scatter(activity * 0, mu, grid, protocol, histories=100, seed=1)
-    with pytest.raises(InvalidParameterError, match="factor"):
+    with pytest.raises(InvalidParameterError, match="scoring_factor"):
         simulate_scatter(activity, mu, grid, protocol, histories=100, seed=1, scoring_factor=5)
     with pytest.raises(InvalidParameterError, match="mu"):
         material_map(-mu)
