@@ -114,8 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     gate_export = gate_sub.add_parser("export", help="write the simulation's inputs and script into a new folder")
     gate_export.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     gate_export.add_argument("--out", required=True, help="new (or empty) folder for the simulation")
-    gate_export.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
-    gate_export.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")
+    gate_export.add_argument("--patient", type=int, default=0,
+                             help="patient index in the trial's population (default 0)")
+    gate_export.add_argument("--defect", type=int, default=0,
+                             help="index of the trial's defect type to insert (default 0)")
     gate_export.add_argument("--no-defect", action="store_true", help="the patient without the perfusion defect")
     gate_export.add_argument("--seed", type=int, default=123456789, help="Geant4 random seed (default 123456789)")
     gate_export.add_argument("--threads", type=int, default=1, help="Geant4 worker threads (default 1)")
