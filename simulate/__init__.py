@@ -13,6 +13,7 @@ from .functional import lv_function
 from .gating import (GatedProjections, acquisition_blocks, gated_acquisition, gated_expected_projections,
                      gated_noisy_projections, reconstruct_gates, sum_projections)
 from .images import Projections, Volume, stack_projections
+from .montecarlo import MonteCarloProjections, montecarlo_projections
 from .noise import NOISE_MODES, noisy_projections
 from .osem import mlem, osem, subset_views
 from .reconstruction import RECONSTRUCTORS, ReconstructionSettings, reconstruct
@@ -26,7 +27,7 @@ from .reorient import (cardiac_view, estimate_lv_geometry, short_axis_plane, sho
 
 __all__ = [
     "COLLIMATORS", "PROTOCOLS", "SCATTER_CORRECTIONS", "ScatterModel", "butterworth_filter", "misregistered", "mlem",
-    "orbit_radii", "tew_estimate", "with_scatter_correction",
+    "orbit_radii", "tew_estimate", "with_scatter_correction", "MonteCarloProjections", "montecarlo_projections",
     "CARDIAC_VIEWS", "Collimator", "FWHM_PER_SIGMA", "NOISE_MODES", "Projections", "Protocol", "SpectProjector", "Volume",
     "aha_segments", "bin_to_detector", "cardiac_view", "counts_per_kbq", "counts_to_kbq_per_ml", "decay_during_views",
     "estimate_lv_geometry", "expected_projections", "gaussian_blur_matrix", "gaussian_filter", "noisy_projections", "osem",

@@ -72,12 +72,19 @@ class ScatterModel:
     def side_windows(self, primary: np.ndarray, scatter: np.ndarray, protocol: Protocol) -> dict[str, np.ndarray]:
         """Expected counts of the ``lower`` and ``upper`` side windows from the photopeak's primary and
         scatter counts (same shapes)."""
-        half, side = protocol.photopeak_window / 2, protocol.scatter_window
-        in_photopeak = protocol.window_fraction(-half, half)
-        leak_low = protocol.window_fraction(-half - side, -half) / in_photopeak
-        leak_high = protocol.window_fraction(half, half + side) / in_photopeak
+        leak_low, leak_high = primary_leakage(protocol)
+        side = protocol.scatter_window
         lower = leak_low * primary + self.lower_window_scale * 2.0 * side / protocol.photopeak_window * scatter
         return {"lower": lower.astype(np.float32), "upper": (leak_high * primary).astype(np.float32)}
+
+
+def primary_leakage(protocol: Protocol) -> tuple[float, float]:
+    """Counts of unscattered 140.5 keV photons in the lower and upper side windows per photopeak count,
+    from the Gaussian energy response."""
+    half, side = protocol.photopeak_window / 2, protocol.scatter_window
+    in_photopeak = protocol.window_fraction(-half, half)
+    return (protocol.window_fraction(-half - side, -half) / in_photopeak,
+            protocol.window_fraction(half, half + side) / in_photopeak)
 
 
 def tew_estimate(projections: Projections, *, smoothing_fwhm_mm: float = 0.0) -> np.ndarray:

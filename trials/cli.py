@@ -111,6 +111,23 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--stages", action="store_true",
                       help="list the registered stages a trial file can choose (phantom sources, simulators, "
                            "reconstructors, enhancement methods, observers, channel families) with their parameters")
+
+    gate = sub.add_parser("gate", help="GATE 10: export a trial's phantom and acquisition as an opengate simulation",
+                          description="Write a runnable GATE 10 (opengate) simulation of one virtual patient acquired "
+                                      "with a trial's protocol: phantom images, manifest and run_gate.py. Run it "
+                                      "where opengate and its Geant4 data sets are installed; read the projections "
+                                      "back with spectrial.simulate.formats.gate.read_gate_projections.")
+    gate_sub = gate.add_subparsers(dest="gate_command", required=True, metavar="ACTION")
+    gate_export = gate_sub.add_parser("export", help="write the simulation's inputs and script into a new folder")
+    gate_export.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
+    gate_export.add_argument("--out", required=True, help="new (or empty) folder for the simulation")
+    gate_export.add_argument("--patient", type=int, default=0,
+                             help="patient index in the trial's population (default 0)")
+    gate_export.add_argument("--defect", type=int, default=0,
+                             help="index of the trial's defect type to insert (default 0)")
+    gate_export.add_argument("--no-defect", action="store_true", help="the patient without the perfusion defect")
+    gate_export.add_argument("--seed", type=int, default=123456789, help="Geant4 random seed (default 123456789)")
+    gate_export.add_argument("--threads", type=int, default=1, help="Geant4 worker threads (default 1)")
     return parser
 
 
@@ -204,9 +221,8 @@ def _report(args) -> int:
     return 0
 
 
-def _phantom(args) -> int:
-    from spectrial.phantoms import write_phantom
-
+def _selected_phantom(args):
+    """The trial specification and the phantom ``--patient``, ``--defect`` and ``--no-defect`` select."""
     from .cases import trial_patients, trial_phantom
     from .spec import load_trial
 
@@ -218,7 +234,13 @@ def _phantom(args) -> int:
     n_defects = len(spec.defects)
     if not 0 <= args.defect < n_defects:
         raise SpectrialError(f"--defect={args.defect} is not allowed: expected an index in [0, {n_defects})")
-    phantom = trial_phantom(spec, patient, args.patient, state=0 if args.no_defect else args.defect + 1)
+    return spec, trial_phantom(spec, patient, args.patient, state=0 if args.no_defect else args.defect + 1)
+
+
+def _phantom(args) -> int:
+    from spectrial.phantoms import write_phantom
+
+    spec, phantom = _selected_phantom(args)
     paths = write_phantom(phantom, args.out)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -337,13 +359,24 @@ def _study(args) -> int:
     return run_study(args)
 
 
+def _gate(args) -> int:
+    from spectrial.simulate.gate import export_gate
+
+    spec, phantom = _selected_phantom(args)
+    script = export_gate(phantom, spec.protocol, args.out, seed=args.seed, threads=args.threads)
+    print(f"GATE 10 simulation written to {script.parent}/; run `python {script}` where opengate and its Geant4 "
+          "data sets are installed, then read the projections with "
+          f"spectrial.simulate.formats.gate.read_gate_projections({str(script.parent)!r})")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
                "train": _train, "mrmc": _mrmc, "export": _export, "reconstruct": _reconstruct,
-               "study": _study}[args.command]
+               "study": _study, "gate": _gate}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:
