@@ -83,6 +83,8 @@ def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path
                                         for k, label in enumerate(spec.defect_labels)},
             "full_dose_expected_counts": {state_label(spec, u.state): u.expected_counts for u in mine},
         })
+        if any(u.simulation for u in mine):  # the simulator's own statistics (Monte Carlo)
+            records[-1]["simulation"] = {state_label(spec, u.state): u.simulation for u in mine if u.simulation}
     path.write_text(json.dumps(records, indent=2))
 
 

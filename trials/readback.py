@@ -43,6 +43,7 @@ class UnitResult:
     seconds: dict[str, float] = field(default_factory=dict)
     true_polar_reduction: np.ndarray | None = None  # (rings, sectors) inserted fractional uptake reduction
     examples: "ExampleViews | None" = None  # kept for the report's example patient only
+    simulation: dict = field(default_factory=dict)  # the simulator's own statistics (Monte Carlo), if any
 
 
 class StoredInputs(Mapping):
@@ -104,7 +105,7 @@ def load_case(spec: TrialSpec, store: ResultStore, planned: list[PlannedUnit]) -
                       {key: np.concatenate(maps) for key, maps in polar.items()}, first["polar_weights"],
                       None if true_polar is None else (float(true_polar[0]), int(true_polar[1])),
                       first_meta["defect_extent_percent"], first_meta["expected_counts"], seconds,
-                      first.get("true_polar_reduction"), example)
+                      first.get("true_polar_reduction"), example, first_meta.get("simulation", {}))
 
 
 def load_cases(spec: TrialSpec, store: ResultStore, plan: TrialPlan, *, exclude=()) -> list[UnitResult]:

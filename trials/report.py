@@ -34,8 +34,22 @@ def _percent(x: float) -> str:
     return f"{100 * x:g} %"
 
 
-def methods_in_words(spec: TrialSpec) -> dict[str, str]:
-    """The trial's methods as paragraphs generated from the resolved specification."""
+def _simulation_statistics(patients: list[dict]) -> str:
+    """A sentence on a stochastic simulator's own noise over the trial's cases (from ``patients.json``)."""
+    records = [r for p in patients for r in p.get("simulation", {}).values()]
+    if not records:
+        return ""
+    mc = np.median([r["scatter_relative_noise"] for r in records])
+    poisson = np.median([r["poisson_relative_noise"] for r in records])
+    spr = np.median([r["scatter_to_primary"] for r in records])
+    return (f" The Monte Carlo's own relative noise in its scatter estimate is {100 * mc:.1f} % per 2x2-binned pixel "
+            f"(median over {len(records)} cases, brightest decile of pixels), beside {100 * poisson:.1f} % Poisson "
+            f"noise of the full-dose counts there; scatter-to-primary ratio {spr:.2f}.")
+
+
+def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dict[str, str]:
+    """The trial's methods as paragraphs generated from the resolved specification (and, when given, the
+    trial's ``patients.json`` records, for a simulator's own statistics)."""
     p, c, sim, rec, stat = spec.protocol, spec.protocol.collimator, spec.simulation, spec.reconstruction, spec.statistics
     k = sim.oversampling
     doses = ", ".join(figures.dose_label(f) for f in sim.dose_fractions)
@@ -62,10 +76,11 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             f"{p.sensitivity_cps_per_mbq:.0f} cps/MBq (Anger's formula). Phantoms are simulated on a grid {k} times "
             f"finer than the reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel "
             f"sampling) by the {sim.simulator.describe()}"
-            + (f", and photopeak scatter by the broad-beam model (effective/narrow-beam attenuation "
-               f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM) with two "
-               f"{_percent(p.scatter_window)} side windows for TEW" if sim.scatter else ", without scatter")
-            + ", and binned to the detector."),
+            + ((f", and photopeak scatter by the broad-beam model (effective/narrow-beam attenuation "
+                f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM)"
+                if sim.simulator.uses_scatter_model else "")
+               + f" with two {_percent(p.scatter_window)} side windows for TEW" if sim.scatter else ", without scatter")
+            + ", and binned to the detector." + _simulation_statistics(patients or [])),
         "Noise and dose": (
             f"Dose levels {doses} of the full injected activity; {sim.realizations} {sim.noise_mode} Poisson "
             "realizations per case and dose level"
@@ -326,7 +341,7 @@ def build_report(results_dir) -> Path:
         reference=f"full dose with {methods[spec.method_labels[0]].lower()}", rows=rows,
         headline=headline(results, stat.non_inferiority_margin, methods, defects),
         disagreements=disagreements(results, methods, defects),
-        images=images, methods=methods_in_words(spec), defects=_defect_grid(spec, patients),
+        images=images, methods=methods_in_words(spec, patients), defects=_defect_grid(spec, patients),
         population=[{"name": n, "unit": units[n], "min": f"{min(v):.4g}", "median": f"{np.median(v):.4g}",
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,

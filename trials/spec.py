@@ -72,6 +72,7 @@ class SimulationSpec:
     def __post_init__(self):
         object.__setattr__(self, "phantoms", PhantomSource.registry.create(self.phantoms, "phantoms"))
         object.__setattr__(self, "simulator", Simulator.registry.create(self.simulator, "simulator"))
+        self.simulator.check(scatter=self.scatter)
         require(self.n_patients >= 1, "n_patients", self.n_patients, "a positive integer")
         require(self.realizations >= 2, "realizations", self.realizations, "an integer >= 2")
         require(0 <= self.realizations_per_unit, "realizations_per_unit", self.realizations_per_unit,

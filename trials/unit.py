@@ -99,6 +99,7 @@ class SimulatedUnit:
     # reconstruction used (None without attenuation correction), for exporting a case.
     orbit_radii_mm: np.ndarray | None = None
     recon_mu: np.ndarray | None = None
+    simulation: dict = dataclasses.field(default_factory=dict)  # the simulator's own statistics (Monte Carlo)
 
     @functools.cached_property
     def heart(self) -> tuple[np.ndarray, tuple[slice, ...], dict[str, np.ndarray]]:
@@ -154,10 +155,10 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
     sim = spec.simulation
     device = resolve_device(spec.execution.device, "execution.device")
     radii = orbit_radii(spec.protocol, phantom.grid, phantom.mu)  # one orbit for simulation and reconstruction
-    expected = sim.simulator.expected(phantom, spec.protocol, orbit_radii_mm=radii, detector_factor=factor,
-                                      scatter=sim.scatter_model if sim.scatter else None,
-                                      supersampling=sim.supersampling, device=device,
-                                      rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient))
+    expected, record = sim.simulator.simulate(phantom, spec.protocol, orbit_radii_mm=radii, detector_factor=factor,
+                                              scatter=sim.scatter_model if sim.scatter else None,
+                                              supersampling=sim.supersampling, device=device,
+                                              rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient))
     clock["projection"] = time.perf_counter() - start
     step()
 
@@ -185,7 +186,7 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
     clock["reconstruction"] = time.perf_counter() - start
     return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor,
                          projections=stacked, expected=expected, reconstruct=reconstruct_unit, orbit_radii_mm=radii,
-                         recon_mu=mu)
+                         recon_mu=mu, simulation=record)
 
 
 def enhanced_volume(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float) -> Volume:
@@ -204,6 +205,8 @@ def base_part(spec: TrialSpec, unit: WorkUnit, sim: SimulatedUnit) -> tuple[dict
     phantom = sim.phantom
     meta = {"part": "base", "unit": unit.as_record(), "defect_extent_percent": phantom.defect_extent_percent,
             "expected_counts": sim.expected_counts, "true_polar": None, "seconds": sim.seconds}
+    if sim.simulation:
+        meta["simulation"] = sim.simulation
     arrays = {"polar_weights": polar_area_weights(phantom.lv)}
     if unit.state:
         defect = phantom.defect

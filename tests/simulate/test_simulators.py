@@ -52,3 +52,24 @@ def test_the_moving_heart_without_motion_is_the_analytic_simulator_and_with_moti
     assert np.abs(beating.counts - still.counts).max() > 0
     with pytest.raises(InvalidParameterError, match="motion='spin'"):
         SIMULATORS.create({"name": "moving", "motion": "spin"})
+
+
+def test_the_monte_carlo_stage_is_seeded_by_its_stream_and_reports_its_own_noise():
+    from spectrial.phantoms import make_phantom
+    from spectrial.simulate import ScatterModel
+
+    grid = Grid.centered((16, 24, 24), 16.0)
+    phantom = make_phantom(AnatomyParameters(), grid, supersampling=1)
+    protocol = Protocol(n_views=8, matrix=24, pixel_mm=16.0)
+    stage = SIMULATORS.create({"name": "montecarlo", "histories": 4000})
+    options = dict(orbit_radii_mm=orbit_radii(protocol, grid, phantom.mu), detector_factor=1, scatter=ScatterModel(),
+                   supersampling=1, device="cpu")
+    first, record = stage.simulate(phantom, protocol, rng=np.random.default_rng(5), **options)
+    again, _ = stage.simulate(phantom, protocol, rng=np.random.default_rng(5), **options)
+    other, _ = stage.simulate(phantom, protocol, rng=np.random.default_rng(6), **options)
+    np.testing.assert_array_equal(first.counts, again.counts)
+    assert not np.array_equal(first.scatter, other.scatter)
+    assert record["histories"] == 4000 and 0 < record["scatter_relative_noise"] < 1
+    assert 0 < record["scatter_to_primary"] < 1
+    with pytest.raises(InvalidParameterError, match="scatter=False is not allowed: expected true with simulator"):
+        stage.check(scatter=False)
