@@ -12,11 +12,12 @@ from .phantom import Phantom, make_phantom
 from .lv_estimate import estimate_lv_geometry
 from .population import Patient, PopulationVariability, parameter_columns, population_ranges, sample_population
 from .uptake import ATTENUATION_PER_CM, UptakeParameters
+from .xcat import XcatSource, xcat_phantom  # registers the ``xcat`` phantom source
 
 __all__ = [
     "ATTENUATION_PER_CM", "SEXES", "coarsen_mean", "AnatomyParameters", "aha_segment", "estimate_lv_geometry", "parameter_columns", "population_ranges", "read_xcat",
     "read_xcat_log", "DefectSpec", "Grid", "InvalidParameterError",
     "InvalidTypeError", "Label", "LVGeometry", "Patient", "Phantom", "PopulationVariability",
     "SpectrialError", "TERRITORY_ANGLE_DEG", "UptakeParameters", "make_phantom", "read_image",
-    "sample_population", "save_heart_slices_png", "write_image", "write_phantom",
+    "sample_population", "save_heart_slices_png", "write_image", "write_phantom", "XcatSource", "xcat_phantom",
 ]

@@ -40,6 +40,10 @@ class PhantomSource:
         """The patient's phantom on ``grid`` with ``defect`` inserted in the LV myocardium (None: normal)."""
         raise NotImplementedError
 
+    def check(self, n_patients: int) -> None:
+        """Refuse, before the first unit, a source that cannot give ``n_patients`` patients (nothing to check
+        for a source that draws them)."""
+
     def describe(self) -> str:
         return self.name
 
