@@ -49,7 +49,7 @@ def test_a_folder_of_xcat_phantoms_runs_a_trial(tmp_path, write_xcat, monkeypatc
         digest = hashlib.sha256((folder / f"{r['xcat']['stem']}_act_1.bin").read_bytes()).hexdigest()
         assert r["xcat"]["sha256"]["activity"] == digest
         assert 0 < r["defect_extent_percent_of_lv"][spec.defect_labels[0]] < 50
-    assert (tmp_path / "out" / "report.html").exists()
+    assert f"3 virtual patients read from the XCAT phantoms in {folder}" in (tmp_path / "out" / "report.html").read_text()
 
     # A changed file changes the content keys of that patient's units only.
     keys = {u.unit: u.base_key for u in plan_trial(spec, trial_patients(spec)).units}
