@@ -15,13 +15,14 @@ from .motion import (MOTIONS, CardiacMotion, GatedFrame, RespiratoryMotion, Wall
                      lv_volumes_ml, make_gated_phantoms, motion_for, sample_motion, true_function)
 from .population import Patient, PopulationVariability, parameter_columns, population_ranges, sample_population
 from .uptake import ATTENUATION_PER_CM, UptakeParameters
+from .xcat import XcatSource, xcat_phantom  # registers the ``xcat`` phantom source
 
 __all__ = [
     "ATTENUATION_PER_CM", "SEXES", "coarsen_mean", "AnatomyParameters", "aha_segment", "estimate_lv_geometry", "parameter_columns", "population_ranges", "read_xcat",
     "read_xcat_log", "DefectSpec", "Grid", "InvalidParameterError",
     "InvalidTypeError", "Label", "LVGeometry", "Patient", "Phantom", "PopulationVariability",
     "SpectrialError", "TERRITORY_ANGLE_DEG", "UptakeParameters", "make_phantom", "read_image",
-    "sample_population", "save_heart_slices_png", "write_image", "write_phantom",
+    "sample_population", "save_heart_slices_png", "write_image", "write_phantom", "XcatSource", "xcat_phantom",
     "MOTIONS", "CardiacMotion", "GatedFrame", "RespiratoryMotion", "WallMotionAbnormality", "anatomy_at", "lv_volumes_ml",
     "make_gated_phantoms", "motion_for", "sample_motion", "true_function",
 ]

@@ -3,6 +3,7 @@ through the heart."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -232,6 +233,15 @@ def _extent(grid: Grid, axis: int) -> list[float]:
     return [coords[0] - half, coords[-1] + half]
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 XCAT_LOG_KEYS = {"pixel_width_cm": r"pixel width\s*=\s*([0-9.eE+-]+)", "slice_width_cm": r"slice width\s*=\s*([0-9.eE+-]+)",
                  "array_size": r"array_size\s*=\s*([0-9]+)", "first_slice": r"starting slice number\s*=\s*([0-9]+)",
                  "last_slice": r"ending slice number\s*=\s*([0-9]+)"}
@@ -258,6 +268,28 @@ def read_xcat_log(path: str | os.PathLike) -> dict:
     return found
 
 
+def check_xcat_files(activity: str | os.PathLike, attenuation: str | os.PathLike, log: str | os.PathLike) -> dict:
+    """The geometry of an XCAT phantom's log (:func:`read_xcat_log`, plus ``slices``), after checking
+    that the voxels are isotropic and that both ``.bin`` files exist and hold exactly the float32 slices
+    the log announces. Reads the log only: the maps are checked by size."""
+    geometry = read_xcat_log(log)
+    if not np.isclose(geometry["pixel_width_cm"], geometry["slice_width_cm"], rtol=1e-4):
+        raise InvalidParameterError(f"{log}: pixel width {geometry['pixel_width_cm']} cm and slice width "
+                                    f"{geometry['slice_width_cm']} cm differ: expected isotropic voxels")
+    n = geometry["array_size"]
+    slices = geometry["last_slice"] - geometry["first_slice"] + 1
+    require(n >= 1 and slices >= 1, "log", str(log), "a positive array size and slice range")
+    for name, path in (("activity", activity), ("attenuation", attenuation)):
+        path = Path(path)
+        if not path.exists():
+            raise InvalidParameterError(f"{name}={str(path)!r} does not exist: expected an XCAT .bin file")
+        expected = slices * n * n * 4
+        if path.stat().st_size != expected:
+            raise InvalidParameterError(f"{path} holds {path.stat().st_size} bytes: expected {expected} "
+                                        f"({slices} slices of {n} x {n} float32) from the log")
+    return {**geometry, "slices": slices}
+
+
 def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: str | os.PathLike, *,
               near_mm=None, lv: LVGeometry | None = None, first_slice: str = "superior") -> Phantom:
     """A phantom from XCAT's binary output: ``*_act_1.bin`` (activity), ``*_atn_1.bin`` (attenuation in
@@ -277,23 +309,11 @@ def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: 
     require(first_slice in XCAT_FIRST_SLICE, "first_slice", first_slice, f"one of {list(XCAT_FIRST_SLICE)}")
     require((near_mm is None) != (lv is None), "near_mm", near_mm,
             "exactly one of near_mm (a point inside the LV cavity, to estimate the LV) or lv")
-    geometry = read_xcat_log(log)
-    if not np.isclose(geometry["pixel_width_cm"], geometry["slice_width_cm"], rtol=1e-4):
-        raise InvalidParameterError(f"{log}: pixel width {geometry['pixel_width_cm']} cm and slice width "
-                                    f"{geometry['slice_width_cm']} cm differ: expected isotropic voxels")
-    n = geometry["array_size"]
-    slices = geometry["last_slice"] - geometry["first_slice"] + 1
-    require(n >= 1 and slices >= 1, "log", str(log), "a positive array size and slice range")
+    geometry = check_xcat_files(activity, attenuation, log)
+    n, slices = geometry["array_size"], geometry["slices"]
     arrays = []
-    for name, path in (("activity", activity), ("attenuation", attenuation)):
-        path = Path(path)
-        if not path.exists():
-            raise InvalidParameterError(f"{name}={str(path)!r} does not exist: expected an XCAT .bin file")
-        expected = slices * n * n * 4
-        if path.stat().st_size != expected:
-            raise InvalidParameterError(f"{path} holds {path.stat().st_size} bytes: expected {expected} "
-                                        f"({slices} slices of {n} x {n} float32) from the log")
-        volume = np.fromfile(path, dtype="<f4").reshape(slices, n, n)
+    for path in (activity, attenuation):
+        volume = np.fromfile(Path(path), dtype="<f4").reshape(slices, n, n)
         arrays.append(volume[::-1] if first_slice == "superior" else volume)  # spectrial's z grows superiorly
     activity_map, mu_per_pixel = arrays
     if (np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map))

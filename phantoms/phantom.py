@@ -116,25 +116,67 @@ def make_phantom(anatomy: AnatomyParameters, grid: Grid, *, uptake: UptakeParame
 
     defect_fraction, extent, contrast = None, 0.0, 0.0
     if defect is not None:
-        in_myocardium = sub_labels == Label.LV_MYOCARDIUM
-        weights = np.zeros(sub_labels.shape)
-        weights[in_myocardium] = defect.weight(lv, points[in_myocardium])
-        defect_fraction = np.zeros(int(np.prod(grid.shape)), np.float64)
-        defect_fraction[fine] = weights.mean(axis=1)
-        if not defect_fraction.any():
-            raise InvalidParameterError(f"the defect {defect.describe()} falls outside the LV myocardium of this "
-                                        "phantom: expected a defect on the myocardial wall")
-        activity -= defect.severity * concentrations[Label.LV_MYOCARDIUM] * defect_fraction
-        extent = 100.0 * float(defect_fraction.sum()) / float(myocardium_fraction.sum())
-        # Contrast: the fractional loss of uptake averaged over the myocardium the defect fully covers.
-        core = weights[in_myocardium] > 0.5
-        contrast = float(defect.severity * weights[in_myocardium][core].mean()) if core.any() else 0.0
-        defect_fraction = defect_fraction.reshape(grid.shape).astype(np.float32)
+        defect_fraction, extent, contrast = insert_defect(
+            activity, defect, lv, grid, voxels=fine, points=points, in_myocardium=sub_labels == Label.LV_MYOCARDIUM,
+            myocardium_fraction=myocardium_fraction, myocardium_kbq_per_ml=concentrations[Label.LV_MYOCARDIUM])
     return Phantom(
         activity=activity.reshape(grid.shape).astype(np.float32), mu=mu.reshape(grid.shape).astype(np.float32),
         labels=flat_labels.reshape(grid.shape).astype(np.uint8), grid=grid, lv=lv, anatomy=anatomy,
         uptake=uptake, defect=defect, defect_mask=defect_fraction, defect_extent_percent=extent,
         defect_contrast=contrast, myocardium_volume_ml=myocardium_ml)
+
+
+def insert_defect(activity: np.ndarray, defect: DefectSpec, lv: LVGeometry, grid: Grid, *, voxels: np.ndarray,
+                  points: np.ndarray, in_myocardium: np.ndarray, myocardium_fraction: np.ndarray,
+                  myocardium_kbq_per_ml: float) -> tuple[np.ndarray, float, float]:
+    """Insert a perfusion defect into a voxelized LV myocardium, in place.
+
+    Each sub-voxel point inside the myocardium takes the defect's weight at that point in the LV frame
+    (:meth:`DefectSpec.weight`); a voxel's defect fraction is the mean weight over its sub-voxel points
+    (zero at points outside the myocardium), and the voxel loses ``severity`` times the myocardium's
+    concentration times that fraction.
+
+    Parameters
+    ----------
+    activity : ndarray of float64, shape (grid voxels,)
+        Flattened activity concentration (kBq/mL), reduced in place.
+    defect : DefectSpec
+    lv : LVGeometry
+        The frame the defect is placed in.
+    grid : Grid
+    voxels : ndarray of int, shape (n,)
+        Flat indices of the voxels sampled at sub-voxel points (every voxel touching the myocardium).
+    points : ndarray, shape (n, s**3, 3)
+        Their sub-voxel points (z, y, x) in mm.
+    in_myocardium : ndarray of bool, shape (n, s**3)
+        Whether each point lies in the LV myocardium.
+    myocardium_fraction : ndarray, shape (grid voxels,)
+        Fraction of each voxel that is LV myocardium.
+    myocardium_kbq_per_ml : float
+        Concentration of the normal LV myocardium (kBq/mL).
+
+    Returns
+    -------
+    defect_mask : ndarray of float32, shape grid.shape
+        Fraction of each voxel that is defect myocardium (weight times myocardial fraction).
+    extent_percent : float
+        Defect size as a percentage of the LV myocardial volume, weighted by the defect's profile.
+    contrast : float
+        Fractional uptake loss averaged over the myocardium the defect covers by more than half.
+    """
+    weights = np.zeros(in_myocardium.shape)
+    weights[in_myocardium] = defect.weight(lv, points[in_myocardium])
+    defect_fraction = np.zeros(int(np.prod(grid.shape)), np.float64)
+    defect_fraction[voxels] = weights.mean(axis=1)
+    if not defect_fraction.any():
+        raise InvalidParameterError(f"the defect {defect.describe()} falls outside the LV myocardium of this "
+                                    "phantom: expected a defect on the myocardial wall")
+    activity -= defect.severity * myocardium_kbq_per_ml * defect_fraction
+    extent = 100.0 * float(defect_fraction.sum()) / float(myocardium_fraction.sum())
+    # Contrast: the fractional loss of uptake averaged over the myocardium the defect fully covers.
+    core = weights[in_myocardium] > 0.5
+    contrast = float(defect.severity * weights[in_myocardium][core].mean()) if core.any() else 0.0
+    return defect_fraction.reshape(grid.shape).astype(np.float32), extent, contrast
 
 
 def check_heart_fits(lv: LVGeometry, grid: Grid) -> None:

@@ -95,6 +95,11 @@ class Registry:
         if unknown:
             raise InvalidParameterError(f"{where}{self.kind} {getattr(cls, self.key)!r} has no parameter "
                                         f"{unknown[0]!r}: expected {known if known else 'no parameters'}")
+        missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in parameters
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise InvalidParameterError(f"{where}{self.kind} {getattr(cls, self.key)!r} needs the parameters "
+                                        f"{missing}: expected a table with {self.key!r} and {', '.join(missing)}")
         return cls(**check_fields(cls, parameters, path or ""))
 
     def describe(self) -> list[str]:

@@ -40,8 +40,16 @@ class PhantomSource:
         """The patient's phantom on ``grid`` with ``defect`` inserted in the LV myocardium (None: normal)."""
         raise NotImplementedError
 
+    def check(self, n_patients: int) -> None:
+        """Refuse, before the first unit, a source that cannot give ``n_patients`` patients (nothing to check
+        for a source that draws them)."""
+
     def describe(self) -> str:
         return self.name
+
+    def describe_population(self, variability: PopulationVariability, *, seed: int) -> str:
+        """Where the trial's patients come from, for the report's methods (follows "N virtual patients")."""
+        return f"from the {self.describe()} phantom source"
 
 
 @PHANTOM_SOURCES.register
@@ -59,3 +67,8 @@ class ParametricSource(PhantomSource):
 
     def describe(self) -> str:
         return "parametric XCAT-style phantoms"
+
+    def describe_population(self, variability, *, seed):
+        return (f"drawn from the XCAT-style population model with trial seed {seed} "
+                f"({100 * variability.female_fraction:g} % women, with breasts; torso, heart size and orientation, "
+                "diaphragm, bowel position and organ uptake varied)")

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from spectrial.phantoms.io import sha256_file
+
 from .plan import specification_key
 from .readback import UnitResult
 from .streams import LOCATION_KEY, NOISE_KEY, OBSERVER_KEY, POPULATION_KEY, SIMULATION_KEY, STATISTICS_KEY
@@ -35,14 +37,6 @@ VERIFICATION = f"{EVIDENCE_DIR}/verification.json"
 CHECKSUMS = f"{EVIDENCE_DIR}/SHA256SUMS"
 FORMAT = "spectrial-evidence/1"
 STORE_DIR = "units"  # the result store: intermediate parts, not part of the bundle
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _git(root: Path, *args: str) -> str | None:

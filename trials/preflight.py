@@ -5,6 +5,8 @@
   (:func:`check_plan_size`, before the patients are even drawn).
 - Every method is ready: its checkpoints load and fit the trial's doses and domain, its plug-in
   imports (:meth:`~spectrial.models.EnhancementMethod.check_ready`).
+- The phantom source can give every patient (:func:`check_phantom_source`: an XCAT folder holds enough
+  phantoms, each with its three files of the sizes its log announces).
 - Every patient's body lies within the transaxial field of view (the body is otherwise cut off and
   its attenuation and scatter change), the grid resolves the heart, and the observer's region of
   interest lies inside the image at the defect locations it reads (:func:`check_patients`).
@@ -101,6 +103,12 @@ def check_methods(spec: TrialSpec) -> None:
             method.check_ready(spec.simulation.dose_fractions)
         except InvalidParameterError as error:
             raise InvalidParameterError(f"methods[{i}]: {error}") from None
+
+
+def check_phantom_source(spec: TrialSpec) -> None:
+    """The phantom source's own check that it can give the trial's patients (an XCAT folder holds enough
+    complete phantoms), before they are drawn."""
+    spec.simulation.phantoms.check(spec.simulation.n_patients)
 
 
 def check_patients(spec: TrialSpec, patients: list[Patient]) -> None:

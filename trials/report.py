@@ -58,9 +58,7 @@ def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dic
     reference_method = names[spec.method_labels[0]]
     return {
         "Population": (
-            f"{sim.n_patients} virtual patients drawn from the XCAT-style population model with trial seed {spec.seed} "
-            f"({_percent(spec.population.female_fraction)} women, with breasts; torso, heart size and orientation, "
-            "diaphragm, bowel position and organ uptake varied); each "
+            f"{sim.n_patients} virtual patients {sim.phantoms.describe_population(spec.population, seed=spec.seed)}; each "
             f"patient is imaged without a defect and with each of {len(spec.defects)} defect type(s). Tc-99m "
             f"sestamibi at stress, {spec.uptake.injected_mbq:g} MBq injected at full dose, imaged "
             f"{spec.uptake.minutes_after_injection:g} min after injection."),

@@ -91,6 +91,7 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     started, start = time.time(), time.perf_counter()
     preflight.check_plan_size(spec)  # everything that needs no simulation, before the first unit
     preflight.check_methods(spec)
+    preflight.check_phantom_source(spec)
     patients = trial_patients(spec)
     preflight.check_patients(spec, patients)
     plan = plan_trial(spec, patients)
