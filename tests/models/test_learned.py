@@ -6,6 +6,7 @@ import torch
 
 from spectrial.models import PluginMethod, make_method, make_network, save_checkpoint
 from spectrial.phantoms import Grid, InvalidParameterError
+from spectrial.phantoms.errors import ModelRuntimeError
 from spectrial.simulate import Volume
 
 
@@ -20,15 +21,20 @@ def test_plug_ins_by_import_path_torchscript_and_state_dict(tmp_path, monkeypatc
     monkeypatch.syspath_prepend(str(tmp_path))
     write_module(tmp_path, "def halve(images, *, dose_fraction, voxel_mm):\n    return images * 0.5\n"
                            "def crop(images, *, dose_fraction, voxel_mm):\n    return images[:, 1:]\n"
-                           "def broken(images, *, dose_fraction, voxel_mm):\n    return images * float('nan')\n",
+                           "def broken(images, *, dose_fraction, voxel_mm):\n    return images * float('nan')\n"
+                           "def fails(images, *, dose_fraction, voxel_mm):\n    return 1 / 0\n",
                  "user_models")
     volume = Volume(np.random.default_rng(0).random((2, *GRID.shape)).astype(np.float32) + 1.0, GRID)
     out = make_method("plugin", callable="user_models:halve")(volume, dose_fraction=0.5).array
     np.testing.assert_allclose(out, volume.array * 0.5)
-    with pytest.raises(InvalidParameterError, match="user_models:crop.*shape"):
+    # A model that misbehaves while it runs is a runtime failure, not a bad setting.
+    with pytest.raises(ModelRuntimeError, match="user_models:crop.*shape"):
         make_method("plugin", callable="user_models:crop")(volume, dose_fraction=0.5)
-    with pytest.raises(InvalidParameterError, match="user_models:broken.*NaN"):
+    with pytest.raises(ModelRuntimeError, match="user_models:broken.*NaN"):
         make_method("plugin", callable="user_models:broken")(volume, dose_fraction=0.5)
+    with pytest.raises(ModelRuntimeError, match="user_models:fails.*ZeroDivisionError") as failed:
+        make_method("plugin", callable="user_models:fails")(volume, dose_fraction=0.5)
+    assert isinstance(failed.value, RuntimeError) and isinstance(failed.value.__cause__, ZeroDivisionError)
     missing = make_method("plugin", callable="no_such_package.models:run")  # configuring imports nothing
     with pytest.raises(InvalidParameterError, match="no_such_package.models:run.*does not import"):
         missing.check_ready((1.0,))  # a trial checks it before its first unit
