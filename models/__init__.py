@@ -3,11 +3,11 @@
 May import :mod:`spectrial.simulate` and :mod:`spectrial.phantoms`.
 """
 
-from .classical import ButterworthDenoiser, GaussianDenoiser, NoEnhancement, NonLocalMeans, TotalVariation
+from .classical import BM4D, ButterworthDenoiser, GaussianDenoiser, NoEnhancement, NonLocalMeans, TotalVariation
 from .enhancement import EnhancementMethod, available_methods, make_method
 from .learned import NetworkDenoiser, PluginMethod
 from .networks import ARCHITECTURES, load_checkpoint, make_network, save_checkpoint
 
-__all__ = ["ARCHITECTURES", "NetworkDenoiser", "PluginMethod", "load_checkpoint", "make_network", "save_checkpoint",
+__all__ = ["ARCHITECTURES", "BM4D", "NetworkDenoiser", "PluginMethod", "load_checkpoint", "make_network", "save_checkpoint",
            "ButterworthDenoiser", "EnhancementMethod", "GaussianDenoiser", "NoEnhancement", "NonLocalMeans",
            "TotalVariation", "available_methods", "make_method"]
