@@ -78,3 +78,18 @@ def test_a_projection_domain_gan_trains_and_denoises_counts(tmp_path):
     with pytest.raises(InvalidParameterError, match="projection domain"):
         make_method("network", checkpoint=checkpoint)(Volume(counts, Grid.centered((16, 16, 32), 12.8)),
                                                        dose_fraction=0.25)
+
+
+def test_the_report_says_where_a_network_ran_outside_its_training_doses(tmp_path):
+    from spectrial.models import make_network, save_checkpoint
+    from spectrial.trials.report import methods_in_words
+
+    path = save_checkpoint(make_network("unet3d", depth=1, dose_conditioned=True), tmp_path / "low-dose.pt",
+                           crop=(8, 16, 16), training={"data": {"dose_fractions": [0.5, 0.25], "domain": "image"},
+                                                       "config": {"dose_conditioned": True}})
+    allowed = make_method("network", checkpoint=str(path), allow_other_doses=True)
+    text = methods_in_words(dataclasses.replace(small(), methods=(make_method("none"), allowed)))
+    assert "was applied at full dose, outside the doses it was trained on" in text["Enhancement methods"]
+    within = dataclasses.replace(small(simulation={"dose_fractions": (0.5, 0.25)}),
+                                 methods=(make_method("none"), allowed))
+    assert "outside" not in methods_in_words(within)["Enhancement methods"]
