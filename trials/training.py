@@ -38,17 +38,20 @@ import numpy as np
 import torch
 
 from spectrial.models.enhancement import DOMAINS
-from spectrial.models.networks import intensity_scale, save_checkpoint
+from spectrial.models.model_card import model_card_path, refused_doses_in_words, write_model_card
+from spectrial.models.networks import apply_network, intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.devices import resolve_device
 
+from .fidelity import fidelity_metrics
 from .plan import WorkUnit
 from .runner import simulate_unit, trial_rng
 from .spec import SpecError, from_record, load_trial
 
 TARGETS = ("full-dose", "noiseless", "noise2noise")
+ROTATIONALLY_SYMMETRIC = ("square", "laguerre-gauss", "dog")  # channel families that need no reorientation
 TRAINING_KEY = 0x7A1  # keys the training population's random stream apart from any trial's
 
 
@@ -110,7 +113,10 @@ def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
 
 def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str, np.ndarray]:
     """Simulate the training pairs: ``inputs``, ``targets`` (crops), ``scales`` (whole-image intensity
-    scales), ``patients``, ``doses``."""
+    scales), ``patients``, ``doses``, ``states`` (0 without a defect, k with the trial's k-th defect
+    type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
+    ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
+    where each patient's defect is read); ``sexes`` of the patients."""
     data = spec.data
     doses = tuple(float(f) for f in data.dose_fractions)
     needed = sorted(set(doses) | ({1.0} if data.target == "full-dose" else set()), reverse=True)
@@ -119,11 +125,12 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
     trial = dataclasses.replace(trial_spec, simulation=simulation)
     patients = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
                                  variability=trial.population, uptake=trial.uptake)
-    inputs, targets, scales, patient_ids, dose_ids = [], [], [], [], []
+    inputs, targets, scales, patient_ids, dose_ids, states, references, masks = [], [], [], [], [], [], [], []
+    templates, template_index = [], []
     for p, patient in enumerate(patients):
         for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
             sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
-            _, box, _ = sim.heart
+            myocardium, box, _ = sim.heart
             heart = np.array([(s.start + s.stop - 1) / 2 for s in box])
             if data.domain == "projection":
                 # Counts (view, z, bin): the middle view and bin, the heart's axial row.
@@ -135,6 +142,14 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                 centre = heart
                 stacks = {f: np.asarray(sim.volumes[f], np.float32) for f in needed}
                 clean = {f: np.asarray(sim.noiseless, np.float32) for f in doses}
+                full_mask = np.zeros(sim.recon_grid.shape, bool)
+                full_mask[box] = myocardium
+                mask = _crop_around(full_mask, centre, data.crop)
+                if spec.network.mode == "task-informed":
+                    # Read where the defect is (defect-absent images where the first type would be).
+                    defect = trial.defects[max(state, 1) - 1]
+                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - (np.round(centre) - np.array(data.crop) // 2)
+                    templates.append(observer_templates(trial.observer.channels, data.crop, at))
             for f in doses:
                 low = _crop_around(stacks[f], centre, data.crop)
                 # Scaled as the network will see them: by the whole image's (or stack's) intensity scale.
@@ -150,13 +165,40 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                     pair_out = np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(low), axis=0)
                 inputs.append(pair_in)
                 targets.append(pair_out)
+                references.append(np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(pair_in), axis=0))
+                if data.domain == "image":
+                    masks.append(np.repeat(mask[None], len(pair_in), axis=0))
+                if templates:
+                    template_index += [len(templates) - 1] * len(pair_in)
+                states += [state] * len(pair_in)
                 scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
                 patient_ids += [p] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
             progress(p + 1, len(patients))
-    return {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
-            "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
+    pairs = {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
+             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids), "states": np.asarray(states),
+             "references": np.concatenate(references), "sexes": [patient.anatomy.sex for patient in patients]}
+    if masks:
+        pairs["masks"] = np.concatenate(masks)
+    if templates:
+        pairs["observer_templates"] = np.stack(templates)
+        pairs["template_index"] = np.asarray(template_index)
+    return pairs
+
+
+def observer_templates(channels, crop, position) -> np.ndarray:
+    """The observer's channels ``(n_channels, *crop)`` evaluated on a crop, centred at the crop voxel
+    ``position`` (rounded, kept inside the crop). The channels must be rotationally symmetric: the
+    crops are not reoriented to the heart's axes as the observer's inputs are."""
+    require(channels.family in ROTATIONALLY_SYMMETRIC, "observer.channels.family", channels.family,
+            f"one of {list(ROTATIONALLY_SYMMETRIC)} for task-informed training (crops are not reoriented)")
+    crop = tuple(int(n) for n in crop)
+    big = tuple(2 * n - 1 for n in crop)  # centred on voxel n - 1 along each axis
+    profiles = channels.matrix(big).T.reshape(-1, *big)
+    at = [int(np.clip(np.round(c), 0, n - 1)) for c, n in zip(position, crop)]
+    return np.ascontiguousarray(profiles[(slice(None),) + tuple(slice(n - 1 - a, 2 * n - 1 - a) for n, a in zip(crop, at))],
+                                dtype=np.float32)
 
 
 def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print,
@@ -180,8 +222,13 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     simulated = time.perf_counter() - start
     log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
+    if network_config.mode == "task-informed" and spec.data.domain != "image":
+        raise InvalidParameterError(f"mode 'task-informed' with domain {spec.data.domain!r}: expected domain = 'image' "
+                                    "(the observer reads images)")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
-                           scales=pairs["scales"], device=resolve_device(device), progress=lambda e, t, v: (
+                           scales=pairs["scales"], masks=pairs.get("masks") if network_config.bias_weight else None,
+                           observer_templates=pairs.get("observer_templates"), template_index=pairs.get("template_index"),
+                           device=resolve_device(device), progress=lambda e, t, v: (
                                epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
                                log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
                                    f"validation loss {v:.5f}")))
@@ -193,5 +240,68 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     save_checkpoint(result.network, output, crop=tuple(spec.data.crop),
                     training=result.record(network_config, description))
     save_loss_curve(result, output.with_suffix(".loss.png"))
-    log(f"trained in {result.seconds:.0f} s; checkpoint {output}, loss curve {output.with_suffix('.loss.png')}")
+    card = write_model_card(model_card(spec, trial_spec, network_config, result, pairs, output, description),
+                            model_card_path(output))
+    log(f"trained in {result.seconds:.0f} s; checkpoint {output}, loss curve {output.with_suffix('.loss.png')}, "
+        f"model card {card}")
     return output
+
+
+def held_out_fidelity(network, pairs: dict, patients) -> dict[str, dict]:
+    """Fidelity of the network's outputs on the pairs of ``patients`` (held out of training) at each
+    dose, against the noiseless crops, beside the unprocessed inputs': mean RMSE (the data's units),
+    SSIM and, for images, myocardial bias (%)."""
+    held = np.isin(pairs["patients"], patients)
+    masks = pairs.get("masks")
+    out = {}
+    for dose in sorted(set(pairs["doses"][held].tolist()), reverse=True):
+        index = np.flatnonzero(held & (pairs["doses"] == dose))
+        images = torch.from_numpy(pairs["inputs"][index])
+        enhanced = apply_network(network, images, dose, scale=torch.from_numpy(pairs["scales"][index])).numpy()
+        rows = {"network": [], "input": []}
+        for k, i in enumerate(index):
+            mask = None if masks is None else masks[i]
+            rows["network"].append(fidelity_metrics(enhanced[k], pairs["references"][i], mask=mask))
+            rows["input"].append(fidelity_metrics(pairs["inputs"][i], pairs["references"][i], mask=mask))
+        entry = {"pairs": len(index)}
+        for who, suffix in (("network", ""), ("input", "_input")):
+            entry[f"rmse{suffix}"] = float(np.mean([r["rmse"] for r in rows[who]]))
+            entry[f"ssim{suffix}"] = float(np.mean([r["ssim"] for r in rows[who]]))
+            if masks is not None:
+                entry[f"myocardial_bias_percent{suffix}"] = float(np.mean([r["myocardium_bias_percent"] for r in rows[who]]))
+        out[f"dose_{dose:g}"] = entry
+    return out
+
+
+def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, pairs: dict, output: Path,
+               description: dict) -> dict:
+    """The model card of a trained network (:mod:`spectrial.models.model_card`)."""
+    def sexes(ids):
+        return {sex: sum(pairs["sexes"][i] == sex for i in ids) for sex in ("female", "male")}
+
+    doses = sorted((float(f) for f in spec.data.dose_fractions), reverse=True)
+    training = {"mode": config.mode, "loss": config.loss, "epochs": int(config.epochs), "batch_size": int(config.batch_size),
+                "learning_rate": float(config.learning_rate), "seed": int(config.seed), "seconds": float(result.seconds),
+                "final_training_loss": result.train_loss[-1], "final_validation_loss": result.validation_loss[-1]}
+    if config.bias_weight:
+        training["bias_weight"] = float(config.bias_weight)
+    if config.mode == "task-informed":
+        training["observer_weight"] = float(config.observer_weight)
+        training["observer_channels"] = trial_spec.observer.channels.describe()
+    if config.mode == "gan":
+        training["adversarial_weight"] = float(config.adversarial_weight)
+    return {
+        "network": {"name": spec.name, "architecture": config.architecture, **config.network_hyperparameters(),
+                    "parameters": int(sum(p.numel() for p in result.network.parameters())),
+                    "checkpoint": output.name, "size_bytes": output.stat().st_size},
+        "data": {"training_file": description["training_file"], "trial": description["trial"], "seed": int(spec.seed),
+                 "domain": spec.data.domain, "target": spec.data.target, "dose_fractions": doses,
+                 "crop": [int(c) for c in spec.data.crop], "realizations": int(spec.data.realizations),
+                 "pairs": int(len(pairs["inputs"])), "defect_states": sorted(set(pairs["states"].tolist())),
+                 "train_patients": len(result.train_patients), "train_patients_by_sex": sexes(result.train_patients),
+                 "held_out_patients": len(result.validation_patients),
+                 "held_out_patients_by_sex": sexes(result.validation_patients)},
+        "training": training,
+        "doses": {"trained": doses, "refused": refused_doses_in_words(doses) + " (unless allow_other_doses = true)"},
+        "held_out": held_out_fidelity(result.network, pairs, result.validation_patients),
+    }
