@@ -18,11 +18,14 @@ the embedded quick trial by default), how much data to simulate, the pairs to fo
 
     [network]                      # spectrial.models.training.TrainingConfig
     architecture = "unet3d"
-    mode = "supervised"            # "noise2noise" | "gan"
+    mode = "supervised"            # "noise2noise" | "gan" | "task-informed"
+    bias_weight = 0.0              # > 0: keep the myocardial mean
     epochs = 20
 
 Patients are drawn from their own seeded stream (``seed``), so a training file reproduces its data,
-and they are distinct from the trial's patients (another stream).
+and they are distinct from the trial's patients (another stream). Every patient is simulated without
+and with each of the trial's defect types. Beside the checkpoint, the run writes its loss curve and
+its model card (:mod:`spectrial.models.model_card`).
 """
 
 from __future__ import annotations
@@ -111,23 +114,30 @@ def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
     return padded[(Ellipsis,) + index]
 
 
-def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str, np.ndarray]:
+def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=None) -> dict[str, np.ndarray]:
     """Simulate the training pairs: ``inputs``, ``targets`` (crops), ``scales`` (whole-image intensity
     scales), ``patients``, ``doses``, ``states`` (0 without a defect, k with the trial's k-th defect
     type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
     ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
-    where each patient's defect is read); ``sexes`` of the patients."""
+    where each patient's defect is read); ``sexes`` of the patients.
+
+    ``patients`` (indices into the training population, all by default) simulates some of them only,
+    to share the work between processes: the pairs of a patient do not depend on the others."""
     data = spec.data
     doses = tuple(float(f) for f in data.dose_fractions)
     needed = sorted(set(doses) | ({1.0} if data.target == "full-dose" else set()), reverse=True)
     simulation = dataclasses.replace(trial_spec.simulation, n_patients=int(data.n_patients),
                                      realizations=int(data.realizations), dose_fractions=tuple(needed))
     trial = dataclasses.replace(trial_spec, simulation=simulation)
-    patients = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
-                                 variability=trial.population, uptake=trial.uptake)
+    population = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
+                                   variability=trial.population, uptake=trial.uptake)
+    chosen = range(len(population)) if patients is None else sorted(set(int(p) for p in patients))
+    require(all(0 <= p < len(population) for p in chosen) and len(chosen) > 0, "patients", list(chosen),
+            f"indices of the {len(population)} training patients")
     inputs, targets, scales, patient_ids, dose_ids, states, references, masks = [], [], [], [], [], [], [], []
     templates, template_index = [], []
-    for p, patient in enumerate(patients):
+    for done, p in enumerate(chosen):
+        patient = population[p]
         for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
             sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
             myocardium, box, _ = sim.heart
@@ -145,7 +155,7 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                 full_mask = np.zeros(sim.recon_grid.shape, bool)
                 full_mask[box] = myocardium
                 mask = _crop_around(full_mask, centre, data.crop)
-                if spec.network.mode == "task-informed":
+                if trial.observer.channels.family in ROTATIONALLY_SYMMETRIC:
                     # Read where the defect is (defect-absent images where the first type would be).
                     defect = trial.defects[max(state, 1) - 1]
                     at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - (np.round(centre) - np.array(data.crop) // 2)
@@ -175,10 +185,10 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                 patient_ids += [p] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
-            progress(p + 1, len(patients))
+            progress(done + 1, len(chosen))
     pairs = {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
              "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids), "states": np.asarray(states),
-             "references": np.concatenate(references), "sexes": [patient.anatomy.sex for patient in patients]}
+             "references": np.concatenate(references), "sexes": [patient.anatomy.sex for patient in population]}
     if masks:
         pairs["masks"] = np.concatenate(masks)
     if templates:
@@ -222,12 +232,14 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     simulated = time.perf_counter() - start
     log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
-    if network_config.mode == "task-informed" and spec.data.domain != "image":
-        raise InvalidParameterError(f"mode 'task-informed' with domain {spec.data.domain!r}: expected domain = 'image' "
-                                    "(the observer reads images)")
+    if network_config.mode == "task-informed" and "observer_templates" not in pairs:
+        raise InvalidParameterError(f"mode 'task-informed' with domain {spec.data.domain!r} and observer channels "
+                                    f"{trial_spec.observer.channels.family!r}: expected domain = 'image' (the observer "
+                                    f"reads images) and channels of {list(ROTATIONALLY_SYMMETRIC)}")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
                            scales=pairs["scales"], masks=pairs.get("masks") if network_config.bias_weight else None,
-                           observer_templates=pairs.get("observer_templates"), template_index=pairs.get("template_index"),
+                           **({"observer_templates": pairs["observer_templates"], "template_index": pairs["template_index"]}
+                              if network_config.mode == "task-informed" else {}),
                            device=resolve_device(device), progress=lambda e, t, v: (
                                epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
                                log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
