@@ -54,3 +54,21 @@ def test_task_informed_training_adds_only_the_observer_term_and_needs_templates(
     assert runs[1].train_loss[0] > runs[0].train_loss[0]  # the observer term adds to it
     with pytest.raises(InvalidParameterError, match="observer_templates"):
         train_network(noisy, clean, patients, doses, TrainingConfig(mode="task-informed", **common))
+
+
+def test_the_myocardial_mean_term_charges_the_squared_relative_bias():
+    from spectrial.models.training import _with_myocardial_mean
+
+    target = torch.rand(2, 1, 4, 6, 6) + 1.0
+    masks = np.zeros((2, 4, 6, 6), bool)
+    masks[:, 1:3, 2:4, 2:4] = True
+    m = torch.from_numpy(masks)[:, None]
+    # Output 3 % hotter in the myocardium of the first crop only, unchanged elsewhere.
+    output = torch.where(m & (torch.arange(2)[:, None, None, None, None] == 0), 1.03 * target, target)
+
+    def no_loss(prediction, target, index):
+        return torch.zeros(())
+    term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")(output, target, np.arange(2))
+    assert float(term) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)  # mean over the batch of (bias)^2
+    with pytest.raises(InvalidParameterError, match="myocardium masks"):
+        _with_myocardial_mean(no_loss, None, (2, 4, 6, 6), 10.0, "cpu")
