@@ -56,6 +56,14 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
+def psf_transform(protocol: Protocol) -> SPECTPSFTransform:
+    """PyTomography's collimator response with spectrial's system FWHM (geometric and intrinsic in
+    quadrature) at each plane's distance, as sigma in cm."""
+    def sigma_cm(distance_cm):
+        return protocol.system_fwhm_mm(np.asarray(distance_cm) * 10.0) / FWHM_PER_SIGMA / 10.0
+    return SPECTPSFTransform(SPECTPSFMeta((), sigma_fit=sigma_cm, kernel_dimensions="2D"))
+
+
 class PyTomographyProblem:
     """The same acquisition as a spectrial projector, in PyTomography's conventions."""
 
@@ -70,10 +78,7 @@ class PyTomographyProblem:
         if mu is not None:
             transforms.append(SPECTAttenuationTransform(attenuation_map=self.to_object(mu)))
         if resolution_model:
-            # spectrial's system FWHM (geometric and intrinsic in quadrature) at each plane's distance, as sigma in cm.
-            def sigma_cm(distance_cm):
-                return protocol.system_fwhm_mm(np.asarray(distance_cm) * 10.0) / FWHM_PER_SIGMA / 10.0
-            transforms.append(SPECTPSFTransform(SPECTPSFMeta((), sigma_fit=sigma_cm, kernel_dimensions="2D")))
+            transforms.append(psf_transform(protocol))
         self.system = SPECTSystemMatrix(transforms, [], self.object_meta, self.proj_meta)
 
     @staticmethod

@@ -4,10 +4,10 @@ May import :mod:`spectrial.simulate` and :mod:`spectrial.phantoms`.
 """
 
 from .classical import BM4D, ButterworthDenoiser, GaussianDenoiser, NoEnhancement, NonLocalMeans, TotalVariation
-from .enhancement import EnhancementMethod, available_methods, make_method
+from .enhancement import EnhancementMethod, available_methods, make_method, method_class
 from .learned import NetworkDenoiser, PluginMethod
 from .networks import ARCHITECTURES, load_checkpoint, make_network, save_checkpoint
 
 __all__ = ["ARCHITECTURES", "BM4D", "NetworkDenoiser", "PluginMethod", "load_checkpoint", "make_network", "save_checkpoint",
            "ButterworthDenoiser", "EnhancementMethod", "GaussianDenoiser", "NoEnhancement", "NonLocalMeans",
-           "TotalVariation", "available_methods", "make_method"]
+           "TotalVariation", "available_methods", "make_method", "method_class"]

@@ -21,6 +21,9 @@ class NoEnhancement(EnhancementMethod):
 
     name = "none"
 
+    def label(self) -> str:
+        return "No enhancement"
+
     def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
         return volume
 
@@ -46,6 +49,9 @@ class GaussianDenoiser(EnhancementMethod):
 
     def __post_init__(self):
         require(self.fwhm_mm > 0, "fwhm_mm", self.fwhm_mm, "a positive FWHM in mm")
+
+    def label(self) -> str:
+        return f"Gaussian {self.fwhm_mm:g} mm" + (", widened at low dose" if self.dose_scaling else "")
 
     def fwhm_at(self, dose_fraction: float) -> float:
         return self.fwhm_mm * dose_fraction ** -0.25 if self.dose_scaling else self.fwhm_mm
@@ -82,6 +88,10 @@ class ButterworthDenoiser(EnhancementMethod):
     def __post_init__(self):
         require(0 < self.cutoff <= 0.5, "cutoff", self.cutoff, "a cutoff in (0, 0.5] cycles/voxel")
         require(self.order > 0, "order", self.order, "a positive order")
+
+    def label(self) -> str:
+        return (f"Butterworth {self.cutoff:g} cycles/voxel, order {self.order:g}"
+                + (", lowered at low dose" if self.dose_scaling else ""))
 
     def cutoff_at(self, dose_fraction: float) -> float:
         return _dose_scaled(self.cutoff, dose_fraction, self.dose_scaling, 0.25)
@@ -141,6 +151,9 @@ class NonLocalMeans(EnhancementMethod):
         require(int(self.patch_size) >= 1, "patch_size", self.patch_size, "a positive patch side in voxels")
         require(int(self.patch_distance) >= 1, "patch_distance", self.patch_distance, "a positive radius in voxels")
 
+    def label(self) -> str:
+        return f"Non-local means (h = {self.h_factor:g} σ, {self.patch_size}-voxel patches)"
+
     def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
         def denoise(image, sigma):
             if sigma <= 0:
@@ -167,6 +180,9 @@ class TotalVariation(EnhancementMethod):
 
     def __post_init__(self):
         require(self.weight_factor > 0, "weight_factor", self.weight_factor, "a positive multiple of the noise sigma")
+
+    def label(self) -> str:
+        return f"Total variation (weight {self.weight_factor:g} σ)"
 
     def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
         def denoise(image, sigma):

@@ -14,7 +14,7 @@ import abc
 import dataclasses
 from typing import ClassVar
 
-from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError
+from spectrial.phantoms.errors import InvalidParameterError, InvalidTypeError, check_fields
 from spectrial.simulate.images import Projections, Volume
 
 DOMAINS = ("image", "projection")
@@ -56,10 +56,26 @@ class EnhancementMethod(abc.ABC):
         """The method's name and every parameter, defaults filled in."""
         return {"name": self.name, **dataclasses.asdict(self)}
 
+    def label(self) -> str:
+        """A reader's name for the method and its main setting, e.g. ``Gaussian 12 mm`` or ``U-Net
+        (pretrained)``, for reports, legends and the command line; tables keep the machine label
+        (name and parameters)."""
+        return self.name
+
     def weight_files(self) -> tuple[str, ...]:
         """Paths of the trained weights the method loads (hashed into a trial's evidence bundle);
         none for methods without learned parameters."""
         return ()
+
+    def check_ready(self, dose_fractions) -> None:
+        """Load what the method needs (checkpoints, plug-ins) and check it suits ``dose_fractions``, so a
+        trial fails before its first unit rather than in every unit; nothing to load by default.
+
+        Raises
+        ------
+        InvalidParameterError
+            A file does not load, a plug-in does not import, or a network does not fit a dose or domain.
+        """
 
 
 def available_methods() -> list[str]:
@@ -74,13 +90,21 @@ def make_method(name: str, **parameters) -> EnhancementMethod:
     ------
     InvalidParameterError
         Unknown name (the message lists the known ones), unknown parameter or bad value.
+    InvalidTypeError
+        A parameter of the wrong type (a boolean or a string for a number, a float for an integer, NaN or
+        an infinity; see :func:`~spectrial.phantoms.errors.check_fields`).
     """
-    if name not in _REGISTRY:
-        raise InvalidParameterError(f"enhancement method {name!r} is unknown: expected one of {available_methods()}")
-    cls = _REGISTRY[name]
+    cls = method_class(name)
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise InvalidParameterError(f"method {name!r} has no parameter {unknown[0]!r}: expected "
                                     f"{known if known else 'no parameters'}")
-    return cls(**parameters)
+    return cls(**check_fields(cls, parameters))
+
+
+def method_class(name: str) -> type[EnhancementMethod]:
+    """The registered method class called ``name`` (the message lists the known ones when unknown)."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise InvalidParameterError(f"enhancement method {name!r} is unknown: expected one of {available_methods()}")
+    return _REGISTRY[name]

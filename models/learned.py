@@ -24,12 +24,13 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.images import Projections, Volume
 
 from .enhancement import DOMAINS, EnhancementMethod
-from .networks import ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
+from .networks import ARCHITECTURE_LABELS, ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
 
 logger = logging.getLogger(__name__)
 
 PRETRAINED_PREFIX = "pretrained:"
+DEFAULT_PRETRAINED = "default-unet"  # the default trial's network
 
 
 def pretrained_networks() -> list[str]:
@@ -152,6 +153,24 @@ class NetworkDenoiser(EnhancementMethod):
         require(self.domain in DOMAINS, "domain", self.domain, f"one of {list(DOMAINS)}")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
 
+    def label(self) -> str:
+        """``U-Net (pretrained)``, ``U-Net (my-unet.pt)`` or ``U-Net, one per dose``; the architecture is read
+        from the checkpoint (``Network`` when the file cannot be read, e.g. a report rebuilt elsewhere)."""
+        first = self.checkpoint or self.dose_checkpoints[0].partition("=")[2]
+        try:
+            architecture = self._load(first)[1]["architecture"]
+            kind = ARCHITECTURE_LABELS.get(architecture, architecture)
+        except InvalidParameterError:
+            kind = "Network"
+        if self.dose_checkpoints:
+            where = ", one per dose"
+        elif self.checkpoint.startswith(PRETRAINED_PREFIX):
+            name = self.checkpoint[len(PRETRAINED_PREFIX):]
+            where = " (pretrained)" if name == DEFAULT_PRETRAINED else f" (pretrained {name})"
+        else:
+            where = f" ({Path(self.checkpoint).name})"
+        return kind + where + (", projection domain" if self.domain == "projection" else "")
+
     def checkpoint_for(self, dose_fraction: float) -> str:
         """The checkpoint that enhances images at ``dose_fraction``."""
         if not self.dose_checkpoints:
@@ -190,7 +209,20 @@ class NetworkDenoiser(EnhancementMethod):
                                         "spectrial train")
         return _cached_checkpoint(str(path.resolve()), path.stat().st_mtime)
 
+    def check_ready(self, dose_fractions) -> None:
+        for dose_fraction in dose_fractions:
+            self._network_for(float(dose_fraction))
+
     def enhance(self, data, *, dose_fraction: float):
+        name, network, record = self._network_for(dose_fraction)
+        images = _images(data)
+        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
+                            batch_size=int(self.batch_size), device=self.device)
+        return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
+
+    def _network_for(self, dose_fraction: float):
+        """The checkpoint's name, its network and record for ``dose_fraction``, refused when it was trained in
+        another domain or, unless ``allow_other_doses``, outside the doses it was trained on."""
         name = self.checkpoint_for(dose_fraction)
         network, record = self._load(name)
         trained = record.get("training", {})
@@ -206,10 +238,7 @@ class NetworkDenoiser(EnhancementMethod):
                     "this dose, or allow_other_doses = true to apply it anyway")
             logger.warning("network %r, trained at %s, enhances dose %g (allow_other_doses = true)", name,
                            _trained_doses_in_words(record), dose_fraction)
-        images = _images(data)
-        out = apply_network(network, images, dose_fraction, scale=intensity_scale(images),
-                            batch_size=int(self.batch_size), device=self.device)
-        return _checked(f"network {name!r} ({record['architecture']})", out, images, data)
+        return name, network, record
 
     def untrained_doses(self, dose_fractions) -> list[float]:
         """The doses among ``dose_fractions`` outside those its network(s) were trained on: refused, or,
@@ -300,9 +329,31 @@ class PluginMethod(EnhancementMethod):
             path = getattr(self, key)
             if path and not Path(path).exists():
                 raise InvalidParameterError(f"{key}={path!r} does not exist: expected the plug-in's model file")
-        if self.callable:
-            _import_callable(self.callable)  # fail when the trial is loaded, not in a worker
+        if self.callable:  # checked here, imported (run) only by check_ready or enhance: a configuration never runs code
+            module_name, _, attribute = self.callable.partition(":")
+            require(bool(module_name) and bool(attribute), "callable", self.callable, "'package.module:function'")
         require(int(self.batch_size) >= 1, "batch_size", self.batch_size, "a positive number of images")
+
+    def check_ready(self, dose_fractions) -> None:
+        if self.callable:
+            _import_callable(self.callable)
+        else:
+            self._module()
+
+    def _module(self):
+        """The TorchScript or state-dict model, loaded once per file version."""
+        path = self.torchscript or self.state_dict
+        return _load_module("torchscript" if self.torchscript else "state_dict", str(Path(path).resolve()),
+                            self.architecture, os.path.getmtime(path))
+
+    def label(self) -> str:
+        if self.callable:
+            what = f"Plug-in {self.callable.rpartition(':')[2]}"
+        elif self.torchscript:
+            what = f"Plug-in {Path(self.torchscript).name} (TorchScript)"
+        else:
+            what = f"Plug-in {ARCHITECTURE_LABELS.get(self.architecture, self.architecture)} ({Path(self.state_dict).name})"
+        return what + (", projection domain" if self.domain == "projection" else "")
 
     @property
     def model(self) -> str:
@@ -314,9 +365,7 @@ class PluginMethod(EnhancementMethod):
             out = _import_callable(self.callable)(images.numpy().copy(), dose_fraction=dose_fraction,
                                                   voxel_mm=_spacing_mm(data))
             return _checked(f"plug-in {self.model!r}", out, images, data)
-        kind = "torchscript" if self.torchscript else "state_dict"
-        path = self.torchscript or self.state_dict
-        module = _load_module(kind, str(Path(path).resolve()), self.architecture, os.path.getmtime(path))
+        module = self._module()
         scale = intensity_scale(images) if self.normalize else torch.ones(images.shape[0])
         try:
             out = apply_network(module, images, dose_fraction, scale=scale, batch_size=int(self.batch_size),

@@ -112,6 +112,7 @@ class PatchDiscriminator(nn.Module):
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"unet3d": UNet3D, "residual-cnn": ResidualCNN}
+ARCHITECTURE_LABELS = {"unet3d": "U-Net", "residual-cnn": "Residual CNN"}  # for reports and legends
 
 
 def make_network(architecture: str, **hyperparameters) -> nn.Module:

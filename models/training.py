@@ -269,17 +269,14 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
 
 def save_loss_curve(result: TrainingResult, path) -> None:
     """PNG of the training and validation loss per epoch."""
-    import matplotlib
+    from matplotlib.figure import Figure  # drawn without pyplot: the caller's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     epochs = np.arange(1, len(result.train_loss) + 1)
     ax.semilogy(epochs, result.train_loss, label="training")
     ax.semilogy(epochs, result.validation_loss, label="validation (held-out patients)")
     ax.set(xlabel="epoch", ylabel="loss (intensity scaled to the 99.5th percentile)", title="training loss")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    fig.savefig(path, dpi=100)

@@ -55,6 +55,7 @@ class Label(enum.IntEnum):
 
 SEXES = ("male", "female")
 CARDIAC_VIEWS = ("short-axis", "vertical-long-axis", "horizontal-long-axis")
+BREAST_SEMI_AXES_MM = (60.0, 45.0, 60.0)  # (z, y, x) of a medium breast (breast_size 1), scaled by its cube root
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,19 @@ class AnatomyParameters:
         below = np.clip((min(self.diaphragm_left_apex_z_mm, self.diaphragm_right_apex_z_mm) - np.asarray(z_mm)) / 60.0,
                         0.0, 1.0)
         return self.body_ap_semi_axis_mm + self.abdomen_ap_extra_mm * below
+
+    def body_reach_mm(self, z_low_mm: float) -> float:
+        """How far (mm) the body reaches from its axis along the lateral or the AP direction, whichever is
+        more, over the heights from ``z_low_mm`` up: the lateral or AP semi-axis (the abdomen's below the
+        diaphragm), or a breast's tip or side. A square transaxial field covers the body when its half
+        width is at least this."""
+        reach = max(self.body_lateral_semi_axis_mm, float(self.body_ap_semi_axis_at(z_low_mm)))
+        if self.breast_size > 0:
+            scale = self.breast_size ** (1 / 3)
+            front = float(self.body_ap_semi_axis_at(self.breast_centre_z_mm))
+            reach = max(reach, front - 10.0 + BREAST_SEMI_AXES_MM[1] * scale,
+                        self.breast_lateral_offset_mm + BREAST_SEMI_AXES_MM[2] * scale)
+        return reach
 
     def diaphragm_z(self, y, x) -> np.ndarray:
         """Height of the diaphragm surface above the point ``(y, x)``: the higher of the two domes."""
@@ -313,7 +327,7 @@ def organ_shapes(anatomy: AnatomyParameters, lv: LVGeometry) -> list[Shape]:
     shapes = [Shape(Label.BODY, np.array([-1e6, -ap_max, -a.body_lateral_semi_axis_mm]),
                     np.array([1e6, ap_max, a.body_lateral_semi_axis_mm]), in_body)]
     if a.breast_size > 0:
-        semi = np.array([60.0, 45.0, 60.0]) * a.breast_size ** (1 / 3)
+        semi = np.array(BREAST_SEMI_AXES_MM) * a.breast_size ** (1 / 3)
         front = a.body_ap_semi_axis_at(a.breast_centre_z_mm)
         for side in (-1.0, 1.0):
             centre = np.array([a.breast_centre_z_mm, -front + 10.0, side * a.breast_lateral_offset_mm])

@@ -124,6 +124,24 @@ class DefectSpec:
         depth = f" subendo{100 * self.transmural_fraction:g}%" if self.transmural_fraction < 1 else ""
         return f"{where} sev{100 * self.severity:g}%{depth}"
 
+    def label(self) -> str:
+        """A reader's description, e.g. ``inferior, 60°, 40 % of LV length, 25 % reduction`` or ``AHA segments
+        4, 10, 25 % reduction, subendocardial (50 % of the wall)``; :meth:`describe` is the short code the
+        result tables keep."""
+        if self.segments:
+            where = [("AHA segment " if len(self.segments) == 1 else "AHA segments ")
+                     + ", ".join(str(k) for k in self.segments)]
+        elif self.territory == "apical":
+            where = ["apical", f"{100 * self.long_axis_extent:g} % of LV length"]
+        else:
+            centre = (TERRITORY_ANGLE_DEG[self.territory] + self.angle_offset_deg) % 360.0
+            offset = f" (centre at polar angle {centre:g}°)" if self.angle_offset_deg else ""
+            where = [self.territory + offset, f"{self.angular_extent_deg:g}°",
+                     f"{100 * self.long_axis_extent:g} % of LV length"]
+        depth = ([f"subendocardial ({100 * self.transmural_fraction:g} % of the wall)"]
+                 if self.transmural_fraction < 1 else [])
+        return ", ".join(where + [f"{100 * self.severity:g} % reduction"] + depth)
+
     def centre_lv(self, lv: LVGeometry) -> tuple[float, float]:
         """``(w_mm, theta_deg)`` of the defect centre on the mid-wall surface."""
         length = lv.epi_half_length_mm

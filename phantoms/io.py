@@ -14,21 +14,27 @@ import numpy as np
 from .anatomy import CARDIAC_VIEWS, Label, LVGeometry, voxel_centres
 from .errors import InvalidParameterError, require
 from .grid import Grid
+from .interfile import header_text, write_header_and_data, write_image_hv
 from .lv_estimate import estimate_lv_geometry
 from .phantom import Phantom
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".mhd")
+# Phantom maps also go out as STIR's Interfile images and SIMIND's source and density maps.
+PHANTOM_SUFFIXES = (*IMAGE_SUFFIXES, ".hv", ".smi")
+# Water's mass attenuation coefficient at 140.5 keV (NIST XCOM; 1 g/mL gives water's 0.154 1/cm): SIMIND
+# density maps are written as the water-equivalent density of each voxel's attenuation.
+WATER_MASS_ATTENUATION_CM2_PER_G = 0.154
 
 
-def _image_suffix(path: Path) -> str:
+def _image_suffix(path: Path, allowed=IMAGE_SUFFIXES) -> str:
     name = path.name.lower()
-    for suffix in IMAGE_SUFFIXES:
+    for suffix in allowed:
         if name.endswith(suffix):
             return suffix
     raise InvalidParameterError(f"out={str(path)!r} is not allowed: expected a file name ending in "
-                                f"{', '.join(IMAGE_SUFFIXES)}")
+                                f"{', '.join(allowed)}")
 
 
 def write_image(array: np.ndarray, grid: Grid, path: str | os.PathLike) -> Path:
@@ -75,12 +81,23 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, Grid]:
 def write_phantom(phantom: Phantom, out: str | os.PathLike) -> dict[str, Path]:
     """Write activity (kBq/mL), attenuation (1/cm) and labels beside each other, plus a slice PNG.
 
-    ``out`` names the activity image (``.nii``, ``.nii.gz`` or ``.mhd``); the others get the
-    suffixes ``_mu``, ``_labels`` and ``_slices.png``.
+    ``out`` names the activity image (``.nii``, ``.nii.gz``, ``.mhd``, or ``.hv`` for STIR's Interfile); the
+    others get the suffixes ``_mu``, ``_labels`` and ``_slices.png``. ``.smi`` writes SIMIND's source and
+    density maps instead (:func:`write_simind_maps`).
     """
     out = Path(out)
-    suffix = _image_suffix(out)
+    suffix = _image_suffix(out, PHANTOM_SUFFIXES)
     stem = out.name[: -len(suffix)]
+    if suffix == ".smi":
+        paths = write_simind_maps(phantom, out.with_name(stem))
+        paths["slices_png"] = save_heart_slices_png(phantom, out.with_name(f"{stem}_slices.png"))
+        return paths
+    if suffix == ".hv":
+        paths = {"activity": out, "mu": out.with_name(f"{stem}_mu.hv"), "labels": out.with_name(f"{stem}_labels.hv")}
+        for kind, units in (("activity", "kBq/mL"), ("mu", "1/cm"), ("labels", "label")):
+            write_image_hv(getattr(phantom, kind), phantom.grid, paths[kind], units=units)
+        paths["slices_png"] = save_heart_slices_png(phantom, out.with_name(f"{stem}_slices.png"))
+        return paths
     paths = {
         "activity": out,
         "mu": out.with_name(f"{stem}_mu{suffix}"),
@@ -94,13 +111,54 @@ def write_phantom(phantom: Phantom, out: str | os.PathLike) -> dict[str, Path]:
     return paths
 
 
+def write_simind_maps(phantom: Phantom, stem: str | os.PathLike) -> dict[str, Path]:
+    """SIMIND's voxel-phantom input: ``STEM_act.smi`` (source map) and ``STEM_dens.dmi`` (density map),
+    16-bit unsigned integers, each with an Interfile header (``.h33``) stating its size, voxel size and scale.
+
+    Images go slice by slice from the most superior (SIMIND's first image lies at +X, towards the head),
+    rows from anterior to posterior and columns from the patient's right to left. The source map is the
+    activity scaled to 0-65535 (``activity scale (kBq/mL per unit)`` in its header); the density map holds
+    mg/cm^3, the water-equivalent density ``mu / 0.154 cm^2/g`` of each voxel's 140.5 keV attenuation.
+    Point SIMIND's source and density map settings (and its voxel size, slice thickness and number of
+    images) at them. Existing files are not overwritten.
+    """
+    stem = Path(stem)
+    activity = np.asarray(phantom.activity, dtype=np.float64)[::-1]
+    scale = float(activity.max()) / 65535.0 if activity.max() > 0 else 1.0
+    source = np.round(activity / scale).astype("<u2")
+    density = np.round(np.asarray(phantom.mu, np.float64)[::-1] / WATER_MASS_ATTENUATION_CM2_PER_G * 1000.0)
+    require(density.max() <= 65535, "phantom.mu", float(np.max(phantom.mu)), "attenuation below 10 1/cm")
+    paths = {}
+    nz, ny, nx = phantom.grid.shape
+    for kind, data, suffix, note in (("source", source, ".smi", f"activity scale (kBq/mL per unit) := {scale!r}"),
+                                     ("density", density.astype("<u2"), ".dmi", "density units := mg/cm3")):
+        name = f"{stem.name}_{'act' if kind == 'source' else 'dens'}"
+        header = stem.with_name(name + ".h33")
+        entries = [("!imaging modality", "nucmed"), ("!originating system", "spectrial"), ("!version of keys", "3.3"),
+                   ("!name of data file", name + suffix), ("imagedata byte order", "LITTLEENDIAN"),
+                   ("!number format", "unsigned integer"), ("!number of bytes per pixel", 2),
+                   ("!matrix size [1]", nx), ("!matrix size [2]", ny), ("!matrix size [3]", nz),
+                   ("scaling factor (mm/pixel) [1]", phantom.grid.voxel_mm),
+                   ("scaling factor (mm/pixel) [2]", phantom.grid.voxel_mm),
+                   ("scaling factor (mm/pixel) [3]", phantom.grid.voxel_mm),
+                   ";# slice order := superior to inferior; rows anterior to posterior; columns right to left",
+                   f";# {note}"]
+        write_header_and_data(header, name + suffix, header_text(entries), data)
+        paths[kind] = header.with_name(name + suffix)
+        paths[f"{kind}_header"] = header
+    return paths
+
+
 def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     """Axial, coronal and sagittal slices through the LV centre (activity and attenuation), and the
-    short-axis, vertical and horizontal long-axis views of the heart with the defect outlined."""
-    import matplotlib
+    short-axis, vertical and horizontal long-axis views of the heart with the defect outlined.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The long-axis views pass through the LV long axis (so they cut the cavity, as a clinical HLA and VLA
+    do); the short axis is taken at the defect's level (the LV's middle without a defect). Every panel has
+    its own colour bar; activity panels are windowed at the 99th percentile of the panel's non-zero
+    values, so one hot organ does not set the scale (values above it are drawn at the top colour).
+    """
+    from matplotlib.figure import Figure  # drawn without pyplot: the caller's backend is left alone
     from scipy import ndimage
 
     grid = phantom.grid
@@ -110,9 +168,10 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
     extent_xy = _extent(grid, 2) + _extent(grid, 1)[::-1]
     extent_xz = _extent(grid, 2) + _extent(grid, 0)
     extent_yz = _extent(grid, 1) + _extent(grid, 0)
-    fig, axes = plt.subplots(3, 3, figsize=(12, 11))
+    fig = Figure(figsize=(13, 12), layout="constrained")
+    axes = fig.subplots(3, 3)
     for row, (volume, title, unit, cmap) in enumerate(
-            [(phantom.activity, "activity", "kBq/mL", "hot"), (phantom.mu, "attenuation", "1/cm", "gray")]):
+            [(phantom.activity, "activity", "kBq/mL", "inferno"), (phantom.mu, "attenuation", "1/cm", "gray")]):
         views = [
             (volume[iz], extent_xy, "upper", "x (mm, patient left →)", "y (mm, posterior ↓)",
              f"axial z={centre[0]:.0f} mm"),
@@ -122,19 +181,26 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
              f"sagittal x={centre[2]:.0f} mm"),
         ]
         for ax, (image, extent, origin, xlabel, ylabel, where) in zip(axes[row], views):
-            shown = ax.imshow(image, extent=extent, origin=origin, cmap=cmap)
+            top = _window(image) if row == 0 else float(image.max())
+            shown = ax.imshow(image, extent=extent, origin=origin, cmap=cmap, vmin=0, vmax=top)
             ax.set(title=f"{title}, {where}", xlabel=xlabel, ylabel=ylabel)
-            fig.colorbar(shown, ax=ax, label=unit, shrink=0.8)
-    # Cardiac views through the defect centre (or the LV's middle), 1 mm pixels over 160 mm.
-    through = phantom.defect_centre_mm() if phantom.defect is not None else centre
+            fig.colorbar(shown, ax=ax, label=unit, shrink=0.8, extend="max" if image.max() > top else "neither")
+    # Cardiac views, 1 mm pixels over 160 mm, centred on the long axis at the defect's level.
+    level = phantom.defect_centre_mm() if phantom.defect is not None else centre
+    w, _, _ = lv.to_lv(level)
+    through = lv.from_lv(w, 0.0, 0.0)
     size, pitch = 161, 1.0
     offsets = (np.arange(size) - (size - 1) / 2) * pitch
-    titles = {"short-axis": "short axis", "vertical-long-axis": "vertical long axis",
-              "horizontal-long-axis": "horizontal long axis"}
+    titles = {"short-axis": "short axis (anterior up, septum left)",
+              "vertical-long-axis": "vertical long axis (anterior up, apex right)",
+              "horizontal-long-axis": "horizontal long axis (apex up, septum left)"}
     for ax, view in zip(axes[2], CARDIAC_VIEWS):
         index = np.moveaxis(grid.index_of(lv.view_points(through, view, size=size, pitch_mm=pitch)[0]), -1, 0)
         image = ndimage.map_coordinates(phantom.activity, index, order=1, mode="constant")
-        ax.imshow(image, cmap="hot", extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
+        top = _window(image)
+        shown = ax.imshow(image, cmap="inferno", vmin=0, vmax=top,
+                          extent=[offsets[0], offsets[-1], offsets[-1], offsets[0]])
+        fig.colorbar(shown, ax=ax, label="kBq/mL", shrink=0.8, extend="max" if image.max() > top else "neither")
         if phantom.defect_mask is not None:
             mask = ndimage.map_coordinates(phantom.defect_mask, index, order=1, mode="constant")
             myocardium = ndimage.map_coordinates((phantom.labels == Label.LV_MYOCARDIUM).astype(np.float32), index,
@@ -142,18 +208,22 @@ def save_heart_slices_png(phantom: Phantom, path: str | os.PathLike) -> Path:
             weight = np.where(myocardium > 0.05, mask / np.maximum(myocardium, 1e-6), 0.0)
             if weight.max() >= 0.5:
                 ax.contour(offsets, offsets, weight, levels=[0.5], colors="cyan", linewidths=1.2)
-        ax.set(title=f"{titles[view]}" + (" (defect outlined)" if phantom.defect is not None else ""),
+        ax.set(title=titles[view] + ("\n(defect outlined in cyan)" if phantom.defect is not None else ""),
                xlabel="mm", ylabel="mm")
     sex = phantom.anatomy.sex if phantom.anatomy is not None else "read"
-    label = phantom.defect.describe() if phantom.defect is not None else "no defect"
+    label = phantom.defect.label() if phantom.defect is not None else "no defect"
     fig.suptitle(f"{sex} phantom, {label}; LV myocardium {phantom.myocardium_volume_ml * 1.05:.0f} g"
                  + (f", defect {phantom.defect_extent_percent:.1f} % of the LV" if phantom.defect is not None else ""))
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=70)
-    plt.close(fig)
+    fig.savefig(path, dpi=100)
     return path
+
+
+def _window(image: np.ndarray, percentile: float = 99.0) -> float:
+    """Upper display limit: the ``percentile`` of the non-zero values (robust to a small hot organ)."""
+    values = image[image > 0]
+    return float(np.percentile(values, percentile)) if values.size else 1.0
 
 
 def _extent(grid: Grid, axis: int) -> list[float]:
@@ -226,7 +296,8 @@ def read_xcat(activity: str | os.PathLike, attenuation: str | os.PathLike, log: 
         volume = np.fromfile(path, dtype="<f4").reshape(slices, n, n)
         arrays.append(volume[::-1] if first_slice == "superior" else volume)  # spectrial's z grows superiorly
     activity_map, mu_per_pixel = arrays
-    if np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map)):
+    if (np.any(activity_map < 0) or np.any(mu_per_pixel < 0) or not np.all(np.isfinite(activity_map))
+            or not np.all(np.isfinite(mu_per_pixel))):
         raise InvalidParameterError("the XCAT maps hold negative or non-finite values: expected activity and "
                                     "attenuation >= 0")
     voxel_mm = 10.0 * geometry["pixel_width_cm"]

@@ -156,6 +156,39 @@ def parameter_columns(records: list[dict]) -> dict[tuple[str, str], list[float]]
     return columns
 
 
+_WORDS = {"lv": "LV", "rv": "RV", "ap": "anterior-posterior", "epi": "epicardial", "yx": "", "z": "height"}
+_NAMES = {"injected": "injected activity", "minutes_after_injection": "time after injection"}
+_AXES = {"z": "z, superior", "y": "y, posterior", "x": "x, patient left"}
+_UNITS = (("_mm", "mm"), ("_deg", "°"), ("_ml", "mL"), ("_mbq", "MBq"), ("minutes_", "min"))
+
+
+def parameter_label(name: str) -> tuple[str, str, float]:
+    """A reader's name, unit and display scale of a :func:`parameter_columns` column, e.g.
+    ``lv_epi_radius_mm`` -> ``("LV epicardial radius", "mm", 1)``, ``liver_centre_mm[z]`` -> ``("liver
+    centre (z, superior)", "mm", 1)``, ``liver_fraction`` -> ``("liver uptake", "% of injected activity",
+    100)``, ``kidney_ratio`` -> ``("kidney uptake", "× myocardium concentration", 1)``."""
+    base, _, axis = name.partition("[")
+    unit, scale = next(((u, 1.0) for suffix, u in _UNITS if suffix in base + "_"), ("", 1.0))
+    stem = base
+    for suffix, _ in _UNITS:
+        stem = stem.replace(suffix, "_") if suffix.startswith("_") else stem
+    stem = stem.strip("_")
+    if stem in _NAMES:
+        stem = _NAMES[stem]
+    elif stem.endswith("_fraction") and stem != "female_fraction":
+        stem, unit, scale = stem[: -len("_fraction")] + " uptake", "% of injected activity", 100.0
+    elif stem.endswith("_ratio"):
+        stem, unit = stem[: -len("_ratio")] + " uptake", "× myocardium concentration"
+    elif stem == "breast_size":
+        unit = "× medium breast"
+    words = " ".join(_WORDS.get(w, w) for w in stem.replace("semi_axis", "semi-axis").replace(
+        "semi_axes", "semi-axes").replace("half_length", "half-length").split("_"))
+    words = " ".join(words.split())
+    if axis:
+        words += f" ({_AXES.get(axis.rstrip(']'), axis.rstrip(']'))})"
+    return words, unit, scale
+
+
 def population_ranges(patients: list[Patient]) -> dict[str, tuple[float, float]]:
     """Smallest and largest value of every numeric anatomy and uptake parameter over ``patients``."""
     return {f"{group}.{name}": (min(values), max(values))

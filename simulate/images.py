@@ -35,6 +35,9 @@ class Projections:
     windows : dict or None
         Counts of the side energy windows, ``{"lower": ..., "upper": ...}``, each shaped like
         ``counts`` (None: photopeak only).
+    orbit_radii_mm : ndarray or None
+        Detector radius at each view, ``(view,)`` in mm, where the acquisition states them (a file read
+        back, a contour orbit); None: the protocol's orbit decides (:func:`~spectrial.simulate.orbit_radii`).
     """
 
     counts: np.ndarray
@@ -43,6 +46,7 @@ class Projections:
     dose_fraction: float = 1.0
     scatter: np.ndarray | None = None
     windows: dict | None = None
+    orbit_radii_mm: np.ndarray | None = None
 
     def __post_init__(self):
         shape = np.shape(self.counts)
@@ -54,6 +58,11 @@ class Projections:
             if np.shape(window) != shape:
                 raise InvalidParameterError(f"windows[{name!r}] has shape {np.shape(window)}: expected the shape "
                                             f"of counts, {shape}")
+        if self.orbit_radii_mm is not None:
+            radii = np.asarray(self.orbit_radii_mm, dtype=np.float64)
+            if radii.shape != (self.protocol.n_views,) or not np.all(radii > 0):
+                raise InvalidParameterError(f"orbit_radii_mm has shape {radii.shape}: expected "
+                                            f"{self.protocol.n_views} positive radii in mm, one per view")
         if not 0 < self.dose_fraction <= 1:
             raise InvalidParameterError(f"dose_fraction={self.dose_fraction!r} is not allowed: expected a "
                                         "fraction of the full dose in (0, 1]")

@@ -147,24 +147,28 @@ def test_tiny_trial_writes_every_output(tiny_run, tiny_file):
     assert load_trial(tiny_run / "evidence" / "trial.resolved.toml") == load_trial(tiny_file)
 
 
-def test_every_number_in_the_report_summary_is_the_results_table_value(tiny_run):
+def test_every_number_in_the_report_summary_is_the_results_table_value(tiny_run, tiny_file):
     rows = read_rows(tiny_run)
+    spec = load_trial(tiny_file)
+    names = {**spec.method_names, **spec.defect_names}
     table = html_table(tiny_run / "report.html", "summary")
     assert len(table) == len(rows)
     for r, cells in zip(rows, table):
-        defect, dose, method, auc, auc_ci, difference, difference_ci, p, verdict, cases = cells
-        assert (defect, method) == (r["defect"], r["method"])
+        defect, dose, method, auc, auc_ci, difference, difference_ci, p, verdict, cases, caveats = cells
+        assert (defect, method) == (names[r["defect"]], names[r["method"]])
         assert dose == ("full" if float(r["dose_fraction"]) == 1 else "1/8")
         assert auc == f"{float(r['auc']):.3f}"
         assert auc_ci == f"[{float(r['auc_ci_low']):.3f}, {float(r['auc_ci_high']):.3f}]"
         assert cases == f"{r['n_absent']} + {r['n_present']}"
         if r["is_reference"] == "True":
-            assert (difference, difference_ci, p, verdict) == ("reference", "", "", "")
+            assert (difference, difference_ci, p, verdict, caveats) == ("reference", "", "", "", "")
         else:
             assert difference == f"{float(r['auc_difference']):+.3f}"
             assert difference_ci == f"[{float(r['difference_ci_low']):+.3f}, {float(r['difference_ci_high']):+.3f}]"
             assert p == f"{float(r['difference_p_holm']):.3f}"
-            assert verdict == ("non-inferior" if r["non_inferior"] == "True" else "not shown non-inferior")
+            # 2 patients x 6 realizations: fewer than 30 cases per class, so never a plain "non-inferior"
+            assert verdict == ("non-inferior (few cases)" if r["non_inferior"] == "True" else "not shown non-inferior")
+            assert "fewer than 30 cases per class" in caveats
     fidelity = html_table(tiny_run / "report.html", "fidelity")
     for r, cells in zip(rows, fidelity):
         assert cells[3:6] == [f"{float(r['noiseless_ssim']):.3f}", f"{float(r['noiseless_rmse']):.3f}",
@@ -268,7 +272,8 @@ def test_show_config_and_phantom_commands(tmp_path, capsys):
     assert {p.name for p in tmp_path.iterdir()} >= {"p.mhd", "p.raw", "p_mu.mhd", "p_labels.mhd", "p_slices.png"}
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["verify"], ["phantom"], ["show-config"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["report"], ["verify"], ["phantom"], ["show-config"], ["export"],
+                                     ["reconstruct"]])
 def test_every_command_has_help(command):
     proc = subprocess.run([sys.executable, "-m", "spectrial.trials.cli", *command, "--help"],
                           capture_output=True, text=True)

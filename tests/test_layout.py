@@ -22,6 +22,6 @@ def imported_packages(path: Path) -> set[str]:
 @pytest.mark.parametrize("package", ORDER)
 def test_imports_only_point_down_the_stack(package):
     allowed = set(ORDER[: ORDER.index(package) + 1])
-    for path in (ROOT / package).glob("*.py"):
+    for path in (ROOT / package).rglob("*.py"):
         wrong = imported_packages(path) - allowed
         assert not wrong, f"{path.relative_to(ROOT)} imports spectrial.{sorted(wrong)}"

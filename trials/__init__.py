@@ -9,7 +9,10 @@ Public API for observer-study scripts:
 - observers: :func:`observer_scores` (leave-one-out or split), :func:`train_observer` (independent
   training set), :func:`hotelling_snr`, :class:`InternalNoise`, :func:`resampled_readers`;
 - statistics: :func:`auc_with_ci` (DeLong or bootstrap), :func:`paired_auc_difference`,
-  :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`, :func:`reader_study`;
+  :func:`non_inferiority`, :func:`roc_curve`, :func:`holm_adjust`;
+- multi-reader multi-case: :class:`ReaderRatings`, :func:`obuchowski_rockette` (Hillis df; jackknife or
+  DeLong covariances), :func:`dorfman_berbaum_metz`, :func:`mrmc_analysis`, :func:`reader_study`;
+  reader-study files :func:`read_imrmc`, :func:`write_imrmc`, :func:`read_lrc`, :func:`write_lrc`;
 - fidelity: :func:`fidelity_metrics`, :func:`ensemble_noise_percent`;
 - trials: :func:`load_trial`, :func:`run_trial` (resumable, local processes or a Dask cluster),
   :func:`analyze_trial`; :func:`plan_trial` (work units and their content keys), :class:`ResultStore`;
@@ -28,8 +31,11 @@ from .store import ResultStore, StoreError
 from .execution import Progress, make_executor
 from .spec import (ClusterSpec, ExecutionSpec, ObserverSpec, ReconstructionSpec, SimulationSpec, SpecError, StatisticsSpec, TrialSpec, dump_trial,
                    load_trial, parse_trial)
-from .statistics import (AUCDifference, AUCResult, NonInferiority, ReaderStudy, auc_with_ci, holm_adjust,
-                         non_inferiority, paired_auc_difference, reader_study, roc_curve, wmw_auc)
+from .statistics import (AUCDifference, AUCResult, NonInferiority, auc_with_ci, holm_adjust, non_inferiority,
+                         paired_auc_difference, roc_curve, wmw_auc)
+from .mrmc import (MRMCResult, ReaderRatings, ReaderStudy, dorfman_berbaum_metz, mrmc_analysis, obuchowski_rockette,
+                   reader_study)
+from .mrmcfiles import ReaderFileError, read_imrmc, read_lrc, read_reader_file, write_imrmc, write_lrc
 from .evidence import check_bundle
 from .report import build_report
 from .trial import TrialOutcome, run_trial
@@ -45,4 +51,6 @@ __all__ = [
     "observer_features", "observer_scores", "paired_auc_difference", "parse_trial", "reader_study",
     "resampled_readers", "roc_curve", "run_trial", "train_observer", "wmw_auc", "TrialPlan", "WorkUnit",
     "plan_trial", "ResultStore", "StoreError", "Progress", "make_executor", "ClusterSpec", "ExecutionSpec",
+    "MRMCResult", "ReaderRatings", "dorfman_berbaum_metz", "mrmc_analysis", "obuchowski_rockette", "ReaderFileError",
+    "read_imrmc", "read_lrc", "read_reader_file", "write_imrmc", "write_lrc",
 ]

@@ -5,11 +5,20 @@ difference to the reference reading (full dose, first method) on the same cases 
 p-value and non-inferiority verdict (p-values Holm-adjusted over the table), an optional
 multi-reader analysis, the mean fidelity metrics of the same cases, and polar-map extent and summed
 score beside the inserted defect's true values.
+
+The multi-reader analysis (``statistics.readers`` >= 2) treats observers retrained on bootstrap
+resamples of the training cases as readers: reader ``j`` is trained on the same resample in every
+reading, and all read the same test cases, so each defect type is a fully crossed reader study
+(modalities = the (dose, method) readings). Each row's reader-averaged AUC and interval are the
+Obuchowski-Rockette single-modality interval (jackknife covariances, Hillis' degrees of freedom), and
+its difference to the reference reading is the OR random-reader random-case analysis of those two
+readings.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,11 +26,12 @@ import numpy as np
 from .fidelity import FIDELITY_METRICS
 from spectrial.simulate.polarmap import aha_segments
 
-from .observers import ObserverScores, default_split, observer_scores, resampled_readers
+from .mrmc import ReaderRatings, obuchowski_rockette, ratings_from_observers, reader_study
+from .observers import ObserverScores, default_split, observer_scores, resampled_readers, training_resamples
 from .polar import polar_metrics
 from .runner import OBSERVER_KEY, STATISTICS_KEY, UnitResult, trial_rng
 from .spec import TrialSpec
-from .statistics import auc_with_ci, holm_adjust, non_inferiority, paired_auc_difference, reader_study
+from .statistics import auc_with_ci, holm_adjust, non_inferiority, paired_auc_difference
 
 NAN = float("nan")
 
@@ -54,11 +64,23 @@ class DetectabilityRow:
     reader_ci_low: float = NAN
     reader_ci_high: float = NAN
     metrics: dict[str, float] = field(default_factory=dict)  # fidelity and polar-map means
+    # With readers >= 2 only: the OR analysis beside the reader-averaged AUC (READER_COLUMNS).
+    reader_analysis: dict[str, float] = field(default_factory=dict)
 
     def as_record(self) -> dict:
-        record = {k: v for k, v in self.__dict__.items() if k != "metrics"}
+        record = {}
+        for k, v in self.__dict__.items():
+            if k not in ("metrics", "reader_analysis"):
+                record[k] = v
+            if k == "reader_ci_high":
+                record.update(self.reader_analysis)
         record.update(self.metrics)
         return record
+
+
+READER_COLUMNS = ("reader_se", "reader_df", "reader_difference", "reader_difference_se", "reader_difference_df",
+                  "reader_difference_ci_low", "reader_difference_ci_high", "reader_difference_p_value",
+                  "reader_difference_p_holm")
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class TrialAnalysis:
     readings: list[Reading]  # in the order of ``rows``
     observer: str
     comparisons: int
+    reader_studies: dict[str, ReaderRatings] = field(default_factory=dict)  # defect label -> crossed study
 
     def score_records(self) -> list[dict]:
         """One record per scored case: defect, patient, state, realization, dose, method, truth, score."""
@@ -145,6 +168,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
     interval = dict(confidence=stat.confidence, method=stat.ci_method, n_bootstrap=stat.n_bootstrap)
     rows: list[dict] = []
     readings: list[Reading] = []
+    reader_studies: dict[str, ReaderRatings] = {}
     for k, defect in enumerate(spec.defect_labels):
         # Every reading is scored first, so the reference exists whatever order the doses are listed in.
         tested: dict[tuple[float, int], ObserverScores] = {}
@@ -153,7 +177,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
             for m, method in enumerate(spec.method_labels):
                 images, truth, keys = defect_cases(units, k, f, m)
                 train = _train_mask(spec, truth, keys)
-                cases[(f, m)] = images, truth, train
+                cases[(f, m)] = images, truth, train, keys
                 scores = observer_scores(images, truth, observer=obs.observer, channels=channels,
                                          training="leave-one-out" if train is None else "split", train_mask=train,
                                          internal_noise=obs.internal_noise_model,
@@ -161,6 +185,7 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                 tested[(f, m)] = scores
                 readings.append(Reading(defect, f, method, scores, [keys[i] for i in scores.index]))
         reference = tested[(reference_dose, 0)]
+        readers = _reader_study(spec, k, cases, reader_studies) if stat.readers else {}
         for di, f in enumerate(doses):
             for m, method in enumerate(spec.method_labels):
                 scores = tested[(f, m)]
@@ -178,21 +203,67 @@ def analyze_trial(spec: TrialSpec, units: list[UnitResult]) -> TrialAnalysis:
                                difference_ci_high=diff.ci_high, difference_p_value=diff.p_value,
                                non_inferior=verdict.non_inferior, non_inferiority_p_value=verdict.p_value)
                 if stat.readers:
-                    images, truth, train = cases[(f, m)]
-                    readers = resampled_readers(images[train], truth[train], images[~train], truth[~train],
-                                                n_readers=stat.readers, observer=obs.observer, channels=channels,
-                                                internal_noise=obs.internal_noise_model,
-                                                rng=trial_rng(spec.seed, STATISTICS_KEY, 2, k, di, m))
-                    study = reader_study(readers, confidence=stat.confidence)
-                    row.update(reader_auc=study.auc, reader_sd=study.reader_sd, reader_ci_low=study.ci_low,
-                               reader_ci_high=study.ci_high)
+                    row.update(_reader_columns(spec, readers, reader_studies[defect], (f, m), (reference_dose, 0)))
                 rows.append(row)
     compared = [row for row in rows if not row["is_reference"]]
     for key in ("difference_p_value", "non_inferiority_p_value"):
         adjusted = holm_adjust([row[key] for row in compared])
         for row, p in zip(compared, adjusted):
             row[key.replace("_value", "_holm")] = float(p)
-    return TrialAnalysis([DetectabilityRow(**row) for row in rows], readings, obs.describe(), len(compared))
+    if stat.readers:
+        adjusted = holm_adjust([row["reader_analysis"]["reader_difference_p_value"] for row in compared])
+        for row, p in zip(compared, adjusted):
+            row["reader_analysis"]["reader_difference_p_holm"] = float(p)
+    return TrialAnalysis([DetectabilityRow(**row) for row in rows], readings, obs.describe(), len(compared),
+                         reader_studies)
+
+
+def reading_label(dose_fraction: float, method: str) -> str:
+    """Modality name of a reading in reader-study files: ``<dose>:<method>`` without spaces or commas."""
+    return re.sub(r"[\s,]+", "_", f"{dose_fraction:g}:{method}")
+
+
+def _reader_study(spec: TrialSpec, k: int, cases: dict, studies: dict) -> dict:
+    """Scores of the retrained readers of every reading of defect type ``k`` (the same training resample
+    for reader ``j`` in every reading), by (dose, method index); stores the crossed study in ``studies``
+    under the defect label."""
+    obs, stat = spec.observer, spec.statistics
+    channels = obs.channel_matrix()
+    doses = spec.simulation.dose_fractions
+    _, truth, train, keys = cases[(doses[0], 0)]
+    # Every reading has the same cases in the same order (defect_cases), so one resample and one list of
+    # tested cases serve them all.
+    tested = [keys[i] for i in np.flatnonzero(~train)]
+    resamples = training_resamples(truth[train], stat.readers, trial_rng(spec.seed, STATISTICS_KEY, 2, k))
+    readers = {}
+    for di, f in enumerate(doses):
+        for m in range(len(spec.methods)):
+            images, truth, train, _ = cases[(f, m)]
+            readers[(f, m)] = resampled_readers(images[train], truth[train], images[~train], truth[~train],
+                                                n_readers=stat.readers, observer=obs.observer, channels=channels,
+                                                internal_noise=obs.internal_noise_model, resamples=resamples,
+                                                rng=trial_rng(spec.seed, STATISTICS_KEY, 2, k, di, m))
+    studies[spec.defect_labels[k]] = ratings_from_observers(
+        {reading_label(f, spec.method_labels[m]): scores for (f, m), scores in readers.items()},
+        cases=[f"p{patient}s{state}r{realization}" for patient, state, realization in tested])
+    return readers
+
+
+def _reader_columns(spec: TrialSpec, readers: dict, study: ReaderRatings, reading, reference) -> dict:
+    """Reader-averaged AUC with its OR single-modality interval, and the OR RRRC difference to the reference."""
+    confidence = spec.statistics.confidence
+    one = reader_study(readers[reading], confidence=confidence)
+    columns = dict.fromkeys(READER_COLUMNS, NAN)
+    columns.update(reader_se=one.se, reader_df=one.df)
+    if reading != reference:
+        labels = [reading_label(f, spec.method_labels[m]) for f, m in (reading, reference)]
+        pair = obuchowski_rockette(study.select(labels), confidence=confidence)
+        d = pair.rrrc.differences[0]
+        columns.update(reader_difference=d.estimate, reader_difference_se=d.se, reader_difference_df=d.df,
+                       reader_difference_ci_low=d.ci_low, reader_difference_ci_high=d.ci_high,
+                       reader_difference_p_value=d.p_value)
+    return dict(reader_auc=one.auc, reader_sd=one.reader_sd, reader_ci_low=one.ci_low, reader_ci_high=one.ci_high,
+                reader_analysis=columns)
 
 
 def format_p(p: float) -> str:

@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import eval_genlaguerre, j1
 
-from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.errors import InvalidParameterError, check_fields, require
 
 
 def _radius(shape) -> tuple[np.ndarray, np.ndarray]:
@@ -245,5 +245,5 @@ def make_channels(family: str, **parameters) -> ChannelFamily:
     if unknown:
         raise InvalidParameterError(f"{unknown[0]}: unknown parameter of {family} channels; allowed: "
                                     f"{', '.join(sorted(allowed)) or 'none'}")
-    return cls(**parameters)
+    return cls(**check_fields(cls, parameters))
 

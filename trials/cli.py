@@ -9,17 +9,26 @@ import sys
 import time
 from pathlib import Path
 
+from spectrial import __version__
 from spectrial.phantoms.errors import SpectrialError
 
 log = logging.getLogger("spectrial")
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line (exit status 2), as every other error of the command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="spectrial",
         description="Virtual clinical trials of myocardial perfusion SPECT: phantoms, simulation, "
                     "enhancement methods and model observers.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"spectrial {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
@@ -33,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                      help="parallel worker processes (default: number of CPU cores; 1: in this process); results "
                           "do not depend on it")
+    run.add_argument("--force", action="store_true",
+                     help="run into a directory that holds files spectrial did not write (they are kept) or another "
+                          "trial specification's results (its tables, report and evidence are replaced)")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the units on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786) "
                           "instead of local processes")
@@ -46,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                              description="Write one virtual patient's activity (kBq/mL), attenuation (1/cm) "
                                          "and label maps (NIfTI .nii/.nii.gz or MetaImage .mhd) and a PNG of "
                                          "orthogonal slices through the heart.")
-    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz)")
+    phantom.add_argument("--out", default="phantom.nii.gz", help="activity image path (default: phantom.nii.gz): .nii, .nii.gz, .mhd, "
+                                                         ".hv (STIR Interfile) or .smi (SIMIND source and density maps)")
     phantom.add_argument("--trial", help="trial TOML whose population, defect and grid are used (default: quick trial)")
     phantom.add_argument("--patient", type=int, default=0, help="patient index in the trial's population (default 0)")
     phantom.add_argument("--defect", type=int, default=0, help="index of the trial's defect type to insert (default 0)")
@@ -71,6 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="cpu", help="where the pairs are simulated and the network trains: cpu, "
                                                        "cuda, cuda:N or auto (a GPU where one is available)")
 
+    from .exchange import add_export_parser, add_reconstruct_parser
+
+    add_export_parser(sub)
+    add_reconstruct_parser(sub)
+
+    mrmc = sub.add_parser("mrmc", help="analyse a reader-study file (iMRMC or .lrc) by Obuchowski-Rockette or DBM",
+                          description="Read a fully crossed reader study from an iMRMC input file (.imrmc) or a "
+                                      "LABMRMC/RJafroc .lrc file and print the Obuchowski-Rockette (Hillis degrees of "
+                                      "freedom) or DBM analysis of the readers' empirical AUCs: random readers and "
+                                      "cases (RRRC), fixed readers (FRRC) and fixed cases (RRFC).")
+    mrmc.add_argument("file", help="reader-study file: .imrmc or .lrc")
+    mrmc.add_argument("--method", choices=["or", "dbm"], default="or",
+                      help="or: Obuchowski-Rockette (default); dbm: Dorfman-Berbaum-Metz on jackknife pseudovalues")
+    mrmc.add_argument("--covariance", choices=["jackknife", "delong"], default="jackknife",
+                      help="covariance of the AUCs over cases for OR (default: jackknife; DBM uses the jackknife)")
+    mrmc.add_argument("--confidence", type=float, default=0.95, help="two-sided interval level (default 0.95)")
+
     show = sub.add_parser("show-config", help="print the fully resolved trial specification",
                           description="Print the trial specification with every default filled in (TOML).")
     show.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
@@ -81,7 +111,10 @@ def _run(args) -> int:
     from tqdm import tqdm
 
     from .analysis import format_p
+    from .figures import dose_label
+    from .progress import TrialProgressBar
     from .spec import load_trial
+    from .statistics import comparison_verdict
     from .trial import run_trial
 
     spec = load_trial(args.trial)
@@ -89,38 +122,43 @@ def _run(args) -> int:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name
     start = time.perf_counter()
-    bar = None
+    bar = TrialProgressBar(f"trial {spec.name}", tqdm_class=tqdm, file=sys.stderr)
 
     def show(status):
-        nonlocal bar
-        if bar is None:  # the rate and time left count this run's units only
-            bar = tqdm(total=status.total, initial=status.reused, desc=f"trial {spec.name}", unit="unit",
-                       file=sys.stderr)
-            if status.reused:
-                bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest",
-                          file=sys.stderr)
-        bar.update(status.reused + status.done + status.failed - bar.n)
-        if status.failed:
-            bar.set_postfix(failed=status.failed)
+        if bar.bar is None and status.reused:
+            bar(status)
+            bar.write(f"{status.reused} of {status.total} units found in {out / 'units'}; computing the rest")
+        bar(status)
 
     try:
-        outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show)
+        outcome = run_trial(spec, out, workers=args.workers, scheduler=args.scheduler, progress=show,
+                            force=args.force)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"every unit committed so far is stored in {out / 'units'}; run the same command "
                                 "again to resume") from None
     finally:
-        if bar is not None:
-            bar.close()
-    width = max(len(r.method) for r in outcome.rows)
-    level = f"{100 * spec.statistics.confidence:g}%"
+        bar.close()
+    methods, defects = spec.method_names, spec.defect_names
+    width = max(len(methods[r.method]) for r in outcome.rows)
+    level = f"{100 * spec.statistics.confidence:g} %"
     for defect in spec.defect_labels:
-        print(f"defect {defect}: AUC with {level} CI; difference to full dose with {spec.method_labels[0]} "
-              "(Holm-adjusted p, non-inferior?)")
+        print(f"{defects[defect]}: AUC with {level} CI ({spec.statistics.ci_method}); difference to full dose with "
+              f"{methods[spec.method_labels[0]].lower()} (Holm-adjusted p, non-inferior?)")
         for r in (r for r in outcome.rows if r.defect == defect):
+            verdict = None if r.is_reference else comparison_verdict(
+                non_inferior=r.non_inferior, difference=r.auc_difference, ci_low=r.difference_ci_low,
+                ci_high=r.difference_ci_high, n_absent=r.n_absent, n_present=r.n_present)
             versus = ("reference" if r.is_reference else f"{r.auc_difference:+.3f} p={format_p(r.difference_p_holm)} "
-                      f"{'NI' if r.non_inferior else 'not NI'}")
-            print(f"  {r.dose_fraction:>6g}  {r.method:<{width}}  {r.auc:.3f} [{r.auc_ci_low:.3f}, "
-                  f"{r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+                      f"{verdict.text}")
+            print(f"  {dose_label(r.dose_fraction):>5} dose  {methods[r.method]:<{width}}  {r.auc:.3f} "
+                  f"[{r.auc_ci_low:.3f}, {r.auc_ci_high:.3f}]  {versus}  ({r.n_absent}+{r.n_present} cases)")
+            if spec.statistics.readers:
+                ra = r.reader_analysis
+                versus = ("reference" if r.is_reference else f"{ra['reader_difference']:+.3f} "
+                          f"[{ra['reader_difference_ci_low']:+.3f}, {ra['reader_difference_ci_high']:+.3f}] "
+                          f"p={format_p(ra['reader_difference_p_holm'])}")
+                print(f"  {'':>10}  {'':<{width}}  {spec.statistics.readers} readers, OR RRRC: {r.reader_auc:.3f} "
+                      f"[{r.reader_ci_low:.3f}, {r.reader_ci_high:.3f}]  {versus}")
     run = outcome.execution
     cpu = ", ".join(f"{stage} {s:.0f} s" for stage, s in run.cpu_seconds.items())
     print(f"units: {len(run.computed)} computed ({run.executor}), {run.reused} reused from the store, "
@@ -140,7 +178,7 @@ def _run(args) -> int:
 
 def _report(args) -> int:
     from . import evidence
-    from .report import DERIVED, build_report
+    from .report import DERIVED, FIGURES_DIR, REPORT, build_report
 
     results_dir = Path(args.results_dir)
     if not results_dir.is_dir():
@@ -149,8 +187,12 @@ def _report(args) -> int:
     if problems:
         raise SpectrialError(f"{results_dir} does not match its evidence bundle, so no report was built: "
                              + "; ".join(problems))
+    figures = results_dir / FIGURES_DIR
+    before = {p.name: p.stat().st_mtime_ns for p in figures.iterdir()} if figures.is_dir() else {}
     path = build_report(results_dir)
-    evidence.write_checksums(results_dir)
+    # The bundle lists what spectrial wrote: the run's files, the report and the figures just drawn.
+    drawn = {f"{FIGURES_DIR}/{p.name}" for p in figures.iterdir() if before.get(p.name) != p.stat().st_mtime_ns}
+    evidence.write_checksums(results_dir, names=set(evidence.read_checksums(results_dir)) | {REPORT} | drawn)
     print(f"report written to {path}")
     return 0
 
@@ -174,7 +216,7 @@ def _phantom(args) -> int:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     if not args.no_defect:
-        print(f"defect: {spec.defect_labels[args.defect]}, extent {phantom.defect_extent_percent:.1f} % of LV "
+        print(f"defect: {spec.defects[args.defect].label()}, extent {phantom.defect_extent_percent:.1f} % of LV "
               "myocardium")
     return 0
 
@@ -236,10 +278,43 @@ def _train(args) -> int:
     return 0
 
 
+def _mrmc(args) -> int:
+    from .mrmc import mrmc_analysis, mrmc_table
+    from .mrmcfiles import read_reader_file
+
+    ratings = read_reader_file(args.file)
+    result = mrmc_analysis(ratings, method=args.method, covariance=args.covariance, confidence=args.confidence)
+    sys.stdout.write(f"{args.file}\n" + mrmc_table(result))
+    return 0
+
+
 def _show_config(args) -> int:
     from .spec import dump_trial, load_trial
 
     sys.stdout.write(dump_trial(load_trial(args.trial)))
+    return 0
+
+
+def _export(args) -> int:
+    from .exchange import EXPORT_MANIFEST, ExportSelection, export_cases
+
+    selection = ExportSelection(
+        patients=tuple(args.patient) if args.patient else None, states=tuple(args.state) if args.state else None,
+        doses=tuple(args.dose) if args.dose else None, methods=tuple(args.method) if args.method else None,
+        realizations=tuple(args.realization) if args.realization else (0,))
+    written = export_cases(args.results_dir, args.out, format=args.format, selection=selection,
+                           progress=lambda message: print(message, flush=True))
+    print(f"{len(written)} files written to {args.out} (listed in {Path(args.out) / EXPORT_MANIFEST})")
+    return 0
+
+
+def _reconstruct(args) -> int:
+    from .exchange import reconstruct_file
+
+    changes = {k: getattr(args, k) for k in ("iterations", "subsets") if getattr(args, k) is not None}
+    path = reconstruct_file(args.projections, args.out, mu_path=args.mu, scatter=args.scatter, trial=args.trial,
+                            protocol=args.protocol, gate_windows=tuple(args.gate_windows.split(",")), changes=changes)
+    print(f"reconstruction written to {path}")
     return 0
 
 
@@ -248,13 +323,13 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = {"run": _run, "report": _report, "phantom": _phantom, "verify": _verify, "show-config": _show_config,
-               "train": _train}[args.command]
+               "train": _train, "mrmc": _mrmc, "export": _export, "reconstruct": _reconstruct}[args.command]
     try:
         return command(args)
     except (SpectrialError, OSError) as error:
         if args.debug:
             raise
-        print(f"spectrial: error: {error}", file=sys.stderr)
+        print(f"spectrial: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
         detail = f"; {interrupt}" if str(interrupt) else ""

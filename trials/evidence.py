@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .plan import specification_key
 from .runner import LOCATION_KEY, NOISE_KEY, OBSERVER_KEY, POPULATION_KEY, STATISTICS_KEY, UnitResult
 from .spec import TrialSpec
 
@@ -91,29 +92,34 @@ def platform_record() -> dict:
 
 def random_streams(spec: TrialSpec) -> dict:
     """How every random generator of the trial is derived (the keys are documented, not execution-ordered)."""
+    keys = {
+        "population": [POPULATION_KEY, "patient"],
+        "noise": [NOISE_KEY, "patient", "state", "realization"],
+        "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
+        "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
+        "defect location": [LOCATION_KEY, "patient", "defect"],
+    }
+    if spec.statistics.readers:
+        keys["readers' training resamples (the same in every reading)"] = [STATISTICS_KEY, 2, "defect"]
     return {
         "scheme": f"numpy.random.default_rng(numpy.random.SeedSequence({spec.seed}, spawn_key=key))",
-        "keys": {
-            "population": [POPULATION_KEY, "patient"],
-            "noise": [NOISE_KEY, "patient", "state", "realization"],
-            "observer internal noise": [OBSERVER_KEY, "defect", "dose index", "method"],
-            "statistics (AUC 0, difference 1, readers 2)": [STATISTICS_KEY, "kind", "defect", "dose index", "method"],
-            "defect location": [LOCATION_KEY, "patient", "defect"],
-        },
+        "keys": keys,
         "states": {"0": "defect absent", **{str(k + 1): label for k, label in enumerate(spec.defect_labels)}},
     }
 
 
-def unit_record(spec: TrialSpec, unit: UnitResult, keys: list[str]) -> dict:
-    """A case's identity, noise-stream keys, CPU time per stage, the content keys of its stored parts and a
-    SHA-256 fingerprint of its observer inputs (in key order), so a rerun can be compared case by case."""
+def unit_record(spec: TrialSpec, unit: UnitResult, keys: list[str], recorded: dict[str, str]) -> dict:
+    """A case's identity, noise-stream keys, CPU time per stage, the content keys of its stored parts with the
+    SHA-256 each part file had when it was committed (``recorded``), and a SHA-256 fingerprint of its
+    observer inputs (in key order), so a rerun can be compared case by case."""
     digest = hashlib.sha256()
     for key in sorted(unit.inputs):
         digest.update(np.ascontiguousarray(unit.inputs[key], dtype=np.float32).tobytes())
     return {"patient": unit.patient, "state": unit.state,
             "noise_keys": [[NOISE_KEY, unit.patient, unit.state, r] for r in range(spec.simulation.realizations)],
             "cpu_seconds": {stage: round(s, 3) for stage, s in unit.seconds.items()},
-            "parts": keys, "observer_inputs_sha256": digest.hexdigest()}
+            "parts": keys, "parts_sha256": {key: recorded.get(key) for key in keys},
+            "observer_inputs_sha256": digest.hexdigest()}
 
 
 def model_weights(spec: TrialSpec) -> list[dict]:
@@ -126,11 +132,12 @@ def _utc(timestamp: float) -> str:
 
 
 def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], *, plan, execution, started: float,
-                   finished: float, workers: int, verification: dict) -> None:
+                   finished: float, workers: int, verification: dict, recorded: dict[str, str]) -> None:
     """Write ``evidence/manifest.json`` (hashing every file already in ``results_dir``).
 
     ``cpu_seconds_by_stage`` sums every analysed case, whichever run computed it; ``this_run`` tells what
-    this run computed, reused from the store and lost to failures.
+    this run computed, reused from the store, set aside as damaged and lost to failures. ``recorded`` maps
+    the content key of each stored part to the SHA-256 its file had when it was committed.
     """
     cpu = {}
     for unit in units:
@@ -139,7 +146,7 @@ def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], 
     keys = {case: [key for planned in batches for key in planned.keys] for case, batches in plan.by_case().items()}
     manifest = {
         "format": FORMAT,
-        "trial": {"name": spec.name, "seed": spec.seed, "spec": RESOLVED_SPEC,
+        "trial": {"name": spec.name, "seed": spec.seed, "spec": RESOLVED_SPEC, "spec_key": specification_key(spec),
                   "rerun": f"spectrial run {RESOLVED_SPEC}"},
         "software": software_versions(),
         "code_key": plan.code,
@@ -152,13 +159,14 @@ def write_manifest(results_dir: Path, spec: TrialSpec, units: list[UnitResult], 
                 "cases_analysed": len(units),
                 "this_run": {"units_reused": execution.reused, "units_computed": len(execution.computed),
                              "units_failed": len(execution.failures), "rounds": execution.rounds,
+                             "quarantined": execution.quarantined,
                              "cpu_seconds_by_stage": {stage: round(s, 1) for stage, s in execution.cpu_seconds.items()},
                              "computed": execution.computed}},
         "failures": execution.failures,
         "model_weights": model_weights(spec),
         "verification": {"passed": verification["passed"], "file": VERIFICATION,
                          "failed_checks": [c["name"] for c in verification["checks"] if not c["passed"]]},
-        "units": [unit_record(spec, u, keys[(u.patient, u.state)]) for u in units],
+        "units": [unit_record(spec, u, keys[(u.patient, u.state)], recorded) for u in units],
         "files": file_hashes(results_dir),
     }
     (results_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -171,13 +179,16 @@ def file_hashes(results_dir: Path) -> dict[str, str]:
     for path in sorted(results_dir.rglob("*")):
         name = path.relative_to(results_dir).as_posix()
         top = name.split("/")[0]
-        if path.is_file() and name != CHECKSUMS and top != STORE_DIR and not top.startswith("."):
+        if path.is_file() and not path.is_symlink() and name != CHECKSUMS and top != STORE_DIR and not top.startswith("."):
             hashes[name] = sha256_file(path)
     return hashes
 
 
-def write_checksums(results_dir: Path) -> None:
-    lines = [f"{digest}  {name}\n" for name, digest in file_hashes(results_dir).items()]
+def write_checksums(results_dir: Path, names=None) -> None:
+    """Write ``evidence/SHA256SUMS`` over every file :func:`file_hashes` finds, or over those of them named in
+    ``names``."""
+    hashes = file_hashes(results_dir)
+    lines = [f"{digest}  {name}\n" for name, digest in hashes.items() if names is None or name in names]
     (results_dir / CHECKSUMS).write_text("".join(lines))
 
 
@@ -206,6 +217,29 @@ def check_files(results_dir, listed: dict[str, str], *, skip=()) -> list[str]:
             problems.append(f"{name} was added after the run")
         elif present[name] != listed[name]:
             problems.append(f"{name} does not match its recorded SHA-256 (changed after the run)")
+    return problems
+
+
+def check_parts(results_dir, manifest: dict) -> list[str]:
+    """Problems found when the stored parts under ``results_dir/units`` are compared with the SHA-256 the
+    manifest recorded for each when it was committed: parts changed, replaced by a link or missing.
+    Empty when they match, and when the results directory carries no store."""
+    results_dir = Path(results_dir)
+    store = results_dir / STORE_DIR
+    if not store.is_dir() or store.is_symlink():
+        return []
+    problems = []
+    for unit in manifest.get("units", []):
+        for key, digest in (unit.get("parts_sha256") or {}).items():
+            name = f"{STORE_DIR}/{key[:2]}/{key}.npz"
+            path = results_dir / name
+            where = f"(patient {unit.get('patient')} state {unit.get('state')})"
+            if not path.exists() and not path.is_symlink():
+                problems.append(f"{name} {where} is missing from the store")
+            elif path.is_symlink() or not path.is_file():
+                problems.append(f"{name} {where} is a link or not a file")
+            elif digest is not None and sha256_file(path) != digest:
+                problems.append(f"{name} {where} does not match the SHA-256 recorded when it was committed")
     return problems
 
 

@@ -318,14 +318,29 @@ def _leave_one_out(features, tested, truth, *, pixel_npw: bool, internal_varianc
     return scores
 
 
+def _training_resample(train_truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return np.concatenate([rng.choice(np.flatnonzero(train_truth == label), (train_truth == label).sum())
+                           for label in (0, 1)])
+
+
+def training_resamples(train_truth, n_readers: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices of ``n_readers`` bootstrap resamples of a training set, each class resampled with
+    replacement separately; passing the same resamples to :func:`resampled_readers` for every modality
+    makes reader ``j`` the same reader (the same training cases) in each, as a crossed MRMC design needs."""
+    require(int(n_readers) >= 2, "n_readers", n_readers, "an integer >= 2")
+    train_truth = np.asarray(train_truth)
+    return [_training_resample(train_truth, rng) for _ in range(int(n_readers))]
+
+
 def resampled_readers(train_images, train_truth, test_images, test_truth, *, n_readers: int,
                       rng: np.random.Generator, observer: str = "cho", channels=None,
-                      internal_noise: InternalNoise = InternalNoise()) -> list[ObserverScores]:
+                      internal_noise: InternalNoise = InternalNoise(), resamples=None) -> list[ObserverScores]:
     """Scores of ``n_readers`` observers, each trained on a bootstrap resample of the training set.
 
     Each class is resampled with replacement separately, so every reader sees the same class sizes;
     the spread of the readers' AUCs on the fixed test set is the reader variability of
-    VICTRE-style multi-reader studies.
+    VICTRE-style multi-reader studies. ``resamples`` (from :func:`training_resamples`) fixes the
+    readers' training cases; otherwise they are drawn from ``rng``, which also drives internal noise.
     """
     require(int(n_readers) >= 2, "n_readers", n_readers, "an integer >= 2")
     channels = _observer_channels(observer, channels)
@@ -333,10 +348,12 @@ def resampled_readers(train_images, train_truth, test_images, test_truth, *, n_r
     train_truth = _check_truth(train_truth, len(train))
     test = observer_features(test_images, channels)
     test_truth = _check_truth(test_truth, len(test))
+    if resamples is not None:
+        require(len(resamples) == int(n_readers), "resamples", f"{len(resamples)} resamples",
+                f"one per reader ({int(n_readers)})")
     readers = []
-    for _ in range(int(n_readers)):
-        picks = np.concatenate([rng.choice(np.flatnonzero(train_truth == label), (train_truth == label).sum())
-                                for label in (0, 1)])
+    for j in range(int(n_readers)):
+        picks = _training_resample(train_truth, rng) if resamples is None else np.asarray(resamples[j])
         trained = _train_on_features(train[picks], train_truth[picks], observer, channels, internal_noise)
         readers.append(_test_scores(trained, test, test_truth, rng))
     return readers

@@ -1,5 +1,6 @@
 """The files a trial stores: the results table, per-case score and fidelity tables (CSV), the
-patients' parameters (JSON) and the example patient's images (NPZ), with readers for the report.
+patients' parameters (JSON), the example patient's images (NPZ) and, with readers >= 2, one iMRMC
+reader-study file per defect type, with readers for the report.
 
 Everything the report shows is read back from these files, so ``spectrial report RESULTS_DIR``
 rebuilds it from the directory alone.
@@ -16,6 +17,7 @@ import numpy as np
 from spectrial.simulate import CARDIAC_VIEWS
 
 from .analysis import DetectabilityRow
+from .mrmcfiles import write_imrmc
 from .runner import EXAMPLE_PATIENT, UnitResult, patient_defect
 from .spec import TrialSpec
 
@@ -36,6 +38,23 @@ def write_table(records: list[dict], path: Path) -> None:
 
 def write_results_csv(rows: list[DetectabilityRow], path: Path) -> None:
     write_table([r.as_record() for r in rows], path)
+
+
+def reader_study_file(defect_index: int) -> str:
+    """Name of the iMRMC file of defect type ``defect_index`` (0-based) in a results directory."""
+    return f"readers-defect{defect_index + 1}.imrmc"
+
+
+def write_reader_studies(spec: TrialSpec, studies: dict, directory: Path) -> list[Path]:
+    """One iMRMC input file per defect type of a trial with readers >= 2: the retrained observers' scores of
+    every (dose, method) reading (modality ``<dose>:<method>``) on the tested cases (``p<patient>s<state>r<realization>``)."""
+    paths = []
+    for k, label in enumerate(spec.defect_labels):
+        if label in studies:
+            paths.append(write_imrmc(studies[label], directory / reader_study_file(k),
+                                     description=f"spectrial trial {spec.name}, defect {label}: "
+                                                 f"{spec.statistics.readers} retrained {spec.observer.observer} readers"))
+    return paths
 
 
 def fidelity_records(spec: TrialSpec, units: list[UnitResult]) -> list[dict]:

@@ -98,6 +98,14 @@ def code_digest() -> str:
     return content_key(code_identity())
 
 
+def specification_key(spec: TrialSpec) -> str:
+    """Content key of a trial's resolved specification, leaving out how its units run (``execution``),
+    which does not change its results: what tells one trial's results folder from another's."""
+    record = to_record(spec)
+    del record["execution"]
+    return content_key(record)
+
+
 def content_key(record) -> str:
     """SHA-256 of a JSON record written canonically (sorted keys, no whitespace)."""
     text = json.dumps(record, sort_keys=True, separators=(",", ":"), default=_plain)

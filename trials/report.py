@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from spectrial.phantoms import parameter_columns
+from spectrial.phantoms.population import parameter_label
 from spectrial.phantoms.errors import InvalidParameterError
 
 from . import evidence, figures, outputs
 from .analysis import format_p
+from .statistics import MIN_CASES_PER_CLASS, comparison_verdict, interval_name
 from .spec import TrialSpec, load_trial
 
 REPORT = "report.html"
@@ -37,7 +39,9 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
     p, c, sim, rec, stat = spec.protocol, spec.protocol.collimator, spec.simulation, spec.reconstruction, spec.statistics
     k = sim.oversampling
     doses = ", ".join(figures.dose_label(f) for f in sim.dose_fractions)
-    methods = "; ".join(spec.method_labels)
+    names = spec.method_names
+    methods = "; ".join(f"{names[code]} ({code})" for code in spec.method_labels)
+    reference_method = names[spec.method_labels[0]]
     return {
         "Population": (
             f"{sim.n_patients} virtual patients drawn from the XCAT-style population model with trial seed {spec.seed} "
@@ -87,11 +91,15 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
             f"Wilcoxon-Mann-Whitney AUC with {_percent(stat.confidence)} {stat.ci_method} confidence intervals"
             + (f" ({stat.n_bootstrap} resamples)" if stat.ci_method == "bootstrap" else "")
             + f". Each reading is compared with full dose ({figures.dose_label(spec.reference_dose)}) with "
-            f"{spec.method_labels[0]} on the same cases (paired difference); low dose with a method is "
+            f"{reference_method.lower()} on the same cases (paired difference); low dose with a method is "
             f"non-inferior when the difference's one-sided test rejects a loss larger than "
             f"{stat.non_inferiority_margin:g} AUC. p-values are Holm-adjusted over the table."
-            + (f" Reader variability: {stat.readers} observers retrained on bootstrap resamples of the training cases."
-               if stat.readers else "")),
+            + (f" Multi-reader analysis: {stat.readers} observers retrained on bootstrap resamples of the training "
+               "cases (reader j on the same resample in every reading) read the same test cases; reader-averaged AUCs "
+               "with Obuchowski-Rockette single-modality intervals and differences to the reference by the OR "
+               "random-reader random-case analysis of the two readings (jackknife covariances, Hillis' degrees of "
+               "freedom; p Holm-adjusted over the table). The readers' scores are in readers-defect*.imrmc (iMRMC "
+               "format)." if stat.readers else "")),
         "Fidelity": (
             "RMSE, NRMSE, PSNR, SSIM and Pearson correlation in a heart-centred box, against the noiseless full-dose "
             "reconstruction and against the true activity; myocardial noise is the voxel standard deviation across "
@@ -102,30 +110,29 @@ def methods_in_words(spec: TrialSpec) -> dict[str, str]:
 def _untrained_doses_in_words(spec: TrialSpec) -> str:
     """A sentence per network applied (``allow_other_doses``) at doses outside those it was trained on."""
     notes = []
+    names = spec.method_names
     for label, method in zip(spec.method_labels, spec.methods):
         try:
             doses = method.untrained_doses(spec.simulation.dose_fractions) if method.allow_other_doses else []
         except (AttributeError, InvalidParameterError):  # not a network, or its checkpoint is not here
             continue
         if doses:
-            notes.append(f" {label} was applied at {', '.join(figures.dose_label(f) for f in doses)} dose, outside "
+            notes.append(f" {names[label]} was applied at {', '.join(figures.dose_label(f) for f in doses)} dose, outside "
                          "the doses it was trained on (allow_other_doses).")
     return "".join(notes)
 
 
-PARAMETER_UNITS = (("_mm", "mm"), ("_deg", "deg"), ("_ml", "mL"), ("_mbq", "MBq"), ("_fraction", "of injected"),
-                   ("minutes", "min"))
-
-
 def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """Every patient parameter that varies across the population (vector parameters by component)."""
+    """Every patient parameter that varies across the population (vector parameters by component), by its
+    reader's name (:func:`~spectrial.phantoms.population.parameter_label`), with its unit."""
     # The one categorical parameter, shown as an indicator (results written before it existed lack it).
     sexes = [p["anatomy"].get("sex") for p in patients]
-    columns = {} if None in sexes else {"female (1) or male (0)": [float(sex == "female") for sex in sexes]}
-    columns.update({name: values for (_, name), values in parameter_columns(patients).items()})
-    varying = {name: v for name, v in columns.items() if np.ptp(v) > 1e-9 * max(1.0, np.abs(v).max())}
-    units = {name: next((u for suffix, u in PARAMETER_UNITS if suffix in name.split("[")[0]), "") for name in varying}
-    return varying, units
+    columns = {} if None in sexes else {"sex": ([float(sex == "female") for sex in sexes], "1 female, 0 male")}
+    for (_, code), values in parameter_columns(patients).items():
+        name, unit, scale = parameter_label(code)
+        columns[name] = ([scale * v for v in values], unit)
+    varying = {name: v for name, (v, _) in columns.items() if np.ptp(v) > 1e-9 * max(1.0, np.abs(v).max())}
+    return varying, {name: columns[name][1] for name in varying}
 
 
 def _figure(fig, name: str, figure_dir: Path) -> str:
@@ -138,44 +145,89 @@ def _fmt(value, digits: int = 3) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
-def _answer_rows(results: list[dict]) -> list[dict]:
+def verdict_of(r: dict):
+    """The :class:`~.statistics.Verdict` of a results-table record's comparison (None for the reference)."""
+    if r["is_reference"]:
+        return None
+    return comparison_verdict(non_inferior=bool(r["non_inferior"]), difference=r["auc_difference"],
+                              ci_low=r["difference_ci_low"], ci_high=r["difference_ci_high"], n_absent=r["n_absent"],
+                              n_present=r["n_present"])
+
+
+def _answer_rows(results: list[dict], methods: dict[str, str], defects: dict[str, str]) -> list[dict]:
     rows = []
     for r in results:
         reference = r["is_reference"]
+        verdict = verdict_of(r)
         rows.append({
-            "defect": r["defect"], "dose": figures.dose_label(r["dose_fraction"]), "dose_fraction": r["dose_fraction"],
-            "method": r["method"], "auc": _fmt(r["auc"]), "auc_ci": f"[{_fmt(r['auc_ci_low'])}, {_fmt(r['auc_ci_high'])}]",
+            "defect": defects[r["defect"]], "dose": figures.dose_label(r["dose_fraction"]),
+            "dose_fraction": r["dose_fraction"], "method": methods[r["method"]], "auc": _fmt(r["auc"]),
+            "auc_ci": f"[{_fmt(r['auc_ci_low'])}, {_fmt(r['auc_ci_high'])}]",
             "difference": "reference" if reference else f"{r['auc_difference']:+.3f}",
             "difference_ci": "" if reference else f"[{r['difference_ci_low']:+.3f}, {r['difference_ci_high']:+.3f}]",
             "p_holm": "" if reference else format_p(r["difference_p_holm"]),
-            "verdict": "" if reference else ("non-inferior" if r["non_inferior"] else "not shown non-inferior"),
-            "non_inferior": r["non_inferior"], "cases": f"{r['n_absent']} + {r['n_present']}",
+            "verdict": "" if reference else verdict.text, "verdict_kind": "" if reference else verdict.kind,
+            "notes": "; ".join(verdict.notes) if verdict else "", "cases": f"{r['n_absent']} + {r['n_present']}",
             "ssim": _fmt(r["noiseless_ssim"]), "rmse": _fmt(r["noiseless_rmse"]),
             "noise": _fmt(r["myocardium_noise_percent"], 1),
             "reader": None if r.get("reader_auc") is None or math.isnan(r["reader_auc"]) else
             f"{_fmt(r['reader_auc'])} [{_fmt(r['reader_ci_low'])}, {_fmt(r['reader_ci_high'])}] (SD {_fmt(r['reader_sd'])})",
+            "reader_difference": "" if reference or r.get("reader_difference") is None else
+            f"{r['reader_difference']:+.3f} [{r['reader_difference_ci_low']:+.3f}, {r['reader_difference_ci_high']:+.3f}]",
+            "reader_p_holm": "" if reference or r.get("reader_difference_p_holm") is None else
+            format_p(r["reader_difference_p_holm"]),
             "polar_extent": _fmt(r.get("polar_extent_percent"), 1), "true_polar_extent":
             _fmt(r.get("true_polar_extent_percent"), 1),
         })
     return rows
 
 
-def headline(results: list[dict], margin: float) -> list[str]:
-    """One sentence per (defect, method): the doses at which it is shown non-inferior to the reference."""
+def _doses_in_words(shown: list[str], not_shown: list[str], order: list[str]) -> str:
+    """``non-inferior down to 1/2 dose; not shown at 1/4 and below`` and its variants, doses highest first."""
+    if not shown:
+        return "not shown non-inferior at " + ("any dose" if len(not_shown) > 1 else f"{not_shown[0]} dose")
+    if not not_shown:
+        return ("non-inferior at every dose down to " if len(shown) > 1 else "non-inferior at ") + f"{shown[-1]} dose"
+    if order[:len(shown)] == shown:  # shown at the highest doses, lost below
+        below = "" if len(not_shown) == 1 else " and below"
+        return (f"non-inferior {'at' if shown == ['full'] else 'down to'} {shown[-1]} dose; "
+                f"not shown at {not_shown[0]}{below}")
+    return f"non-inferior at {', '.join(shown)} dose; not shown at {', '.join(not_shown)}"
+
+
+def headline(results: list[dict], margin: float, methods: dict[str, str], defects: dict[str, str]) -> list[str]:
+    """One sentence per defect type stating, for each method, the doses at which it is shown non-inferior
+    to the reference (full dose, first method); comparisons without variance are named not assessable,
+    and a sentence resting on fewer than :data:`~.statistics.MIN_CASES_PER_CLASS` cases per class says so."""
     lines = []
     for defect in dict.fromkeys(r["defect"] for r in results):
-        for method in dict.fromkeys(r["method"] for r in results):
-            mine = sorted((r for r in results if r["defect"] == defect and r["method"] == method
-                           and not r["is_reference"]), key=lambda r: -r["dose_fraction"])
-            shown = [figures.dose_label(r["dose_fraction"]) for r in mine if r["non_inferior"]]
-            not_shown = [figures.dose_label(r["dose_fraction"]) for r in mine if not r["non_inferior"]]
-            if mine:
-                lines.append(f"{defect}, {method}: non-inferior at {', '.join(shown) if shown else 'no dose'}"
-                             + (f"; not shown at {', '.join(not_shown)}" if not_shown else "") + ".")
+        mine = [r for r in results if r["defect"] == defect]
+        reference = next(r for r in mine if r["is_reference"])
+        clauses = []
+        for method in dict.fromkeys(r["method"] for r in mine):
+            readings = sorted((r for r in mine if r["method"] == method and not r["is_reference"]),
+                              key=lambda r: -r["dose_fraction"])
+            kinds = [(figures.dose_label(r["dose_fraction"]), verdict_of(r).kind) for r in readings]
+            order = [d for d, kind in kinds if kind != "flag"]
+            shown = [d for d, kind in kinds if kind in ("pass", "caution")]
+            not_shown = [d for d, kind in kinds if kind == "fail"]
+            unknown = [d for d, kind in kinds if kind == "flag"]
+            words = [f"not assessable at {', '.join(unknown)} dose (zero variance)"] if unknown else []
+            if order:
+                words.append(_doses_in_words(shown, not_shown, order))
+            if readings:
+                who = (f"reduced dose with {methods[method].lower()}" if method == reference["method"] else
+                       methods[method])
+                clauses.append(f"{who} is {'; '.join(words)}")
+        few = min(min(r["n_absent"], r["n_present"]) for r in mine) < MIN_CASES_PER_CLASS
+        lines.append(f"Defect “{defects[defect]}”: compared with full dose and "
+                     f"{methods[reference['method']].lower()}, " + "; ".join(clauses)
+                     + f" (non-inferiority margin {margin:g} AUC"
+                     + (f"; fewer than {MIN_CASES_PER_CLASS} cases per class, so preliminary" if few else "") + ").")
     return lines
 
 
-def disagreements(results: list[dict]) -> list[str]:
+def disagreements(results: list[dict], methods: dict[str, str], defects: dict[str, str]) -> list[str]:
     """Pairs of methods at one dose where the fidelity ranking (SSIM) and the detectability ranking
     (AUC, only when the AUC difference exceeds the larger of the two CI half-widths) point opposite ways."""
     found = []
@@ -188,9 +240,10 @@ def disagreements(results: list[dict]) -> list[str]:
                     d_auc, d_ssim = a["auc"] - b["auc"], a["noiseless_ssim"] - b["noiseless_ssim"]
                     if abs(d_auc) > half and d_auc * d_ssim < 0:
                         better, worse = (a, b) if d_ssim > 0 else (b, a)
-                        found.append(f"{defect}, dose {figures.dose_label(dose)}: {better['method']} has the higher "
-                                     f"SSIM ({better['noiseless_ssim']:.3f} vs {worse['noiseless_ssim']:.3f}) but the "
-                                     f"lower AUC ({better['auc']:.3f} vs {worse['auc']:.3f}).")
+                        found.append(f"{defects[defect]}, {figures.dose_label(dose)} dose: {methods[better['method']]} "
+                                     f"has the higher SSIM ({better['noiseless_ssim']:.3f} vs "
+                                     f"{worse['noiseless_ssim']:.3f}) but the lower AUC ({better['auc']:.3f} vs "
+                                     f"{worse['auc']:.3f}) than {methods[worse['method']]}.")
     return found
 
 
@@ -199,11 +252,31 @@ def _defect_grid(spec: TrialSpec, patients: list[dict]) -> list[dict]:
     for k, defect in enumerate(spec.defects):
         label = spec.defect_labels[k]
         extents = [p["defect_extent_percent_of_lv"][label] for p in patients if label in p["defect_extent_percent_of_lv"]]
-        rows.append({"label": label, "territory": defect.territory, "angular_extent": f"{defect.angular_extent_deg:g}",
-                     "long_axis": f"{defect.long_axis_extent:g} at {defect.long_axis_centre:g}",
+        rows.append({"label": spec.defect_names[label], "code": label, "territory": defect.territory,
+                     "angular_extent": f"{defect.angular_extent_deg:g}",
+                     "long_axis": f"{100 * defect.long_axis_extent:g} % centred at {100 * defect.long_axis_centre:g} %",
                      "severity": f"{100 * defect.severity:g}", "edge": f"{defect.edge_mm:g}",
                      "extent": f"{min(extents):.1f}-{max(extents):.1f} (n = {len(extents)})" if extents else ""})
     return rows
+
+
+def _study_caveats(spec: TrialSpec, results: list[dict]) -> dict:
+    """Warnings about the study's size, shown beside the answer."""
+    sim = spec.simulation
+    fewest = min(min(r["n_absent"], r["n_present"]) for r in results)
+    flagged = sum(verdict_of(r).kind == "flag" for r in results if not r["is_reference"])
+    warnings = []
+    if fewest < MIN_CASES_PER_CLASS:
+        warnings.append(f"Few cases: as few as {fewest} per class (defect absent, present) in a reading, fewer than "
+                        f"{MIN_CASES_PER_CLASS}; the intervals are approximate and wide, and a verdict is preliminary.")
+    if sim.realizations > 1:
+        warnings.append(f"The cases are {sim.n_patients} patients x {sim.realizations} noise realizations, and the "
+                        "intervals treat every realization as an independent case: they describe noise variability "
+                        f"within these {sim.n_patients} patients, not variability across a patient population.")
+    if flagged:
+        warnings.append(f"{flagged} comparison(s) have zero variance and are marked not assessable: both readings rank "
+                        "every case alike, so the data cannot say how large their difference could be.")
+    return {"warnings": warnings, "min_cases": MIN_CASES_PER_CLASS}
 
 
 def _verification_rows(record: dict) -> list[dict]:
@@ -245,30 +318,37 @@ def build_report(results_dir) -> Path:
     figure_dir = results_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
     stat = spec.statistics
+    methods, defects = spec.method_names, spec.defect_names
+    names = {**methods, **defects}
     images = {
-        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence), "auc_vs_dose", figure_dir),
-        "roc": _figure(figures.roc_curves(scores, results), "roc_curves", figure_dir),
-        "fidelity": _figure(figures.fidelity_vs_auc(results), "fidelity_vs_auc", figure_dir),
-        "views_present": _figure(figures.example_views(examples, 0), "views_defect_present", figure_dir)
+        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence, names=names,
+                                                   interval=interval_name(stat.ci_method)), "auc_vs_dose",
+                               figure_dir),
+        "roc": _figure(figures.roc_curves(scores, results, names=names), "roc_curves", figure_dir),
+        "fidelity": _figure(figures.fidelity_vs_auc(results, names=names), "fidelity_vs_auc", figure_dir),
+        "views_present": _figure(figures.example_views(examples, 0, names=names), "views_defect_present", figure_dir)
         if examples else None,
-        "views_absent": _figure(figures.example_views(examples, 1), "views_defect_absent", figure_dir)
+        "views_absent": _figure(figures.example_views(examples, 1, names=names), "views_defect_absent", figure_dir)
         if examples else None,
-        "polar": _figure(figures.polar_maps(examples), "polar_maps", figure_dir) if examples else None,
+        "polar": _figure(figures.polar_maps(examples, names=names), "polar_maps", figure_dir) if examples else None,
         "population": _figure(figures.population(parameters, units), "population", figure_dir) if parameters else None,
     }
     environment = jinja2.Environment(loader=jinja2.PackageLoader("spectrial.trials", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    rows = _answer_rows(results)
+    rows = _answer_rows(results, methods, defects)
     html = environment.get_template(TEMPLATE).render(
         spec=spec, level=_percent(stat.confidence), margin=stat.non_inferiority_margin,
-        reference=f"full dose with {spec.method_labels[0]}", rows=rows,
-        headline=headline(results, stat.non_inferiority_margin), disagreements=disagreements(results),
+        reference=f"full dose with {methods[spec.method_labels[0]].lower()}", rows=rows,
+        headline=headline(results, stat.non_inferiority_margin, methods, defects),
+        disagreements=disagreements(results, methods, defects),
         images=images, methods=methods_in_words(spec), defects=_defect_grid(spec, patients),
         population=[{"name": n, "unit": units[n], "min": f"{min(v):.4g}", "median": f"{np.median(v):.4g}",
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,
-        verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)),
-        has_readers=any(r["reader"] for r in rows),
+        verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)) + evidence.check_parts(results_dir, manifest),
+        has_readers=any(r["reader"] for r in rows), study=_study_caveats(spec, results),
+        auc_interval=interval_name(stat.ci_method, n_bootstrap=stat.n_bootstrap),
+        difference_interval=interval_name(stat.ci_method, paired=True, n_bootstrap=stat.n_bootstrap),
         files=sorted(manifest["files"]), dose_label=figures.dose_label)
     partial = results_dir / f".{REPORT}.partial"
     partial.write_text(html)

@@ -31,7 +31,7 @@ from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_are
 
 from .fidelity import combine_moments, fidelity_metrics, heart_box, noise_moments, noise_percent
 from .polar import true_defect_metrics
-from .spec import ObserverSpec, TrialSpec
+from .spec import ObserverSpec, ReconstructionSpec, TrialSpec
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,10 @@ class SimulatedUnit:
     projections: dict | None = None
     expected: Projections | None = None
     reconstruct: Callable[[Projections], np.ndarray] | None = None
+    # The orbit of simulation and reconstruction (mm, one radius per view) and the attenuation map the
+    # reconstruction used (None without attenuation correction), for exporting a case.
+    orbit_radii_mm: np.ndarray | None = None
+    recon_mu: np.ndarray | None = None
 
     @functools.cached_property
     def heart(self) -> tuple[np.ndarray, tuple[slice, ...], dict[str, np.ndarray]]:
@@ -188,11 +192,23 @@ class SimulatedUnit:
         return myocardium[box], box, references
 
 
-def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None) -> SimulatedUnit:
+def _no_step() -> None:
+    pass
+
+
+def unit_steps(spec: TrialSpec, methods) -> int:
+    """Steps a unit reports while it runs (see :func:`compute_parts`): the phantom and its projection, the
+    reconstruction at each dose, and each method at each dose."""
+    return (1 + len(methods)) * len(spec.simulation.dose_fractions) + 1
+
+
+def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | None = None,
+                  step=_no_step) -> SimulatedUnit:
     """Build the unit's phantom, project it, draw its realizations' noise and reconstruct at every dose.
 
     ``volumes`` (``"noiseless"``, ``"expected_counts"`` and one ``"recon_<dose index>"`` stack, as kept in a
-    base part) replaces projection and reconstruction.
+    base part) replaces projection and reconstruction. ``step()`` is called after the projection and after
+    each dose's reconstruction (at once when ``volumes`` replace them).
     """
     clock = {"projection": 0.0, "reconstruction": 0.0}
     start = time.perf_counter()
@@ -201,6 +217,8 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     doses = spec.simulation.dose_fractions
     factor = spec.simulation.oversampling
     if volumes is not None:
+        for _ in range(1 + len(doses)):
+            step()
         per_dose = {f: volumes[f"recon_{di}"] for di, f in enumerate(doses)}
         return SimulatedUnit(phantom, recon_grid, per_dose, volumes["noiseless"], float(volumes["expected_counts"]),
                              clock, factor)
@@ -213,6 +231,7 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
     expected = expected_projections(phantom, simulator, detector_factor=factor, scatter=scatter)
     del simulator
     clock["projection"] = time.perf_counter() - start
+    step()
 
     start = time.perf_counter()
     mu = None
@@ -222,14 +241,7 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
                             device=device)
 
     def reconstruct(projections: Projections) -> np.ndarray:
-        corrected = with_scatter_correction(projections, rec.scatter_correction,
-                                            smoothing_fwhm_mm=rec.tew_smoothing_fwhm_mm)
-        volume = counts_to_kbq_per_ml(osem(corrected, system, iterations=rec.iterations, subsets=rec.subsets), p,
-                                      dose_fraction=projections.dose_fraction)
-        if rec.butterworth_cutoff:
-            volume = butterworth_filter(volume, cutoff=rec.butterworth_cutoff, order=rec.butterworth_order)
-        filtered = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
-        return np.asarray(filtered.array, dtype=np.float32)
+        return reconstruct_kbq_per_ml(projections, system, rec)
 
     per_dose: dict[float, list[Projections]] = {f: [] for f in doses}
     for r in range(unit.start, unit.stop):
@@ -238,11 +250,38 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit, *, volumes: dict | No
                                          mode=spec.simulation.noise_mode).items():
             per_dose[f].append(proj)
     stacked = {f: stack_projections(per_dose[f]) for f in doses}
-    reconstructed = {f: reconstruct(stacked[f]) for f in doses}
+    reconstructed = {}
+    for f in doses:
+        reconstructed[f] = reconstruct(stacked[f])
+        step()
     noiseless = reconstruct(stack_projections([expected]))[0]
     clock["reconstruction"] = time.perf_counter() - start
     return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor,
-                         projections=stacked, expected=expected, reconstruct=reconstruct)
+                         projections=stacked, expected=expected, reconstruct=reconstruct, orbit_radii_mm=radii,
+                         recon_mu=mu)
+
+
+def reconstruct_kbq_per_ml(projections: Projections, system: SpectProjector, rec: ReconstructionSpec) -> np.ndarray:
+    """A trial's reconstruction of ``projections`` (one or a batch): scatter correction, OSEM through
+    ``system``, calibration to kBq/mL for the projections' dose fraction, and the post-filter; float32."""
+    corrected = with_scatter_correction(projections, rec.scatter_correction, smoothing_fwhm_mm=rec.tew_smoothing_fwhm_mm)
+    volume = counts_to_kbq_per_ml(osem(corrected, system, iterations=rec.iterations, subsets=rec.subsets),
+                                  system.protocol, dose_fraction=projections.dose_fraction)
+    if rec.butterworth_cutoff:
+        volume = butterworth_filter(volume, cutoff=rec.butterworth_cutoff, order=rec.butterworth_order)
+    filtered = gaussian_filter(volume, fwhm_mm=rec.postfilter_fwhm_mm)
+    return np.asarray(filtered.array, dtype=np.float32)
+
+
+def enhanced_volume(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float) -> Volume:
+    """The unit's reconstructions at ``dose_fraction`` enhanced by method ``method`` (``(realizations, z, y, x)``):
+    an image-domain method on the volumes, a projection-domain one on the counts before the unit's own
+    reconstruction."""
+    device = str(resolve_device(spec.execution.device, "execution.device"))
+    chosen, f = spec.methods[method].on_device(device), dose_fraction
+    if chosen.domain == "projection":
+        return Volume(sim.reconstruct(chosen(sim.projections[f], dose_fraction=f)), sim.recon_grid)
+    return chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
 
 
 def stack_projections(acquisitions: list[Projections]) -> Projections:
@@ -288,11 +327,12 @@ def base_part(spec: TrialSpec, unit, sim: SimulatedUnit) -> tuple[dict, dict[str
     return meta, arrays
 
 
-def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple[dict, dict[str, np.ndarray]]:
+def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int, *, step=_no_step
+                ) -> tuple[dict, dict[str, np.ndarray]]:
     """One enhancement method's results of a unit: observer inputs at the defect locations, polar maps,
-    ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``."""
-    device = str(resolve_device(spec.execution.device, "execution.device"))
-    phantom, chosen = sim.phantom, spec.methods[method].on_device(device)
+    ensemble-noise moments, fidelity records and (example patient) cardiac views: ``(meta, arrays)``;
+    ``step()`` is called after each dose."""
+    phantom = sim.phantom
     heart, box, references = sim.heart
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
@@ -302,10 +342,7 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
     enhance_seconds = measure_seconds = 0.0
     for di, f in enumerate(spec.simulation.dose_fractions):
         t0 = time.perf_counter()
-        if chosen.domain == "projection":  # enhanced counts, then the unit's own reconstruction
-            enhanced = Volume(sim.reconstruct(chosen(sim.projections[f], dose_fraction=f)), sim.recon_grid)
-        else:
-            enhanced = chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
+        enhanced = enhanced_volume(spec, sim, method, f)
         t1 = time.perf_counter()
         stack = np.asarray(enhanced.array, dtype=np.float32)
         if spec.reconstruction.reorientation == "phantom":
@@ -332,23 +369,27 @@ def method_part(spec: TrialSpec, unit, sim: SimulatedUnit, method: int) -> tuple
             arrays[f"enhanced_{di}"] = stack
         enhance_seconds += t1 - t0
         measure_seconds += time.perf_counter() - t1
+        step()
     meta = {"part": "method", "unit": unit.as_record(), "method": method, "fidelity": fidelity,
             "seconds": {"enhancement": enhance_seconds, "measurement": measure_seconds}}
     return meta, arrays
 
 
-def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, methods, volumes: dict | None = None
-                  ) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
+def compute_parts(spec: TrialSpec, patient: Patient, unit, *, base: bool, methods, volumes: dict | None = None,
+                  step=None) -> tuple[dict[str, tuple[dict, dict[str, np.ndarray]]], dict[str, float]]:
     """The requested parts of one unit (``"base"`` and/or ``"method <m>"`` -> ``(meta, arrays)``) and the CPU
-    seconds spent per stage (simulation included when only method parts were asked for)."""
+    seconds spent per stage (simulation included when only method parts were asked for).
+
+    ``step``, when given, is called :func:`unit_steps` times as the unit advances (for progress bars)."""
+    step = step or _no_step
     # Projection-domain methods need the projections, which stored volumes do not keep: simulate again.
     projection_domain = any(spec.methods[m].domain == "projection" for m in methods)
-    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes)
+    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes, step=step)
     parts = {}
     if base:
         parts["base"] = base_part(spec, unit, sim)
     for m in methods:
-        parts[f"method {m}"] = method_part(spec, unit, sim, m)
+        parts[f"method {m}"] = method_part(spec, unit, sim, m, step=step)
     seconds = dict(sim.seconds)
     for name, (meta, _) in parts.items():
         if name != "base":

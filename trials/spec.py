@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import tomli_w
 
-from spectrial.models import EnhancementMethod, make_method
+from spectrial.models import EnhancementMethod, available_methods, make_method, method_class
 from spectrial.phantoms import DefectSpec, PopulationVariability, UptakeParameters
-from spectrial.phantoms.errors import InvalidParameterError, require
+from spectrial.phantoms.errors import InvalidParameterError, check_fields, check_value, require
 from spectrial.simulate import NOISE_MODES, SCATTER_CORRECTIONS, Collimator, Protocol, ScatterModel
 from spectrial.simulate.devices import check_device_name
 from spectrial.simulate.noise import check_dose_fractions
@@ -281,6 +281,12 @@ class ExecutionSpec:
         check_device_name(self.device, "execution.device")
 
 
+def plain_name(name: str) -> bool:
+    """A name usable as one plain file name: no '.', '..', separators, hidden names or control characters."""
+    return (isinstance(name, str) and 0 < len(name) <= 100 and name[0].isalnum() and name.isprintable()
+            and all(c.isalnum() or c in "-_." for c in name))
+
+
 def _default_methods() -> tuple[EnhancementMethod, ...]:
     return (make_method("none"), make_method("gaussian", fwhm_mm=12.0))
 
@@ -303,8 +309,8 @@ class TrialSpec:
     execution: ExecutionSpec = field(default_factory=ExecutionSpec)
 
     def __post_init__(self):
-        require(bool(self.name) and all(c.isalnum() or c in "-_." for c in self.name), "name", self.name,
-                "a non-empty name of letters, digits, '-', '_' or '.'")
+        require(plain_name(self.name), "name", self.name, "a plain file name of at most 100 letters, digits, '-', "
+                "'_' or '.', starting with a letter or digit (it names the results folder)")
         require(0 <= self.seed < 2 ** 63, "seed", self.seed, "a non-negative integer below 2**63")
         require(len(self.methods) >= 1, "methods", self.methods, "at least one enhancement method")
         labels = self.method_labels
@@ -322,6 +328,11 @@ class TrialSpec:
             apical = [label for label, d in zip(defect_labels, self.defects) if d.territory == "apical"]
             require(not apical, "observer.location_uncertainty_deg", self.observer.location_uncertainty_deg,
                     f"0 when a defect is apical ({apical[0] if apical else ''}): an apical defect has no polar angle to vary")
+        require(self.observer.roi_size <= self.protocol.matrix, "observer.roi_size", self.observer.roi_size,
+                f"at most protocol.matrix={self.protocol.matrix} pixels (the ROI is sampled at the image's voxel size)")
+        if self.observer.input == "volume":
+            require(self.observer.voi_depth <= self.simulation.axial_slices, "observer.voi_depth",
+                    self.observer.voi_depth, f"at most simulation.axial_slices={self.simulation.axial_slices} slices")
         self._check_observer_can_be_trained()
         if self.reconstruction.scatter_correction != "none":
             require(self.simulation.scatter, "reconstruction.scatter_correction", self.reconstruction.scatter_correction,
@@ -364,8 +375,25 @@ class TrialSpec:
         return [defect_label(d) for d in self.defects]
 
     @property
+    def method_names(self) -> dict[str, str]:
+        """Each method's table label mapped to its reader's label (:meth:`EnhancementMethod.label`, e.g.
+        ``Gaussian 12 mm``), for reports, legends and the command line; labels two methods share get their
+        table label added."""
+        return _readable(self.method_labels, [m.label() for m in self.methods])
+
+    @property
+    def defect_names(self) -> dict[str, str]:
+        """Each defect type's table label mapped to its reader's label (:meth:`DefectSpec.label`, e.g.
+        ``inferior, 60°, 40 % of LV length, 25 % reduction``)."""
+        return _readable(self.defect_labels, [d.label() for d in self.defects])
+
+    @property
     def reference_dose(self) -> float:
         return max(self.simulation.dose_fractions)
+
+
+def _readable(codes: list[str], names: list[str]) -> dict[str, str]:
+    return {code: name if names.count(name) == 1 else f"{name} [{code}]" for code, name in zip(codes, names)}
 
 
 def defect_label(defect: DefectSpec) -> str:
@@ -395,36 +423,27 @@ def _coerce(value, tp, path: str):
     if tp is ChannelFamily:
         if not isinstance(value, dict) or "family" not in value:
             raise SpecError(f"{path}: expected a table with a 'family' key (one of {list(ChannelFamily.registry)})")
-        params = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items() if k != "family"}
+        family = value["family"]
+        params = {k: v for k, v in value.items() if k != "family"}
         try:
-            return make_channels(value["family"], **params)
+            if isinstance(family, str) and family in ChannelFamily.registry:
+                params = check_fields(ChannelFamily.registry[family], params, path)
+            return make_channels(family, **params)
         except (InvalidParameterError, TypeError) as error:
-            raise SpecError(f"{path}: {error}") from None
+            raise SpecError(f"{path}: {error}" if not str(error).startswith(path) else str(error)) from None
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise SpecError(f"{path}: expected a table of {_describe(tp)} settings, got {value!r}")
         return from_record(tp, value, path)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is bool or tp is str:
-        if not isinstance(value, tp):
-            raise SpecError(f"{path}: expected {'true or false' if tp is bool else 'a string'}, got {value!r}")
-        return value
-    if origin is tuple:
-        args = typing.get_args(tp)
+    if origin is tuple and any(dataclasses.is_dataclass(a) for a in typing.get_args(tp)):
         if not isinstance(value, (list, tuple)):
             raise SpecError(f"{path}: expected an array, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise SpecError(f"{path}: expected an array of {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        return tuple(_coerce(v, typing.get_args(tp)[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if tp in (float, int, bool, str) or origin is tuple:
+        try:
+            return check_value(value, tp, path)
+        except (InvalidParameterError, TypeError) as error:
+            raise SpecError(str(error)) from None
     if origin in (typing.Union, types.UnionType):
         raise SpecError(f"{path}: optional values are not supported in trial files")
     raise SpecError(f"{path}: unsupported setting type {tp!r}")
@@ -441,9 +460,11 @@ def _methods_from_record(value, path: str) -> tuple[EnhancementMethod, ...]:
         params = dict(entry)
         name = params.pop("name")
         try:
+            if isinstance(name, str) and name in available_methods():
+                params = check_fields(method_class(name), params, where)
             methods.append(make_method(name, **params))
         except (InvalidParameterError, TypeError) as error:
-            raise SpecError(f"{where}: {error}") from None
+            raise SpecError(str(error) if str(error).startswith(where) else f"{where}: {error}") from None
     return tuple(methods)
 
 
@@ -520,7 +541,12 @@ def parse_trial(text: str, source: str = "trial") -> TrialSpec:
         record = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SpecError(f"{source}: malformed TOML: {error}") from None
-    return from_record(TrialSpec, record)
+    try:
+        return from_record(TrialSpec, record)
+    except SpecError:
+        raise
+    except (ValueError, TypeError, ArithmeticError) as error:  # a value a check let through but numpy refuses
+        raise SpecError(f"{source}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
 
 
 def load_trial(path: str | os.PathLike | None = None) -> TrialSpec:
@@ -530,7 +556,12 @@ def load_trial(path: str | os.PathLike | None = None) -> TrialSpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"trial file {str(path)!r} does not exist or is not a file")
-    return parse_trial(path.read_text(), str(path))
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpecError(f"{path}: not a TOML text file (byte {error.start} is not UTF-8 text)") from None
+    return parse_trial(text, str(path))
 
 
 def dump_trial(spec: TrialSpec) -> str:

@@ -1,5 +1,5 @@
 """Detectability statistics: AUC with DeLong or bootstrap confidence intervals, paired differences,
-non-inferiority, ROC curves, multi-reader variability and multiplicity adjustment.
+non-inferiority, ROC curves and multiplicity adjustment (multi-reader analysis: :mod:`.mrmc`).
 
 The AUC is the Wilcoxon-Mann-Whitney statistic (ties count 1/2). DeLong, DeLong & Clarke-Pearson
 (Biometrics 1988) give its variance, and the covariance of two AUCs measured on the same cases, from
@@ -65,19 +65,6 @@ class NonInferiority:
     non_inferior: bool
 
 
-@dataclass(frozen=True)
-class ReaderStudy:
-    """Reader-averaged AUC over observers retrained on resampled training sets."""
-
-    reader_aucs: np.ndarray
-    auc: float
-    reader_sd: float
-    se: float
-    ci_low: float
-    ci_high: float
-    confidence: float = 0.95
-
-
 def _check_scores(absent_scores, present_scores) -> tuple[np.ndarray, np.ndarray]:
     absent = np.asarray(absent_scores, dtype=float).ravel()
     present = np.asarray(present_scores, dtype=float).ravel()
@@ -98,12 +85,13 @@ def placements(absent: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.
     """DeLong structural components.
 
     Returns ``v10`` (per present case: fraction of absent cases scored below it, ties 1/2) and ``v01``
-    (per absent case: fraction of present cases scored above it); both average to the AUC.
+    (per absent case: fraction of present cases scored above it); both average to the AUC. Cases lie
+    along the last axis; leading axes (e.g. modality, reader) are kept.
     """
-    n0, n1 = len(absent), len(present)
-    rank_all = stats.rankdata(np.concatenate([absent, present]))
-    v10 = (rank_all[n0:] - stats.rankdata(present)) / n0
-    v01 = 1.0 - (rank_all[:n0] - stats.rankdata(absent)) / n1
+    n0, n1 = absent.shape[-1], present.shape[-1]
+    rank_all = stats.rankdata(np.concatenate([absent, present], axis=-1), axis=-1)
+    v10 = (rank_all[..., n0:] - stats.rankdata(present, axis=-1)) / n0
+    v01 = 1.0 - (rank_all[..., :n0] - stats.rankdata(absent, axis=-1)) / n1
     return v10, v01
 
 
@@ -264,21 +252,55 @@ def holm_adjust(p_values) -> np.ndarray:
     return out
 
 
-def reader_study(reader_scores, *, confidence: float = 0.95) -> ReaderStudy:
-    """Reader-averaged AUC of observers retrained on resampled training sets and tested on the same cases.
+# Fewer cases per class than this and a normal-approximation (DeLong) interval is a rough guide only: the
+# AUC's sampling distribution is skewed near 0 and 1, and a common rule of thumb for normal approximations
+# asks for about 30 observations. The report flags such readings instead of colouring them as settled.
+MIN_CASES_PER_CLASS = 30
 
-    The variance of the mean is ``reader_var / R + case_var`` (the readers share the test cases, so
-    the case component does not shrink with R; ``case_var`` is the mean DeLong variance), which is the
-    random-reader, random-case variance of Obuchowski & Rockette with perfectly correlated case errors
-    (conservative).
+CI_METHOD_NAMES = {"delong": "DeLong", "bootstrap": "stratified bootstrap"}
+
+
+def interval_name(method: str, *, paired: bool = False, n_bootstrap: int | None = None) -> str:
+    """How an interval was computed, in words, e.g. ``DeLong`` or ``paired stratified bootstrap, 2000 resamples``."""
+    _check_method(method)
+    name = ("paired " if paired else "") + CI_METHOD_NAMES[method]
+    return name + (f", {n_bootstrap} resamples" if method == "bootstrap" and n_bootstrap else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a non-inferiority comparison may be called on a page.
+
+    ``kind`` is ``"pass"`` (non-inferior, with enough cases), ``"caution"`` (non-inferior on fewer than
+    :data:`MIN_CASES_PER_CLASS` cases per class), ``"fail"`` (not shown non-inferior) or ``"flag"`` (not
+    assessable: the interval of the difference has zero width, so the data say nothing about its spread);
+    ``notes`` say why, in words.
     """
-    confidence = _check_confidence(confidence)
-    results = [auc_with_ci(r.absent, r.present) for r in reader_scores]
-    require(len(results) >= 2, "reader_scores", len(results), "at least 2 readers")
-    aucs = np.array([r.auc for r in results])
-    reader_var = aucs.var(ddof=1)
-    case_var = np.mean([r.se ** 2 for r in results])
-    se = float(np.sqrt(reader_var / len(aucs) + case_var))
-    mean = float(aucs.mean())
-    low, high = _normal_interval(mean, se, confidence)
-    return ReaderStudy(aucs, mean, float(np.sqrt(reader_var)), se, max(0.0, low), min(1.0, high), confidence)
+
+    text: str
+    kind: str
+    notes: tuple[str, ...] = ()
+
+
+def comparison_verdict(*, non_inferior: bool, difference: float, ci_low: float, ci_high: float, n_absent: int,
+                       n_present: int) -> Verdict:
+    """The verdict of a paired comparison to the reference, honest about degenerate and small comparisons.
+
+    A zero-width interval of the difference (zero variance: e.g. two readings that rank every case the
+    same way, so every placement value agrees) is *not assessable*, whatever the one-sided test says; a
+    comparison on fewer than :data:`MIN_CASES_PER_CLASS` cases per class is non-inferior at most with a
+    caution.
+    """
+    notes = []
+    few = min(n_absent, n_present) < MIN_CASES_PER_CLASS
+    if few:
+        notes.append(f"fewer than {MIN_CASES_PER_CLASS} cases per class: approximate interval")
+    if not ci_high - ci_low > 0:
+        same = " (the two readings rank the cases identically)" if difference == 0 else ""
+        return Verdict("not assessable", "flag", (f"zero variance{same}: the interval has no width and the test "
+                                                  "no information",) + tuple(notes))
+    if not non_inferior:
+        return Verdict("not shown non-inferior", "fail", tuple(notes))
+    if few:
+        return Verdict("non-inferior (few cases)", "caution", tuple(notes))
+    return Verdict("non-inferior", "pass")

@@ -5,16 +5,15 @@ complete and survives any interruption, and the derived files: tables, example i
 report and the evidence bundle. The derived files are written into a hidden staging folder and
 moved into place only when the trial has finished, the evidence bundle last, so an interrupted run
 never leaves derived files that look complete, and results of different specifications are never
-mixed (every part in the store is named by the content key of what produced it). Running the same
-command again resumes: units already in the store are not recomputed.
+mixed (every part in the store is named by the content key of what produced it). Only files a trial
+wrote are ever replaced or removed (see :mod:`.results_folder`). Running the same command again
+resumes: units already in the store are not recomputed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,10 +21,11 @@ from pathlib import Path
 
 from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 
-from . import evidence, outputs, report
+from . import evidence, outputs, preflight, report, results_folder
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
-from .execution import Execution, InlineExecutor, execute_plan, make_executor
-from .plan import plan_trial
+from .execution import Execution, InlineExecutor, execute_plan, make_executor, missing_parts
+from .plan import plan_trial, specification_key
+from .progress import TrialProgressBar
 from .runner import load_cases, trial_patients
 from .spec import TrialSpec, dump_trial
 from .store import ResultStore, StoreError
@@ -51,18 +51,8 @@ class TrialOutcome:
         return self.execution.failures
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidParameterError(f"out={str(out_dir)!r} is a file: expected a directory path")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        ours = (out_dir / STORE_DIR).is_dir() or (out_dir / evidence.MANIFEST).is_file()
-        if not ours:
-            raise InvalidParameterError(f"out={str(out_dir)!r} is a directory that holds other files and is not a "
-                                        "spectrial results directory: choose a new or empty directory")
-
-
 def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, scheduler: str | None = None,
-              progress=None) -> TrialOutcome:
+              progress=None, force: bool = False) -> TrialOutcome:
     """Run ``spec`` (resuming from the results already stored in ``out_dir``) and write its results directory:
     tables, example images, the HTML report and the evidence bundle (resolved spec, manifest,
     code-verification results, SHA-256 of every file).
@@ -76,26 +66,53 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
         Local worker processes (1: in this process); results do not depend on it.
     scheduler : str, optional
         Address of a Dask scheduler to run the units on instead (``tcp://host:8786``).
-    progress : callable, optional
-        Called with a :class:`~.execution.Progress` before the first unit and after each unit.
+    progress : bool or callable, optional
+        True: show a progress bar (``tqdm.auto``: a widget in a notebook, text in a terminal) that moves as
+        the units run (projection, each dose's reconstruction, each method at each dose). A callable is
+        called with a :class:`~.execution.Progress` before the first unit, at each step and after each unit.
+    force : bool
+        Run into a folder that holds files spectrial did not write (they are kept) or another trial
+        specification's results (its published files are replaced); see :mod:`.results_folder`.
 
     Units that fail after their retries are left out of the analysis (whole cases, so every reading
     keeps the same cases) and listed in ``outcome.failures``, the manifest and the report.
     """
     if int(workers) < 1:
         raise InvalidParameterError(f"workers={workers!r} is not allowed: expected a positive integer")
+    if progress is True:
+        bar = TrialProgressBar(f"trial {spec.name}")
+        try:
+            return run_trial(spec, out_dir, workers=workers, scheduler=scheduler, progress=bar, force=force)
+        finally:
+            bar.close()
+    progress = progress or None
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
-    store = ResultStore(out_dir / STORE_DIR)
     started, start = time.time(), time.perf_counter()
+    preflight.check_plan_size(spec)  # everything that needs no simulation, before the first unit
+    preflight.check_methods(spec)
     patients = trial_patients(spec)
+    preflight.check_patients(spec, patients)
     plan = plan_trial(spec, patients)
-    missing = any(not store.has(key) for planned in plan.units for key in planned.keys)
+    key = specification_key(spec)
+    results_folder.check_folder(out_dir, name=spec.name, spec_key=key, force=force)
+    with results_folder.FolderLock(out_dir):
+        results_folder.check_folder(out_dir, name=spec.name, spec_key=key, force=force)  # as found under the lock
+        return _run_in_folder(spec, out_dir, patients, plan, key, workers=workers, scheduler=scheduler,
+                              progress=progress, started=started, start=start)
+
+
+def _run_in_folder(spec: TrialSpec, out_dir: Path, patients, plan, key: str, *, workers, scheduler, progress,
+                   started: float, start: float) -> TrialOutcome:
+    """The part of :func:`run_trial` that writes ``out_dir``, run while holding its lock."""
+    store = ResultStore(out_dir / STORE_DIR)
+    store.set_owner({"name": spec.name, "spec_key": key})
+    missing = missing_parts(plan, store)
     # Nothing to compute: no worker processes, no cluster jobs submitted.
     executor = (make_executor(workers=workers, scheduler=scheduler, cluster=spec.execution.cluster) if missing
                 else InlineExecutor())
     try:
-        run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress)
+        run = execute_plan(spec, plan, patients, store, executor, run_id=uuid.uuid4().hex[:12], progress=progress,
+                           missing=missing)
     finally:
         executor.close()
     failed = run.failed_cases
@@ -113,12 +130,13 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
                              f"{first['state']}: {first['error']}) and the remaining cases cannot be analysed ({error}); "
                              f"the completed units are stored in {store.root}: fix the cause and run again") from None
     wall = time.perf_counter() - start
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    stage = results_folder.new_staging(out_dir, key)
     try:
         (stage / evidence.EVIDENCE_DIR).mkdir()
         (stage / evidence.RESOLVED_SPEC).write_text(dump_trial(spec))
         outputs.write_results_csv(analysis.rows, stage / outputs.RESULTS_CSV)
         outputs.write_table(analysis.score_records(), stage / outputs.SCORES_CSV)
+        outputs.write_reader_studies(spec, analysis.reader_studies, stage)
         outputs.write_table(outputs.fidelity_records(spec, units), stage / outputs.FIDELITY_CSV)
         outputs.write_patients_json(spec, patients, units, stage / outputs.PATIENTS_JSON)
         outputs.write_examples(spec, units, stage / outputs.EXAMPLES_NPZ)
@@ -128,31 +146,18 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
             log.warning("code verification failed: %s", ", ".join(c["name"] for c in verification["checks"]
                                                                   if not c["passed"]))
         evidence.write_manifest(stage, spec, units, plan=plan, execution=run, started=started,
-                                finished=started + wall, workers=int(workers), verification=verification)
+                                finished=started + wall, workers=int(workers), verification=verification,
+                                recorded=store.recorded)
         report.build_report(stage)
         evidence.write_checksums(stage)
-        _publish(stage, out_dir)
+    except BaseException as error:
+        results_folder.remove_staging(stage)
+        if isinstance(error, OSError):
+            raise StoreError(f"writing the results of {spec.name!r} into {out_dir} failed: {error}") from None
+        raise
+    try:  # an interrupted publication leaves its staging folder: it tells the next run what it had written
+        results_folder.publish(stage, out_dir, key)
     except OSError as error:
-        raise StoreError(f"writing the results of {spec.name!r} into {out_dir} failed: {error}") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        raise StoreError(f"publishing the results of {spec.name!r} into {out_dir} failed: {error}; run the same "
+                         "command again to finish") from None
     return TrialOutcome(out_dir, analysis, run, wall)
-
-
-def _publish(stage: Path, out_dir: Path) -> None:
-    """Move every staged entry into ``out_dir``, replacing what is there and removing derived files an earlier
-    run left that this one did not write, the evidence bundle last."""
-    entries = sorted(stage.iterdir(), key=lambda p: p.name == evidence.EVIDENCE_DIR)
-    trash = Path(tempfile.mkdtemp(prefix=".replaced-", dir=out_dir))
-    try:
-        written = {entry.name for entry in entries}
-        for old in out_dir.iterdir():
-            if old.name not in written and old.name != STORE_DIR and not old.name.startswith("."):
-                os.replace(old, trash / old.name)
-        for entry in entries:
-            target = out_dir / entry.name
-            if target.is_dir():
-                os.replace(target, trash / entry.name)
-            os.replace(entry, target)
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)

@@ -103,8 +103,9 @@ def test_plug_ins_by_import_path_torchscript_and_state_dict(tmp_path, monkeypatc
         make_method("plugin", callable="user_models:crop")(volume, dose_fraction=0.5)
     with pytest.raises(InvalidParameterError, match="user_models:broken.*NaN"):
         make_method("plugin", callable="user_models:broken")(volume, dose_fraction=0.5)
+    missing = make_method("plugin", callable="no_such_package.models:run")  # configuring imports nothing
     with pytest.raises(InvalidParameterError, match="no_such_package.models:run.*does not import"):
-        make_method("plugin", callable="no_such_package.models:run")
+        missing.check_ready((1.0,))  # a trial checks it before its first unit
     # TorchScript: a scripted 3x3x3 mean filter, against scipy's uniform filter.
     from scipy import ndimage
     conv = torch.nn.Conv3d(1, 1, 3, padding=1, bias=False, padding_mode="replicate")

@@ -151,6 +151,12 @@ def test_xcat_binary_files_written_here_read_back(tmp_path):
         read_xcat(tmp_path / "short_act_1.bin", tmp_path / "p_atn_1.bin", tmp_path / "p_log", lv=phantom.lv)
     with pytest.raises(InvalidParameterError, match="log"):
         read_xcat(tmp_path / "p_act_1.bin", tmp_path / "p_atn_1.bin", tmp_path / "missing_log", lv=phantom.lv)
+    for bad in (np.inf, np.nan):  # a non-finite attenuation would pass a ">= 0" check
+        mu = phantom.mu[::-1] * pixel_cm
+        mu[20, 24, 24] = bad
+        mu.astype("<f4").tofile(tmp_path / "bad_atn_1.bin")
+        with pytest.raises(InvalidParameterError, match="non-finite"):
+            read_xcat(tmp_path / "p_act_1.bin", tmp_path / "bad_atn_1.bin", tmp_path / "p_log", lv=phantom.lv)
 
 
 @pytest.mark.parametrize("kwargs, name", [

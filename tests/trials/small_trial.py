@@ -1,5 +1,5 @@
-"""The small trial several trial tests share: 3 patients on a coarse 16 x 16 x 8 grid, two doses, two
-methods; seconds to run."""
+"""The small trial several trial tests share: 3 patients on a coarse 16 x 16 x 8 grid of 24 mm voxels (a
+field of view that covers the body), two doses, two methods; seconds to run."""
 
 import dataclasses
 
@@ -16,7 +16,7 @@ severity = 0.5
 [protocol]
 n_views = 8
 matrix = 16
-pixel_mm = 19.2
+pixel_mm = 24.0
 
 [simulation]
 n_patients = 3

@@ -6,7 +6,9 @@ from scipy import stats
 
 from spectrial.simulate.polarmap import aha_segments
 from spectrial.trials import parse_trial
-from spectrial.trials.analysis import analyze_trial
+from spectrial.trials.analysis import analyze_trial, reading_label
+from spectrial.trials.mrmc import reader_aucs
+from spectrial.trials.mrmcfiles import read_imrmc, write_imrmc
 from spectrial.trials.runner import UnitResult
 
 TRIAL = """
@@ -59,7 +61,7 @@ def synthetic_units(spec, rng):
 
 @pytest.mark.parametrize("training,ci_method,readers,doses", [("leave-one-out", "delong", 0, "[1.0, 0.25]"),
                                                               ("split-by-patient", "bootstrap", 5, "[0.25, 1.0]")])
-def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers, doses):
+def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers, doses, tmp_path):
     spec = parse_trial(TRIAL.format(training=training, ci_method=ci_method, readers=readers, doses=doses))
     analysis = analyze_trial(spec, synthetic_units(spec, np.random.default_rng(0)))
     rows = {(r.dose_fraction, r.method): r for r in analysis.rows}
@@ -82,8 +84,26 @@ def test_analysis_rows_match_the_synthetic_task(training, ci_method, readers, do
     if readers:
         assert reference.reader_ci_low <= reference.reader_auc <= reference.reader_ci_high
         assert reference.reader_sd > 0
+        # The OR interval is t-based on Hillis' single-modality degrees of freedom.
+        half = stats.t.ppf(0.975, reference.reader_analysis["reader_df"]) * reference.reader_analysis["reader_se"]
+        assert reference.reader_ci_high == pytest.approx(min(1.0, reference.reader_auc + half))
+        assert np.isnan(reference.reader_analysis["reader_difference"])
+        mine = low.reader_analysis
+        assert mine["reader_difference"] == pytest.approx(low.reader_auc - reference.reader_auc)
+        assert mine["reader_difference_ci_low"] < mine["reader_difference"] < mine["reader_difference_ci_high"]
+        assert mine["reader_difference_p_value"] < 0.05  # the low-dose arm is far below full dose
+        assert mine["reader_difference_p_value"] <= mine["reader_difference_p_holm"] <= 1
+        assert list(low.as_record()).index("reader_se") == list(low.as_record()).index("reader_ci_high") + 1
+        # The crossed study written as an iMRMC file re-reads to the same reader-averaged AUCs.
+        study = analysis.reader_studies[spec.defect_labels[0]]
+        back = read_imrmc(write_imrmc(study, tmp_path / "readers.imrmc"))
+        for (f, method), row in rows.items():
+            i = back.modalities.index(reading_label(f, method))
+            assert reader_aucs(back)[i].mean() == pytest.approx(row.reader_auc, abs=1e-12)
+        assert back.scores.shape == (4, 5, 2 * tested_patients * 40)
     else:
         assert np.isnan(reference.reader_auc)
+        assert "reader_se" not in reference.as_record() and analysis.reader_studies == {}
     scored = [s for s in analysis.score_records() if s["dose_fraction"] == 1.0 and s["method"] == "none"]
     assert len(scored) == 2 * tested_patients * 40
     assert {s["patient"] for s in scored} == (set(range(4)) if readers == 0 else {1, 3})

@@ -143,6 +143,21 @@ def test_a_unit_failing_once_succeeds_on_retry(tmp_path, monkeypatch):
     assert analysed(spec, store, plan)[:2] == clean[:2]
 
 
+def test_a_parameter_error_is_not_retried(tmp_path, monkeypatch):
+    from spectrial.phantoms import InvalidParameterError
+
+    calls = []
+
+    def deterministic(spec, patient, unit, **options):
+        calls.append(unit)
+        raise InvalidParameterError("plug-in 'user:crop' returned shape (3, 7): expected (4, 8)")
+
+    monkeypatch.setattr(execution, "compute_parts", deterministic)
+    _, plan, run = execute(small(execution={"retries": 2}), tmp_path / "store")
+    assert len(calls) == len(plan.units)  # once each: the same inputs fail the same way
+    assert [f["attempts"] for f in run.failures] == [1] * len(plan.units)
+
+
 def test_a_unit_that_always_fails_is_reported_and_the_rest_completes(tmp_path, monkeypatch):
     spec = small(execution={"retries": 1})
     real = execution.compute_parts
@@ -245,7 +260,7 @@ def test_a_full_disk_gives_a_clear_message_and_keeps_what_is_committed(tmp_path,
 
 def test_results_directory_must_be_ours(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="not a spectrial results directory"):
+    with pytest.raises(ValueError, match="holds files spectrial did not write \\(notes.txt\\)"):
         run_trial(small(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -300,3 +315,20 @@ def test_a_dead_worker_process_is_reported_as_lost_and_its_units_resubmitted(tmp
     store, plan, run = execute(spec, tmp_path / "units", LosesWorkersOnce())
     assert run.rounds == 2 and run.failures == [] and len(run.computed) == len(plan.units)
     assert analysed(spec, store, plan)[:2] == analysed(spec, *execute(spec, tmp_path / "clean")[:2])[:2]
+
+
+@pytest.mark.parametrize("executor", [InlineExecutor, lambda: ProcessExecutor(2)], ids=["inline", "processes"])
+def test_progress_moves_within_units_and_ends_at_every_step(tmp_path, executor):
+    # The small trial: 3 patients x 2 states = 6 units; each reports its projection, 2 reconstructions
+    # (one per dose) and 2 methods x 2 doses: 1 + 2 + 4 = 7 steps, 42 in all.
+    spec = small()
+    patients = trial_patients(spec)
+    seen = []
+    execute_plan(spec, plan_trial(spec, patients), patients, ResultStore(tmp_path), executor(), run_id="test",
+                 progress=lambda status: seen.append((status.done, status.steps_done, status.steps_total)))
+    assert {total for _, _, total in seen} == {6 * 7}
+    assert seen[-1][:2] == (6, 42)
+    steps = [s for _, s, _ in seen]
+    assert steps == sorted(steps)
+    if executor is InlineExecutor:  # one unit at a time: every step shows, the first ones before any unit ends
+        assert [s for done, s, _ in seen if done == 0] == list(range(8))  # 0, then 1-7 as the first unit runs

@@ -126,16 +126,37 @@ def test_holm_adjustment_matches_the_step_down_procedure():
     assert holm_adjust([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_reader_study_combines_reader_and_case_variance():
+def test_reader_study_of_identical_readers_has_the_brute_force_jackknife_error_of_one_reading():
+    # Readers who agree exactly: no reader variance (MS(R) = 0) and Cov2 = Var, so the OR standard error
+    # is the jackknife standard error of one AUC, recomputed here by deleting each case in turn.
     rng = np.random.default_rng(10)
-    truth = np.repeat([0, 1], 50)
-    readers = [ObserverScores(rng.normal(size=100) + truth * rng.uniform(0.8, 1.2), truth, np.arange(100))
-               for _ in range(8)]
-    study = reader_study(readers)
-    aucs = [auc_with_ci(r.absent, r.present) for r in readers]
-    assert study.auc == pytest.approx(np.mean([a.auc for a in aucs]))
-    assert study.se ** 2 == pytest.approx(np.var([a.auc for a in aucs], ddof=1) / 8
-                                          + np.mean([a.se ** 2 for a in aucs]))
+    truth = np.repeat([0, 1], [30, 25])
+    scores = np.round(rng.normal(size=55) + truth, 1)
+    reader = ObserverScores(scores, truth, np.arange(55))
+    study = reader_study([reader, reader, reader])
+    loo = np.array([wmw_auc(np.delete(scores, k)[np.delete(truth, k) == 0], np.delete(scores, k)[np.delete(truth, k) == 1])
+                    for k in range(55)])
+    jackknife_se = np.sqrt(54 / 55 * ((loo - loo.mean()) ** 2).sum())
+    assert study.auc == pytest.approx(wmw_auc(scores[truth == 0], scores[truth == 1]))
+    assert study.reader_sd == pytest.approx(0, abs=1e-12) and study.se == pytest.approx(jackknife_se)
+    assert study.ci_high - study.auc == pytest.approx(stats.norm.ppf(0.975) * jackknife_se)
+
+
+def test_reader_study_interval_covers_the_population_auc_at_its_nominal_rate():
+    # Readers' separations d ~ N(1, 0.2^2) on cases with a shared case effect (correlation 0.5): a reader's
+    # AUC is Phi(d / sqrt 2), whose mean over readers is Phi((1/sqrt 2) / sqrt(1 + 0.02)).
+    rng = np.random.default_rng(11)
+    truth = np.repeat([0, 1], 30)
+    target = stats.norm.cdf(1 / np.sqrt(2) / np.sqrt(1.02))
+    n_studies, covered = 300, 0
+    for _ in range(n_studies):
+        case = rng.normal(size=60)
+        readers = [ObserverScores(np.sqrt(0.5) * case + np.sqrt(0.5) * rng.normal(size=60) + d * truth, truth,
+                                  np.arange(60)) for d in rng.normal(1.0, 0.2, 5)]
+        study = reader_study(readers)
+        covered += study.ci_low <= target <= study.ci_high
+    low, high = stats.binom.ppf([0.005, 0.995], n_studies, 0.95)
+    assert low <= covered <= high, f"{covered} of {n_studies} intervals cover (expected {low:.0f}-{high:.0f})"
 
 
 def test_statistics_refuse_bad_input():
