@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
-from spectrial.phantoms.errors import require
+from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.filters import butterworth_filter, gaussian_filter
 from spectrial.simulate.images import Volume
 
@@ -208,7 +208,8 @@ class BM4D(EnhancementMethod):
 
     Notes
     -----
-    The ``bm4d`` binaries are free for non-commercial use only (the package's licence).
+    The ``bm4d`` package is an optional extra, ``pip install "spectrial[bm4d]"``: its binaries are free
+    for non-commercial use only (the package's licence), unlike spectrial's BSD-3-Clause.
     """
 
     name = "bm4d"
@@ -218,11 +219,30 @@ class BM4D(EnhancementMethod):
     def __post_init__(self):
         require(self.sigma_factor > 0, "sigma_factor", self.sigma_factor, "a positive multiple of the noise sigma")
 
-    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
-        import bm4d  # loads the package's binaries; only when the method runs
+    def check_ready(self, dose_fractions) -> None:
+        _bm4d_package()
 
+    def enhance(self, volume: Volume, *, dose_fraction: float) -> Volume:
+        bm4d = _bm4d_package()
         profile = "refilter" if self.refilter else "np"
 
         def denoise(image, sigma):
             return image if sigma <= 0 else np.asarray(bm4d.bm4d(image, self.sigma_factor * sigma, profile=profile))
         return volume.derived(_per_image(volume, denoise), "bm4d", **self.parameters())
+
+
+def _bm4d_package():
+    """The ``bm4d`` module (imported only when the method is used: it loads the package's binaries).
+
+    Raises
+    ------
+    InvalidParameterError
+        The package is not installed.
+    """
+    try:
+        import bm4d
+    except ImportError:
+        raise InvalidParameterError('method "bm4d" needs the bm4d package, which is not installed: expected '
+                                    'pip install "spectrial[bm4d]" (its binaries are free for non-commercial '
+                                    "use only), or another method") from None
+    return bm4d
