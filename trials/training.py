@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from spectrial.models.enhancement import DOMAINS
-from spectrial.models.model_card import model_card_path, refused_doses_in_words, write_model_card
+from spectrial.models.model_card import model_card_path, read_model_card, refused_doses_in_words, write_model_card
 from spectrial.models.networks import apply_network, intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
@@ -49,6 +49,7 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.devices import resolve_device
 
 from .fidelity import fidelity_metrics
+from .outputs import RESULTS_CSV, read_table
 from .plan import WorkUnit
 from .runner import simulate_unit, trial_rng
 from .spec import SpecError, from_record, load_trial
@@ -317,3 +318,37 @@ def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, p
         "doses": {"trained": doses, "refused": refused_doses_in_words(doses) + " (unless allow_other_doses = true)"},
         "held_out": held_out_fidelity(result.network, pairs, result.validation_patients),
     }
+
+
+def record_trial_in_card(card_path: str | os.PathLike, results_dir: str | os.PathLike, method: str, *,
+                         section: str = "default_trial") -> Path:
+    """Add what a trial measured with the card's network to its model card: the ``[section]`` table
+    (``default_trial`` for the default trial) holds, per defect type and dose, the AUC with its interval
+    and the RMSE, SSIM and myocardial bias against the noiseless full-dose reconstruction, from the
+    trial's ``results.csv`` rows of ``method`` (its label in that table, e.g. ``network``).
+
+    Raises
+    ------
+    InvalidParameterError
+        The card or the results do not exist, or ``method`` is not among the results' methods.
+    """
+    card_path, results = Path(card_path), Path(results_dir) / RESULTS_CSV
+    card = read_model_card(card_path)
+    if not results.exists():
+        raise InvalidParameterError(f"results_dir={str(results_dir)!r} has no {RESULTS_CSV}: expected a complete "
+                                    "trial's results directory")
+    rows = read_table(results)
+    methods = sorted({str(row["method"]) for row in rows})
+    require(method in methods, "method", method, f"one of the results' methods {methods}")
+    entry = {"results": Path(results_dir).name, "method": method}
+    for row in rows:
+        if row["method"] != method:
+            continue
+        measured = {"auc": row["auc"], "auc_ci_low": row["auc_ci_low"], "auc_ci_high": row["auc_ci_high"],
+                    "cases": int(row["n_absent"]) + int(row["n_present"])}
+        for metric in ("rmse", "ssim", "myocardium_bias_percent"):
+            if row.get(f"noiseless_{metric}") is not None:
+                measured[f"noiseless_{metric}"] = float(row[f"noiseless_{metric}"])
+        entry.setdefault(str(row["defect"]), {})[f"dose_{float(row['dose_fraction']):g}"] = measured
+    card[section] = entry
+    return write_model_card(card, card_path)

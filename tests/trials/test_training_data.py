@@ -1,11 +1,15 @@
-"""Training data helpers of ``spectrial train``: the observer's channels on a training crop."""
+"""Training data helpers of ``spectrial train``: the observer's channels on a training crop; a trial's
+measurements added to a model card."""
 
 import numpy as np
 import pytest
 
+from spectrial.models.model_card import read_model_card, refused_doses_in_words, write_model_card
 from spectrial.phantoms import InvalidParameterError
+from spectrial.trials.analysis import DetectabilityRow
 from spectrial.trials.channels import make_channels
-from spectrial.trials.training import observer_templates
+from spectrial.trials.outputs import write_results_csv
+from spectrial.trials.training import observer_templates, record_trial_in_card
 
 
 def test_observer_templates_are_centred_where_the_defect_is_read():
@@ -18,3 +22,26 @@ def test_observer_templates_are_centred_where_the_defect_is_read():
         assert np.unravel_index(np.argmax(np.abs(template)), crop) == (2, 5, 12)
     with pytest.raises(InvalidParameterError, match="observer.channels.family"):
         observer_templates(make_channels("gabor"), crop, at)
+
+
+def test_a_trials_auc_and_fidelity_with_the_network_are_added_to_its_card(tmp_path):
+    card = {"network": {"name": "n", "architecture": "unet3d", "parameters": 1, "checkpoint": "n.pt", "size_bytes": 1},
+            "data": {"training_file": "n.toml", "trial": "quick", "dose_fractions": [1.0, 0.25], "target": "noiseless",
+                     "train_patients": 6, "held_out_patients": 2, "pairs": 8},
+            "training": {"mode": "supervised", "loss": "mse", "epochs": 1},
+            "doses": {"trained": [1.0, 0.25], "refused": refused_doses_in_words([1.0, 0.25])}, "held_out": {}}
+    write_model_card(card, tmp_path / "n.card.toml")
+    results = tmp_path / "results"
+    results.mkdir()
+    metrics = {"noiseless_rmse": 2.5, "noiseless_ssim": 0.95, "noiseless_myocardium_bias_percent": -0.5}
+    write_results_csv([DetectabilityRow("inferior", f, m, 60, 64, auc, 0.02, auc - 0.05, min(1.0, auc + 0.05), 2.0,
+                                        m == "none", metrics=metrics)
+                       for f, auc in ((1.0, 0.98), (0.25, 0.86)) for m in ("none", "network")], results / "results.csv")
+    record_trial_in_card(tmp_path / "n.card.toml", results, "network")
+    measured = read_model_card(tmp_path / "n.card.toml")["default_trial"]
+    assert measured["method"] == "network" and measured["results"] == "results"
+    quarter = measured["inferior"]["dose_0.25"]
+    assert quarter["auc"] == 0.86 and quarter["auc_ci_low"] == pytest.approx(0.81) and quarter["cases"] == 124
+    assert quarter["noiseless_myocardium_bias_percent"] == -0.5 and set(measured["inferior"]) == {"dose_1", "dose_0.25"}
+    with pytest.raises(InvalidParameterError, match=r"method.*'unet'.*\['network', 'none'\]"):
+        record_trial_in_card(tmp_path / "n.card.toml", results, "unet")
