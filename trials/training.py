@@ -198,6 +198,89 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
     return pairs
 
 
+def _merge_pairs(parts: list[dict]) -> dict[str, np.ndarray]:
+    """The pairs of several :func:`simulate_pairs` calls on disjoint patients, in the order given (each
+    part's ``template_index`` shifted past the templates of the parts before it)."""
+    merged = {"sexes": parts[0]["sexes"]}
+    offset = 0
+    for name in parts[0]:
+        if name == "sexes":
+            continue
+        if name == "template_index":
+            shifted = []
+            for part in parts:
+                shifted.append(part["template_index"] + offset)
+                offset += len(part["observer_templates"])
+            merged[name] = np.concatenate(shifted)
+        else:
+            merged[name] = np.concatenate([part[name] for part in parts])
+    return merged
+
+
+def simulate_pairs_in_parallel(spec: TrainingSpec, trial_spec, *, workers: int = 1, progress=None) -> dict:
+    """:func:`simulate_pairs` of every training patient, ``workers`` processes simulating one patient
+    each at a time; the pairs are the same as in one process (a patient's do not depend on the
+    others'), concatenated in patient order."""
+    require(int(workers) >= 1, "workers", workers, "a positive number of processes")
+    if int(workers) == 1:
+        return simulate_pairs(spec, trial_spec, progress=progress)
+    from joblib import Parallel, delayed
+
+    n = int(spec.data.n_patients)
+    parts = []
+    calls = (delayed(simulate_pairs)(spec, trial_spec, patients=[p]) for p in range(n))
+    for part in Parallel(n_jobs=int(workers), return_as="generator")(calls):
+        parts.append(part)
+        if progress is not None:
+            progress(len(parts), n)
+    return _merge_pairs(parts)
+
+
+def pairs_key(spec: TrainingSpec, trial_spec) -> str:
+    """Content key of everything a training file's pairs depend on: its seed and data section, the
+    trial's specification and the code."""
+    from .plan import code_digest, content_key, specification_key
+
+    return content_key({"seed": int(spec.seed), "data": dataclasses.asdict(spec.data),
+                        "trial": specification_key(trial_spec), "code": code_digest()})
+
+
+def load_or_simulate_pairs(spec: TrainingSpec, trial_spec, pairs_file: Path | None, *, workers: int = 1,
+                           progress=None, log=print) -> dict:
+    """The training pairs: read from ``pairs_file`` when it holds this training's pairs (same
+    :func:`pairs_key`), else simulated and, with a ``pairs_file`` that does not exist yet, written there
+    (under a temporary name, then renamed), so that training files sharing their data and seed (the
+    pretrained default and its task-informed counterpart) simulate them once.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``pairs_file`` exists but holds other pairs, or is not a pairs file: it is never overwritten.
+    """
+    key = pairs_key(spec, trial_spec)
+    if pairs_file is not None and pairs_file.exists():
+        try:
+            with np.load(pairs_file, allow_pickle=False) as stored:
+                found = str(stored["pairs_key"])
+                pairs = {name: stored[name] for name in stored.files if name != "pairs_key"}
+        except (OSError, ValueError, KeyError) as error:
+            raise InvalidParameterError(f"pairs file {str(pairs_file)!r} is not a pairs file written by spectrial "
+                                        f"train ({type(error).__name__}): expected one, or a path that does not exist")
+        if found != key:
+            raise InvalidParameterError(f"pairs file {str(pairs_file)!r} holds the pairs of other data, trial or code: "
+                                        "expected the pairs of this training file, or a new path")
+        pairs["sexes"] = [str(sex) for sex in pairs["sexes"]]
+        log(f"read {len(pairs['inputs'])} pairs from {pairs_file}")
+        return pairs
+    pairs = simulate_pairs_in_parallel(spec, trial_spec, workers=workers, progress=progress)
+    if pairs_file is not None:
+        tmp = pairs_file.with_name(pairs_file.name + ".partial")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, pairs_key=np.array(key), **{k: np.asarray(v) for k, v in pairs.items()})
+        os.replace(tmp, pairs_file)
+    return pairs
+
+
 def observer_templates(channels, crop, position) -> np.ndarray:
     """The observer's channels ``(n_channels, *crop)`` evaluated on a crop, centred at the crop voxel
     ``position`` (rounded, kept inside the crop). The channels must be rotationally symmetric: the
@@ -213,10 +296,12 @@ def observer_templates(channels, crop, position) -> np.ndarray:
 
 
 def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=print,
-                 device: str = "cpu") -> Path:
+                 device: str = "cpu", workers: int = 1, pairs_file: str | os.PathLike | None = None) -> Path:
     """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve.
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training.
+    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training;
+    ``workers`` processes simulate the patients; ``pairs_file`` (``.npz``) keeps the simulated pairs
+    for another training file with the same data and seed (:func:`load_or_simulate_pairs`).
 
     ``progress(done, total)`` follows the simulation (patients), ``epoch_progress(epoch, epochs,
     train_loss, validation_loss)`` the training; without it each epoch's losses are logged."""
@@ -229,9 +314,10 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     if output.suffix != ".pt":
         raise InvalidParameterError(f"output={spec.output!r} is not allowed: expected a .pt checkpoint path")
     start = time.perf_counter()
-    pairs = simulate_pairs(spec, trial_spec, progress=progress)
+    pairs = load_or_simulate_pairs(spec, trial_spec, None if pairs_file is None else Path(pairs_file), workers=workers,
+                                   progress=progress, log=log)
     simulated = time.perf_counter() - start
-    log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
+    log(f"simulated or read {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
     if network_config.mode == "task-informed" and "observer_templates" not in pairs:
         raise InvalidParameterError(f"mode 'task-informed' with domain {spec.data.domain!r} and observer channels "

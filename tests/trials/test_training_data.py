@@ -9,7 +9,8 @@ from spectrial.phantoms import InvalidParameterError
 from spectrial.trials.analysis import DetectabilityRow
 from spectrial.trials.channels import make_channels
 from spectrial.trials.outputs import write_results_csv
-from spectrial.trials.training import observer_templates, record_trial_in_card
+from spectrial.trials.training import (TrainingSpec, _merge_pairs, load_or_simulate_pairs, observer_templates,
+                                      record_trial_in_card)
 
 
 def test_observer_templates_are_centred_where_the_defect_is_read():
@@ -45,3 +46,31 @@ def test_a_trials_auc_and_fidelity_with_the_network_are_added_to_its_card(tmp_pa
     assert quarter["noiseless_myocardium_bias_percent"] == -0.5 and set(measured["inferior"]) == {"dose_1", "dose_0.25"}
     with pytest.raises(InvalidParameterError, match=r"method.*'unet'.*\['network', 'none'\]"):
         record_trial_in_card(tmp_path / "n.card.toml", results, "unet")
+
+
+def test_pairs_simulated_apart_merge_with_each_pair_keeping_its_own_templates():
+    rng = np.random.default_rng(0)
+
+    def part(patient, n_templates, n_pairs):
+        return {"inputs": rng.random((n_pairs, 2, 2, 2)), "patients": np.full(n_pairs, patient),
+                "observer_templates": rng.random((n_templates, 3, 2, 2, 2)),
+                "template_index": rng.integers(0, n_templates, n_pairs), "sexes": ["female", "male"]}
+    parts = [part(0, 2, 5), part(1, 3, 4)]
+    merged = _merge_pairs(parts)
+    assert merged["patients"].tolist() == [0] * 5 + [1] * 4 and merged["sexes"] == ["female", "male"]
+    own = np.concatenate([p["observer_templates"][p["template_index"]] for p in parts])
+    np.testing.assert_array_equal(merged["observer_templates"][merged["template_index"]], own)
+
+
+def test_a_pairs_file_of_other_data_is_refused_and_left_as_it_was(tmp_path):
+    from spectrial.trials import load_trial
+
+    foreign = tmp_path / "pairs.npz"
+    np.savez(foreign, pairs_key=np.array("another training's key"), inputs=np.zeros((1, 2, 2, 2)))
+    before = foreign.read_bytes()
+    with pytest.raises(InvalidParameterError, match="holds the pairs of other data"):
+        load_or_simulate_pairs(TrainingSpec(), load_trial(None), foreign)
+    (tmp_path / "notes.npz").write_text("not an archive")
+    with pytest.raises(InvalidParameterError, match="is not a pairs file"):
+        load_or_simulate_pairs(TrainingSpec(), load_trial(None), tmp_path / "notes.npz")
+    assert foreign.read_bytes() == before and (tmp_path / "notes.npz").read_text() == "not an archive"
