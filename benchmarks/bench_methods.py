@@ -22,7 +22,7 @@ from spectrial.trials.plan import WorkUnit
 from spectrial.trials.runner import simulate_unit, trial_patients
 
 METHODS = [("none", {}), ("gaussian", {"fwhm_mm": 12.0}), ("butterworth", {}), ("nlm", {}), ("tv", {}), ("bm4d", {}),
-           ("network", {"checkpoint": "pretrained:default-unet", "allow_other_doses": True})]
+           ("network", {"checkpoint": "pretrained:default-unet"})]
 
 
 def main():

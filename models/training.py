@@ -32,6 +32,7 @@ from .observer_loss import channel_outputs, noise_channel_weights, observer_loss
 
 TRAINING_MODES = ("supervised", "noise2noise", "gan", "task-informed")
 LOSSES = ("mse", "l1")
+BIAS_REFERENCES = ("target", "input")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TrainingConfig:
     adversarial_weight: float = 0.01
     observer_weight: float = 1.0  # task-informed: the observer term's weight, 1 = the fidelity loss's at the start
     bias_weight: float = 0.0  # weight of the squared relative myocardial-mean error (needs myocardium masks)
+    bias_reference: str = "target"  # the myocardial mean kept: the target's, or the input's ("input")
     epochs: int = 20
     batch_size: int = 4
     learning_rate: float = 1e-3
@@ -65,6 +67,8 @@ class TrainingConfig:
         require(self.adversarial_weight >= 0, "adversarial_weight", self.adversarial_weight, "a weight >= 0")
         require(self.observer_weight >= 0, "observer_weight", self.observer_weight, "a weight >= 0")
         require(self.bias_weight >= 0, "bias_weight", self.bias_weight, "a weight >= 0")
+        require(self.bias_reference in BIAS_REFERENCES, "bias_reference", self.bias_reference,
+                f"one of {list(BIAS_REFERENCES)}")
 
     def network_hyperparameters(self) -> dict:
         if self.architecture == "unet3d":
@@ -97,10 +101,16 @@ def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Gener
     return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
 
 
-def _with_myocardial_mean(loss, masks, shape, weight: float, device):
+def _with_myocardial_mean(loss, masks, shape, weight: float, device, inputs: torch.Tensor | None = None):
     """``loss(prediction, target, index)`` plus ``weight`` x the batch's mean squared relative error of
     the myocardial mean: a network that smooths the myocardium into its surroundings loses uptake
-    that the voxel-wise fidelity loss charges only weakly."""
+    that the voxel-wise fidelity loss charges only weakly.
+
+    With ``inputs`` (the scaled input crops ``(n, z, y, x)``) the error is the change the network
+    makes to the input's myocardial mean, ``sum m (output - input) / sum m target``, instead of the
+    output's error against the target's: zero at the identity whatever the noise, so its gradient
+    carries no noise of the realization's myocardial mean (which no denoiser can remove), and the
+    output keeps the input's mean, which OSEM's unprocessed reconstructions hold without bias."""
     if masks is None or np.shape(masks) != tuple(shape):
         raise InvalidParameterError(f"bias_weight needs myocardium masks of the crops' shape {tuple(shape)}: got "
                                     f"{None if masks is None else np.shape(masks)}")
@@ -110,7 +120,8 @@ def _with_myocardial_mean(loss, masks, shape, weight: float, device):
 
     def with_bias(prediction, target, index):
         m = masks[index][:, None].to(device)
-        relative = ((prediction - target) * m).flatten(1).sum(1) / (target * m).flatten(1).sum(1)
+        reference = target if inputs is None else inputs[index][:, None].to(device)
+        relative = ((prediction - reference) * m).flatten(1).sum(1) / (target * m).flatten(1).sum(1)
         return loss(prediction, target, index) + weight * (relative ** 2).mean()
     return with_bias
 
@@ -160,7 +171,8 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     masks : bool ndarray, ``(n, z, y, x)``, optional
         Myocardium of each crop; with ``config.bias_weight`` the loss adds ``bias_weight x`` the
         squared relative error of the myocardial mean, ``(sum m (output - target) / sum m target)^2``,
-        averaged over the batch.
+        averaged over the batch (with ``config.bias_reference = "input"``, ``output - input``: the
+        change the network makes to the myocardial mean).
     patients, doses : ndarray, ``(n,)``
         Patient id and dose fraction of each pair.
     config : TrainingConfig
@@ -205,7 +217,8 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     def fidelity(prediction, target, index):
         return criterion(prediction, target)
     if config.bias_weight:
-        fidelity = _with_myocardial_mean(fidelity, masks, x_all.shape, config.bias_weight, device)
+        fidelity = _with_myocardial_mean(fidelity, masks, x_all.shape, config.bias_weight, device,
+                                         x_all if config.bias_reference == "input" else None)
     if config.mode == "task-informed":
         fidelity = _task_informed_loss(fidelity, criterion, x_all, y_all, train, observer_templates, template_index,
                                        config.observer_weight, device)

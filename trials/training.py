@@ -384,6 +384,7 @@ def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, p
                 "final_training_loss": result.train_loss[-1], "final_validation_loss": result.validation_loss[-1]}
     if config.bias_weight:
         training["bias_weight"] = float(config.bias_weight)
+        training["bias_reference"] = config.bias_reference
     if config.mode == "task-informed":
         training["observer_weight"] = float(config.observer_weight)
         training["observer_channels"] = trial_spec.observer.channels.describe()
