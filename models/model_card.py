@@ -11,7 +11,9 @@ The card is TOML, for people and programs alike:
   ``allow_other_doses``;
 - ``[held_out.dose_F]``: fidelity on the held-out patients' crops at each trained dose against the
   noiseless reconstruction (RMSE, SSIM, myocardial bias), beside the unprocessed input's;
-- ``[default_trial]``: the default trial's AUC with the network, only where it was measured.
+- ``[default_trial]`` (or another trial's section): a trial's AUC and fidelity with the network, per
+  defect type and dose, only where one was run (added by
+  :func:`spectrial.trials.training.record_trial_in_card`).
 """
 
 from __future__ import annotations
