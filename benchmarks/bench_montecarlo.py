@@ -30,7 +30,7 @@ from spectrial.phantoms.phantom import make_phantom
 from spectrial.simulate import ScatterModel, SpectProjector, bin_to_detector, expected_projections, orbit_radii
 from spectrial.simulate.montecarlo import montecarlo_projections
 from spectrial.simulate.scatter import tew_estimate
-from spectrial.trials.runner import simulation_grid
+from spectrial.trials.cases import simulation_grid
 from spectrial.trials.spec import load_trial
 
 TARGET_NOISE = 0.05

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.resources
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from spectrial.simulate.images import Projections, Volume
 from .enhancement import DOMAINS, METHODS, EnhancementMethod
 from .networks import ARCHITECTURE_LABELS, ARCHITECTURES, apply_network, intensity_scale, load_checkpoint, make_network
 
+
+logger = logging.getLogger(__name__)
 
 PRETRAINED_PREFIX = "pretrained:"
 DEFAULT_PRETRAINED = "default-unet"  # the default trial's network
@@ -64,6 +67,29 @@ def _checked(model: str, out, images: torch.Tensor, data: Volume | Projections):
     return data.derived(out, "enhancement", model=model)
 
 
+def trained_doses(record: dict) -> tuple[float, ...]:
+    """The dose fractions a checkpoint's network was trained on (its training record); empty for a
+    checkpoint whose record does not say."""
+    return tuple(float(f) for f in record.get("training", {}).get("data", {}).get("dose_fractions", []))
+
+
+def trained_dose_range_covers(record: dict, dose_fraction: float) -> bool:
+    """Whether ``dose_fraction`` lies within the doses a checkpoint's network was trained on: its one
+    dose for a dose-specific network, from the lowest to the highest for a dose-conditioned one (which
+    interpolates between its training doses but never saw noise outside them). A record without
+    training doses covers every dose."""
+    doses = trained_doses(record)
+    if not doses:
+        return True
+    low, high = min(doses), max(doses)
+    return bool(np.isclose(dose_fraction, low) or np.isclose(dose_fraction, high) or low <= dose_fraction <= high)
+
+
+def _trained_doses_in_words(record: dict) -> str:
+    doses = sorted(trained_doses(record), reverse=True)
+    return f"dose {doses[0]:g} only" if len(doses) == 1 else f"doses {doses[0]:g} to {doses[-1]:g}"
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_checkpoint(path: str, mtime: float, device: str):
     """The checkpoint's network on ``device`` and its record: one copy per file version and device, never
@@ -93,8 +119,11 @@ class NetworkDenoiser(EnhancementMethod):
     dose_checkpoints : tuple of str
         Instead of ``checkpoint``: one dose-specific network per dose, as ``"DOSE=FILE"`` entries.
     allow_other_doses : bool
-        Let a network trained for one dose (and not dose-conditioned) enhance other doses; refused
-        by default, since its training never saw their noise level.
+        Let a network enhance doses outside those it was trained on (the checkpoint's training record:
+        one dose for a dose-specific network, the range from the lowest to the highest training dose
+        for a dose-conditioned one); refused by default, since its training never saw their noise
+        level. When allowed, each such use is logged and :meth:`untrained_doses` names the doses, so a
+        trial's report can say so.
     batch_size : int
         Images per forward pass.
     domain : str
@@ -197,7 +226,7 @@ class NetworkDenoiser(EnhancementMethod):
 
     def _network_for(self, dose_fraction: float):
         """The checkpoint's name, its network and record for ``dose_fraction``, refused when it was trained in
-        another domain or for another dose only."""
+        another domain or, unless ``allow_other_doses``, outside the doses it was trained on."""
         name = self.checkpoint_for(dose_fraction)
         network, record = self._load(name)
         trained = record.get("training", {})
@@ -205,14 +234,20 @@ class NetworkDenoiser(EnhancementMethod):
         if trained_for != self.domain:
             raise InvalidParameterError(f"network {name!r} was trained in the {trained_for} domain: "
                                         f"expected domain = {trained_for!r} for it")
-        doses = trained.get("data", {}).get("dose_fractions", [])
-        conditioned = trained.get("config", {}).get("dose_conditioned", False)
-        if (len(doses) == 1 and not conditioned and not self.allow_other_doses
-                and not np.isclose(doses[0], dose_fraction)):
-            raise InvalidParameterError(f"network {name!r} was trained for dose {doses[0]:g} only, not "
-                                        f"{dose_fraction:g}: give one network per dose (dose_checkpoints), a "
-                                        "dose-conditioned network, or allow_other_doses = true")
+        if not trained_dose_range_covers(record, dose_fraction):
+            if not self.allow_other_doses:
+                raise InvalidParameterError(
+                    f"network {name!r} was trained at {_trained_doses_in_words(record)}, not at dose "
+                    f"{dose_fraction:g}: give one network per dose (dose_checkpoints), a network trained at "
+                    "this dose, or allow_other_doses = true to apply it anyway")
+            logger.warning("network %r, trained at %s, enhances dose %g (allow_other_doses = true)", name,
+                           _trained_doses_in_words(record), dose_fraction)
         return name, network, record
+
+    def untrained_doses(self, dose_fractions) -> list[float]:
+        """The doses among ``dose_fractions`` outside those its network(s) were trained on: refused, or,
+        with ``allow_other_doses``, enhanced anyway."""
+        return [f for f in dose_fractions if not trained_dose_range_covers(self._load(self.checkpoint_for(f))[1], f)]
 
     on_device = _on_device
 

@@ -7,8 +7,11 @@ Training and validation are split by patient, so no patient's anatomy is seen in
 choice (split, initial weights, batch order) comes from the seed.
 
 Modes: ``supervised`` (MSE or L1), ``noise2noise`` (MSE against the second realization, whose
-expectation is the clean image), and ``gan`` (pix2pix: the generator's L1 or MSE loss plus
-``adversarial_weight`` x the PatchGAN discriminator's verdict, Isola et al. CVPR 2017).
+expectation is the clean image), ``gan`` (pix2pix: the generator's L1 or MSE loss plus
+``adversarial_weight`` x the PatchGAN discriminator's verdict, Isola et al. CVPR 2017), and
+``task-informed`` (the supervised loss plus ``observer_weight`` x an observer term on the channel
+outputs where the defect is read, :mod:`~spectrial.models.observer_loss`, after DEMIST, Rahman et al.
+IEEE TRPMS 2024), trained on pairs with and without defects.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from torch import nn
 from spectrial.phantoms.errors import InvalidParameterError, ModelRuntimeError, require
 
 from .networks import ARCHITECTURES, PatchDiscriminator, intensity_scale, make_network
+from .observer_loss import channel_outputs, noise_channel_weights, observer_loss
 
-TRAINING_MODES = ("supervised", "noise2noise", "gan")
+TRAINING_MODES = ("supervised", "noise2noise", "gan", "task-informed")
 LOSSES = ("mse", "l1")
+BIAS_REFERENCES = ("target", "input")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,9 @@ class TrainingConfig:
     mode: str = "supervised"
     loss: str = "mse"
     adversarial_weight: float = 0.01
+    observer_weight: float = 1.0  # task-informed: the observer term's weight, 1 = the fidelity loss's at the start
+    bias_weight: float = 0.0  # weight of the squared relative myocardial-mean error (needs myocardium masks)
+    bias_reference: str = "target"  # the myocardial mean kept: the target's, or the input's ("input")
     epochs: int = 20
     batch_size: int = 4
     learning_rate: float = 1e-3
@@ -57,6 +65,10 @@ class TrainingConfig:
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive rate")
         require(0 < self.validation_fraction < 1, "validation_fraction", self.validation_fraction, "a fraction in (0, 1)")
         require(self.adversarial_weight >= 0, "adversarial_weight", self.adversarial_weight, "a weight >= 0")
+        require(self.observer_weight >= 0, "observer_weight", self.observer_weight, "a weight >= 0")
+        require(self.bias_weight >= 0, "bias_weight", self.bias_weight, "a weight >= 0")
+        require(self.bias_reference in BIAS_REFERENCES, "bias_reference", self.bias_reference,
+                f"one of {list(BIAS_REFERENCES)}")
 
     def network_hyperparameters(self) -> dict:
         if self.architecture == "unet3d":
@@ -89,8 +101,62 @@ def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Gener
     return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
 
 
+def _with_myocardial_mean(loss, masks, shape, weight: float, device, inputs: torch.Tensor | None = None):
+    """``loss(prediction, target, index)`` plus ``weight`` x the batch's mean squared relative error of
+    the myocardial mean: a network that smooths the myocardium into its surroundings loses uptake
+    that the voxel-wise fidelity loss charges only weakly.
+
+    With ``inputs`` (the scaled input crops ``(n, z, y, x)``) the error is the change the network
+    makes to the input's myocardial mean, ``sum m (output - input) / sum m target``, instead of the
+    output's error against the target's: zero at the identity whatever the noise, so its gradient
+    carries no noise of the realization's myocardial mean (which no denoiser can remove), and the
+    output keeps the input's mean, which OSEM's unprocessed reconstructions hold without bias."""
+    if masks is None or np.shape(masks) != tuple(shape):
+        raise InvalidParameterError(f"bias_weight needs myocardium masks of the crops' shape {tuple(shape)}: got "
+                                    f"{None if masks is None else np.shape(masks)}")
+    masks = torch.as_tensor(np.asarray(masks, bool))
+    require(bool(torch.all(masks.flatten(1).any(1))), "masks", "a crop without myocardium",
+            "a myocardium mask with at least one voxel in every crop")
+
+    def with_bias(prediction, target, index):
+        m = masks[index][:, None].to(device)
+        reference = target if inputs is None else inputs[index][:, None].to(device)
+        relative = ((prediction - reference) * m).flatten(1).sum(1) / (target * m).flatten(1).sum(1)
+        return loss(prediction, target, index) + weight * (relative ** 2).mean()
+    return with_bias
+
+
+def _task_informed_loss(loss, criterion, x_all: torch.Tensor, y_all: torch.Tensor, train: np.ndarray, templates,
+                        template_index, weight: float, device):
+    """The task-informed loss ``loss(prediction, target, index)`` of pairs ``index`` (predictions and
+    targets ``(b, 1, z, y, x)``): ``loss`` plus ``weight`` x the observer term scaled by the fidelity
+    ``criterion``'s value for the unprocessed training inputs, so that ``weight = 1`` gives both terms
+    the same size at the start (where the observer term is 1 by construction)."""
+    if templates is None or template_index is None:
+        raise InvalidParameterError("mode 'task-informed' needs observer_templates and template_index: the observer's "
+                                    "channels where each pair's defect is read")
+    templates = torch.as_tensor(np.asarray(templates, np.float32))
+    template_index = np.asarray(template_index)
+    if (templates.ndim != 5 or tuple(templates.shape[2:]) != tuple(x_all.shape[1:])
+            or template_index.shape != (len(x_all),) or not np.all((template_index >= 0) & (template_index < len(templates)))):
+        raise InvalidParameterError(f"observer_templates {tuple(templates.shape)} and template_index "
+                                    f"{template_index.shape}: expected (m, n_channels, *{tuple(x_all.shape[1:])}) and "
+                                    f"({len(x_all)},) indices below m")
+    noise_outputs = torch.cat([channel_outputs(x_all[chunk] - y_all[chunk], templates[template_index[chunk]])
+                               for chunk in np.array_split(train, max(1, len(train) // 64))])
+    weights = torch.as_tensor(noise_channel_weights(noise_outputs.numpy()), dtype=torch.float32, device=device)
+    scale = float(criterion(x_all[train], y_all[train]))
+    templates = templates.to(device)
+
+    def task_informed(prediction, target, index):
+        term = observer_loss(prediction[:, 0], target[:, 0], templates[template_index[index]], weights)
+        return loss(prediction, target, index) + weight * scale * term
+    return task_informed
+
+
 def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray, doses: np.ndarray,
-                  config: TrainingConfig, *, scales: np.ndarray | None = None, progress=None,
+                  config: TrainingConfig, *, scales: np.ndarray | None = None, masks: np.ndarray | None = None,
+                  observer_templates=None, template_index=None, progress=None,
                   device: str | torch.device = "cpu") -> TrainingResult:
     """Train a network on crops ``(n, z, y, x)``.
 
@@ -102,9 +168,19 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         Intensity scale of each pair: the :func:`~spectrial.models.networks.intensity_scale` of the
         whole image the crop was cut from, as the network will see whole images; by default the
         crop's own.
+    masks : bool ndarray, ``(n, z, y, x)``, optional
+        Myocardium of each crop; with ``config.bias_weight`` the loss adds ``bias_weight x`` the
+        squared relative error of the myocardial mean, ``(sum m (output - target) / sum m target)^2``,
+        averaged over the batch (with ``config.bias_reference = "input"``, ``output - input``: the
+        change the network makes to the myocardial mean).
     patients, doses : ndarray, ``(n,)``
         Patient id and dose fraction of each pair.
     config : TrainingConfig
+    observer_templates : ndarray, ``(m, n_channels, z, y, x)``, optional
+        Task-informed mode: the observer's channel templates on the crop, centred where each pair's
+        defect is read (one set per patient and defect location).
+    template_index : ndarray of int, ``(n,)``, optional
+        Task-informed mode: the templates of each pair (index into ``observer_templates``).
     progress : callable, optional
         Called as ``progress(epoch, train_loss, validation_loss)`` after each epoch.
     device : str or torch.device
@@ -142,6 +218,18 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     train = np.flatnonzero(np.isin(patients, train_ids))
     validation = np.flatnonzero(np.isin(patients, validation_ids))
     criterion = nn.MSELoss() if config.loss == "mse" or config.mode == "noise2noise" else nn.L1Loss()
+
+    def fidelity(prediction, target, index):
+        return criterion(prediction, target)
+    if config.bias_weight:
+        fidelity = _with_myocardial_mean(fidelity, masks, x_all.shape, config.bias_weight, device,
+                                         x_all if config.bias_reference == "input" else None)
+    if config.mode == "task-informed":
+        fidelity = _task_informed_loss(fidelity, criterion, x_all, y_all, train, observer_templates, template_index,
+                                       config.observer_weight, device)
+    elif observer_templates is not None:
+        raise InvalidParameterError(f"observer_templates are given for mode {config.mode!r}: expected mode = "
+                                    "'task-informed' to use them")
     network = network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     optimizer_d = None
@@ -168,7 +256,7 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
             index = order[b:b + int(config.batch_size)]
             x, y = batch_input(index), y_all[index][:, None].to(device)
             prediction = network(x)
-            loss = criterion(prediction, y)
+            loss = fidelity(prediction, y, index)
             if discriminator is not None:
                 # Discriminator: real pairs (input, target) against generated ones.
                 optimizer_d.zero_grad()
@@ -184,8 +272,8 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
             losses.append(float(loss.detach()))
         network.eval()
         with torch.inference_mode():
-            validation_losses = [float(criterion(network(batch_input(validation[b:b + 8])), y_all[validation[b:b + 8]][:, None].to(device)))
-                                 * len(validation[b:b + 8]) for b in range(0, len(validation), 8)]
+            validation_losses = [float(fidelity(network(batch_input(index)), y_all[index][:, None].to(device), index))
+                                 * len(index) for index in (validation[b:b + 8] for b in range(0, len(validation), 8))]
         result.train_loss.append(float(np.mean(losses)))
         result.validation_loss.append(float(np.sum(validation_losses) / len(validation)))
         if progress is not None:

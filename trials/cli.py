@@ -83,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("training_file", help="training TOML file (see examples/training/)")
     train.add_argument("--device", default="cpu", help="where the pairs are simulated and the network trains: cpu, "
                                                        "cuda, cuda:N or auto (a GPU where one is available)")
+    train.add_argument("--workers", type=int, default=1, help="processes simulating the patients' pairs (default 1)")
+    train.add_argument("--pairs", metavar="FILE.npz", help="keep the simulated pairs in this file, or read them from "
+                                                           "it when it holds this training file's data")
 
     from .exchange import add_export_parser, add_reconstruct_parser
 
@@ -299,7 +302,7 @@ def _train(args) -> int:
 
     try:
         run_training(args.training_file, progress=progress, epoch_progress=epoch_progress, log=print,
-                     device=args.device)
+                     device=args.device, workers=args.workers, pairs_file=args.pairs)
     finally:
         bar.close()
         if epochs is not None:

@@ -98,7 +98,7 @@ def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dic
             + (" Each image is reoriented by an LV axis, base and size estimated from the image itself "
                "(maximum-count profiles), and the defect is read where that LV places it."
                if rec.reorientation == "image" else " Images are reoriented with the phantom's LV geometry.")),
-        "Enhancement methods": f"Applied to every reconstruction: {methods}.",
+        "Enhancement methods": f"Applied to every reconstruction: {methods}." + _untrained_doses_in_words(spec),
         "Observer": f"{spec.observer.describe()}.",
         "Statistics": (
             f"Wilcoxon-Mann-Whitney AUC with {_percent(stat.confidence)} {stat.ci_method} confidence intervals"
@@ -118,6 +118,21 @@ def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dic
             "reconstruction and against the true activity; myocardial noise is the voxel standard deviation across "
             "realizations over the mean."),
     }
+
+
+def _untrained_doses_in_words(spec: TrialSpec) -> str:
+    """A sentence per network applied (``allow_other_doses``) at doses outside those it was trained on."""
+    notes = []
+    names = spec.method_names
+    for label, method in zip(spec.method_labels, spec.methods):
+        try:
+            doses = method.untrained_doses(spec.simulation.dose_fractions) if method.allow_other_doses else []
+        except (AttributeError, InvalidParameterError):  # not a network, or its checkpoint is not here
+            continue
+        if doses:
+            notes.append(f" {names[label]} was applied at {', '.join(figures.dose_label(f) for f in doses)} dose, outside "
+                         "the doses it was trained on (allow_other_doses).")
+    return "".join(notes)
 
 
 def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]], dict[str, str]]:

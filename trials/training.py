@@ -18,11 +18,14 @@ the embedded quick trial by default), how much data to simulate, the pairs to fo
 
     [network]                      # spectrial.models.training.TrainingConfig
     architecture = "unet3d"
-    mode = "supervised"            # "noise2noise" | "gan"
+    mode = "supervised"            # "noise2noise" | "gan" | "task-informed"
+    bias_weight = 0.0              # > 0: keep the myocardial mean
     epochs = 20
 
 Patients are drawn from their own seeded stream (``seed``), so a training file reproduces its data,
-and they are distinct from the trial's patients (another stream).
+and they are distinct from the trial's patients (another stream). Every patient is simulated without
+and with each of the trial's defect types. Beside the checkpoint, the run writes its loss curve and
+its model card (:mod:`spectrial.models.model_card`).
 """
 
 from __future__ import annotations
@@ -39,17 +42,21 @@ import numpy as np
 import torch
 
 from spectrial.models.enhancement import DOMAINS
-from spectrial.models.networks import intensity_scale, save_checkpoint
+from spectrial.models.model_card import model_card_path, read_model_card, refused_doses_in_words, write_model_card
+from spectrial.models.networks import apply_network, intensity_scale, save_checkpoint
 from spectrial.models.training import TrainingConfig, save_loss_curve, train_network
 from spectrial.phantoms import sample_population
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.simulate.devices import resolve_device
 
+from .fidelity import fidelity_metrics
+from .outputs import RESULTS_CSV, read_table
 from .streams import trial_rng
 from .unit import WorkUnit, simulate_unit
 from .spec import SpecError, from_record, load_trial
 
 TARGETS = ("full-dose", "noiseless", "noise2noise")
+ROTATIONALLY_SYMMETRIC = ("square", "laguerre-gauss", "dog")  # channel families that need no reorientation
 TRAINING_KEY = 0x7A1  # keys the training population's random stream apart from any trial's
 
 logger = logging.getLogger(__name__)
@@ -111,22 +118,33 @@ def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
     return padded[(Ellipsis,) + index]
 
 
-def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str, np.ndarray]:
+def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=None) -> dict[str, np.ndarray]:
     """Simulate the training pairs: ``inputs``, ``targets`` (crops), ``scales`` (whole-image intensity
-    scales), ``patients``, ``doses``."""
+    scales), ``patients``, ``doses``, ``states`` (0 without a defect, k with the trial's k-th defect
+    type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
+    ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
+    where each patient's defect is read); ``sexes`` of the patients.
+
+    ``patients`` (indices into the training population, all by default) simulates some of them only,
+    to share the work between processes: the pairs of a patient do not depend on the others."""
     data = spec.data
     doses = tuple(float(f) for f in data.dose_fractions)
     needed = sorted(set(doses) | ({1.0} if data.target == "full-dose" else set()), reverse=True)
     simulation = dataclasses.replace(trial_spec.simulation, n_patients=int(data.n_patients),
                                      realizations=int(data.realizations), dose_fractions=tuple(needed))
     trial = dataclasses.replace(trial_spec, simulation=simulation)
-    patients = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
-                                 variability=trial.population, uptake=trial.uptake)
-    inputs, targets, scales, patient_ids, dose_ids = [], [], [], [], []
-    for p, patient in enumerate(patients):
+    population = sample_population(int(data.n_patients), rng=trial_rng(spec.seed, TRAINING_KEY),
+                                   variability=trial.population, uptake=trial.uptake)
+    chosen = range(len(population)) if patients is None else sorted(set(int(p) for p in patients))
+    require(all(0 <= p < len(population) for p in chosen) and len(chosen) > 0, "patients", list(chosen),
+            f"indices of the {len(population)} training patients")
+    inputs, targets, scales, patient_ids, dose_ids, states, references, masks = [], [], [], [], [], [], [], []
+    templates, template_index = [], []
+    for done, p in enumerate(chosen):
+        patient = population[p]
         for state in range(len(trial.defects) + 1):  # every patient without and with each defect type
             sim = simulate_unit(trial, patient, WorkUnit(p, state, 0, int(data.realizations)))
-            _, box, _ = sim.heart
+            myocardium, box, _ = sim.heart
             heart = np.array([(s.start + s.stop - 1) / 2 for s in box])
             if data.domain == "projection":
                 # Counts (view, z, bin): the middle view and bin, the heart's axial row.
@@ -138,6 +156,14 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                 centre = heart
                 stacks = {f: np.asarray(sim.volumes[f], np.float32) for f in needed}
                 clean = {f: np.asarray(sim.noiseless, np.float32) for f in doses}
+                full_mask = np.zeros(sim.recon_grid.shape, bool)
+                full_mask[box] = myocardium
+                mask = _crop_around(full_mask, centre, data.crop)
+                if trial.observer.channels.family in ROTATIONALLY_SYMMETRIC:
+                    # Read where the defect is (defect-absent images where the first type would be).
+                    defect = trial.defects[max(state, 1) - 1]
+                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - (np.round(centre) - np.array(data.crop) // 2)
+                    templates.append(observer_templates(trial.observer.channels, data.crop, at))
             for f in doses:
                 low = _crop_around(stacks[f], centre, data.crop)
                 # Scaled as the network will see them: by the whole image's (or stack's) intensity scale.
@@ -153,20 +179,132 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, progress=None) -> dict[str
                     pair_out = np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(low), axis=0)
                 inputs.append(pair_in)
                 targets.append(pair_out)
+                references.append(np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(pair_in), axis=0))
+                if data.domain == "image":
+                    masks.append(np.repeat(mask[None], len(pair_in), axis=0))
+                if templates:
+                    template_index += [len(templates) - 1] * len(pair_in)
+                states += [state] * len(pair_in)
                 scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
                 patient_ids += [p] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
-            progress(p + 1, len(patients))
-    return {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
-            "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids)}
+            progress(done + 1, len(chosen))
+    pairs = {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
+             "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids), "states": np.asarray(states),
+             "references": np.concatenate(references), "sexes": [patient.anatomy.sex for patient in population]}
+    if masks:
+        pairs["masks"] = np.concatenate(masks)
+    if templates:
+        pairs["observer_templates"] = np.stack(templates)
+        pairs["template_index"] = np.asarray(template_index)
+    return pairs
+
+
+def _merge_pairs(parts: list[dict]) -> dict[str, np.ndarray]:
+    """The pairs of several :func:`simulate_pairs` calls on disjoint patients, in the order given (each
+    part's ``template_index`` shifted past the templates of the parts before it)."""
+    merged = {"sexes": parts[0]["sexes"]}
+    offset = 0
+    for name in parts[0]:
+        if name == "sexes":
+            continue
+        if name == "template_index":
+            shifted = []
+            for part in parts:
+                shifted.append(part["template_index"] + offset)
+                offset += len(part["observer_templates"])
+            merged[name] = np.concatenate(shifted)
+        else:
+            merged[name] = np.concatenate([part[name] for part in parts])
+    return merged
+
+
+def simulate_pairs_in_parallel(spec: TrainingSpec, trial_spec, *, workers: int = 1, progress=None) -> dict:
+    """:func:`simulate_pairs` of every training patient, ``workers`` processes simulating one patient
+    each at a time; the pairs are the same as in one process (a patient's do not depend on the
+    others'), concatenated in patient order."""
+    require(int(workers) >= 1, "workers", workers, "a positive number of processes")
+    if int(workers) == 1:
+        return simulate_pairs(spec, trial_spec, progress=progress)
+    from joblib import Parallel, delayed
+
+    n = int(spec.data.n_patients)
+    parts = []
+    calls = (delayed(simulate_pairs)(spec, trial_spec, patients=[p]) for p in range(n))
+    for part in Parallel(n_jobs=int(workers), return_as="generator")(calls):
+        parts.append(part)
+        if progress is not None:
+            progress(len(parts), n)
+    return _merge_pairs(parts)
+
+
+def pairs_key(spec: TrainingSpec, trial_spec) -> str:
+    """Content key of everything a training file's pairs depend on: its seed and data section, the
+    trial's specification and the code."""
+    from .plan import code_digest, content_key, specification_key
+
+    return content_key({"seed": int(spec.seed), "data": dataclasses.asdict(spec.data),
+                        "trial": specification_key(trial_spec), "code": code_digest()})
+
+
+def load_or_simulate_pairs(spec: TrainingSpec, trial_spec, pairs_file: Path | None, *, workers: int = 1,
+                           progress=None, log=print) -> dict:
+    """The training pairs: read from ``pairs_file`` when it holds this training's pairs (same
+    :func:`pairs_key`), else simulated and, with a ``pairs_file`` that does not exist yet, written there
+    (under a temporary name, then renamed), so that training files sharing their data and seed (the
+    pretrained default and its task-informed counterpart) simulate them once.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``pairs_file`` exists but holds other pairs, or is not a pairs file: it is never overwritten.
+    """
+    key = pairs_key(spec, trial_spec)
+    if pairs_file is not None and pairs_file.exists():
+        try:
+            with np.load(pairs_file, allow_pickle=False) as stored:
+                found = str(stored["pairs_key"])
+                pairs = {name: stored[name] for name in stored.files if name != "pairs_key"}
+        except (OSError, ValueError, KeyError) as error:
+            raise InvalidParameterError(f"pairs file {str(pairs_file)!r} is not a pairs file written by spectrial "
+                                        f"train ({type(error).__name__}): expected one, or a path that does not exist")
+        if found != key:
+            raise InvalidParameterError(f"pairs file {str(pairs_file)!r} holds the pairs of other data, trial or code: "
+                                        "expected the pairs of this training file, or a new path")
+        pairs["sexes"] = [str(sex) for sex in pairs["sexes"]]
+        log(f"read {len(pairs['inputs'])} pairs from {pairs_file}")
+        return pairs
+    pairs = simulate_pairs_in_parallel(spec, trial_spec, workers=workers, progress=progress)
+    if pairs_file is not None:
+        tmp = pairs_file.with_name(pairs_file.name + ".partial")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, pairs_key=np.array(key), **{k: np.asarray(v) for k, v in pairs.items()})
+        os.replace(tmp, pairs_file)
+    return pairs
+
+
+def observer_templates(channels, crop, position) -> np.ndarray:
+    """The observer's channels ``(n_channels, *crop)`` evaluated on a crop, centred at the crop voxel
+    ``position`` (rounded, kept inside the crop). The channels must be rotationally symmetric: the
+    crops are not reoriented to the heart's axes as the observer's inputs are."""
+    require(channels.family in ROTATIONALLY_SYMMETRIC, "observer.channels.family", channels.family,
+            f"one of {list(ROTATIONALLY_SYMMETRIC)} for task-informed training (crops are not reoriented)")
+    crop = tuple(int(n) for n in crop)
+    big = tuple(2 * n - 1 for n in crop)  # centred on voxel n - 1 along each axis
+    profiles = channels.matrix(big).T.reshape(-1, *big)
+    at = [int(np.clip(np.round(c), 0, n - 1)) for c, n in zip(position, crop)]
+    return np.ascontiguousarray(profiles[(slice(None),) + tuple(slice(n - 1 - a, 2 * n - 1 - a) for n, a in zip(crop, at))],
+                                dtype=np.float32)
 
 
 def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None, log=None,
-                 device: str = "cpu") -> Path:
+                 device: str = "cpu", workers: int = 1, pairs_file: str | os.PathLike | None = None) -> Path:
     """Simulate the pairs of a training file, train, and write the checkpoint and its loss curve.
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training.
+    ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``) runs the simulation and the training;
+    ``workers`` processes simulate the patients; ``pairs_file`` (``.npz``) keeps the simulated pairs
+    for another training file with the same data and seed (:func:`load_or_simulate_pairs`).
 
     ``progress(done, total)`` follows the simulation (patients), ``epoch_progress(epoch, epochs,
     train_loss, validation_loss)`` the training; without it each epoch's losses are logged. ``log(message)``
@@ -181,12 +319,20 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     if output.suffix != ".pt":
         raise InvalidParameterError(f"output={spec.output!r} is not allowed: expected a .pt checkpoint path")
     start = time.perf_counter()
-    pairs = simulate_pairs(spec, trial_spec, progress=progress)
+    pairs = load_or_simulate_pairs(spec, trial_spec, None if pairs_file is None else Path(pairs_file), workers=workers,
+                                   progress=progress, log=log)
     simulated = time.perf_counter() - start
-    log(f"simulated {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
+    log(f"simulated or read {len(pairs['inputs'])} pairs of {spec.data.crop} from {spec.data.n_patients} patients in "
         f"{simulated:.0f} s")
+    if network_config.mode == "task-informed" and "observer_templates" not in pairs:
+        raise InvalidParameterError(f"mode 'task-informed' with domain {spec.data.domain!r} and observer channels "
+                                    f"{trial_spec.observer.channels.family!r}: expected domain = 'image' (the observer "
+                                    f"reads images) and channels of {list(ROTATIONALLY_SYMMETRIC)}")
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
-                           scales=pairs["scales"], device=resolve_device(device), progress=lambda e, t, v: (
+                           scales=pairs["scales"], masks=pairs.get("masks") if network_config.bias_weight else None,
+                           **({"observer_templates": pairs["observer_templates"], "template_index": pairs["template_index"]}
+                              if network_config.mode == "task-informed" else {}),
+                           device=resolve_device(device), progress=lambda e, t, v: (
                                epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
                                log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
                                    f"validation loss {v:.5f}")))
@@ -198,5 +344,103 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     save_checkpoint(result.network, output, crop=tuple(spec.data.crop),
                     training=result.record(network_config, description))
     save_loss_curve(result, output.with_suffix(".loss.png"))
-    log(f"trained in {result.seconds:.0f} s; checkpoint {output}, loss curve {output.with_suffix('.loss.png')}")
+    card = write_model_card(model_card(spec, trial_spec, network_config, result, pairs, output, description),
+                            model_card_path(output))
+    log(f"trained in {result.seconds:.0f} s; checkpoint {output}, loss curve {output.with_suffix('.loss.png')}, "
+        f"model card {card}")
     return output
+
+
+def held_out_fidelity(network, pairs: dict, patients) -> dict[str, dict]:
+    """Fidelity of the network's outputs on the pairs of ``patients`` (held out of training) at each
+    dose, against the noiseless crops, beside the unprocessed inputs': mean RMSE (the data's units),
+    SSIM and, for images, myocardial bias (%)."""
+    held = np.isin(pairs["patients"], patients)
+    masks = pairs.get("masks")
+    out = {}
+    for dose in sorted(set(pairs["doses"][held].tolist()), reverse=True):
+        index = np.flatnonzero(held & (pairs["doses"] == dose))
+        images = torch.from_numpy(pairs["inputs"][index])
+        enhanced = apply_network(network, images, dose, scale=torch.from_numpy(pairs["scales"][index])).numpy()
+        rows = {"network": [], "input": []}
+        for k, i in enumerate(index):
+            mask = None if masks is None else masks[i]
+            rows["network"].append(fidelity_metrics(enhanced[k], pairs["references"][i], mask=mask))
+            rows["input"].append(fidelity_metrics(pairs["inputs"][i], pairs["references"][i], mask=mask))
+        entry = {"pairs": len(index)}
+        for who, suffix in (("network", ""), ("input", "_input")):
+            entry[f"rmse{suffix}"] = float(np.mean([r["rmse"] for r in rows[who]]))
+            entry[f"ssim{suffix}"] = float(np.mean([r["ssim"] for r in rows[who]]))
+            if masks is not None:
+                entry[f"myocardial_bias_percent{suffix}"] = float(np.mean([r["myocardium_bias_percent"] for r in rows[who]]))
+        out[f"dose_{dose:g}"] = entry
+    return out
+
+
+def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, pairs: dict, output: Path,
+               description: dict) -> dict:
+    """The model card of a trained network (:mod:`spectrial.models.model_card`)."""
+    def sexes(ids):
+        return {sex: sum(pairs["sexes"][i] == sex for i in ids) for sex in ("female", "male")}
+
+    doses = sorted((float(f) for f in spec.data.dose_fractions), reverse=True)
+    training = {"mode": config.mode, "loss": config.loss, "epochs": int(config.epochs), "batch_size": int(config.batch_size),
+                "learning_rate": float(config.learning_rate), "seed": int(config.seed), "seconds": float(result.seconds),
+                "final_training_loss": result.train_loss[-1], "final_validation_loss": result.validation_loss[-1]}
+    if config.bias_weight:
+        training["bias_weight"] = float(config.bias_weight)
+        training["bias_reference"] = config.bias_reference
+    if config.mode == "task-informed":
+        training["observer_weight"] = float(config.observer_weight)
+        training["observer_channels"] = trial_spec.observer.channels.describe()
+    if config.mode == "gan":
+        training["adversarial_weight"] = float(config.adversarial_weight)
+    return {
+        "network": {"name": spec.name, "architecture": config.architecture, **config.network_hyperparameters(),
+                    "parameters": int(sum(p.numel() for p in result.network.parameters())),
+                    "checkpoint": output.name, "size_bytes": output.stat().st_size},
+        "data": {"training_file": description["training_file"], "trial": description["trial"], "seed": int(spec.seed),
+                 "domain": spec.data.domain, "target": spec.data.target, "dose_fractions": doses,
+                 "crop": [int(c) for c in spec.data.crop], "realizations": int(spec.data.realizations),
+                 "pairs": int(len(pairs["inputs"])), "defect_states": sorted(set(pairs["states"].tolist())),
+                 "train_patients": len(result.train_patients), "train_patients_by_sex": sexes(result.train_patients),
+                 "held_out_patients": len(result.validation_patients),
+                 "held_out_patients_by_sex": sexes(result.validation_patients)},
+        "training": training,
+        "doses": {"trained": doses, "refused": refused_doses_in_words(doses) + " (unless allow_other_doses = true)"},
+        "held_out": held_out_fidelity(result.network, pairs, result.validation_patients),
+    }
+
+
+def record_trial_in_card(card_path: str | os.PathLike, results_dir: str | os.PathLike, method: str, *,
+                         section: str = "default_trial") -> Path:
+    """Add what a trial measured with the card's network to its model card: the ``[section]`` table
+    (``default_trial`` for the default trial) holds, per defect type and dose, the AUC with its interval
+    and the RMSE, SSIM and myocardial bias against the noiseless full-dose reconstruction, from the
+    trial's ``results.csv`` rows of ``method`` (its label in that table, e.g. ``network``).
+
+    Raises
+    ------
+    InvalidParameterError
+        The card or the results do not exist, or ``method`` is not among the results' methods.
+    """
+    card_path, results = Path(card_path), Path(results_dir) / RESULTS_CSV
+    card = read_model_card(card_path)
+    if not results.exists():
+        raise InvalidParameterError(f"results_dir={str(results_dir)!r} has no {RESULTS_CSV}: expected a complete "
+                                    "trial's results directory")
+    rows = read_table(results)
+    methods = sorted({str(row["method"]) for row in rows})
+    require(method in methods, "method", method, f"one of the results' methods {methods}")
+    entry = {"results": Path(results_dir).name, "method": method}
+    for row in rows:
+        if row["method"] != method:
+            continue
+        measured = {"auc": row["auc"], "auc_ci_low": row["auc_ci_low"], "auc_ci_high": row["auc_ci_high"],
+                    "cases": int(row["n_absent"]) + int(row["n_present"])}
+        for metric in ("rmse", "ssim", "myocardium_bias_percent"):
+            if row.get(f"noiseless_{metric}") is not None:
+                measured[f"noiseless_{metric}"] = float(row[f"noiseless_{metric}"])
+        entry.setdefault(str(row["defect"]), {})[f"dose_{float(row['dose_fraction']):g}"] = measured
+    card[section] = entry
+    return write_model_card(card, card_path)

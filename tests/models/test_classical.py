@@ -1,8 +1,10 @@
+import sys
+
 import numpy as np
 import pytest
 
 from spectrial.models import make_method
-from spectrial.phantoms import Grid
+from spectrial.phantoms import Grid, InvalidParameterError
 from spectrial.simulate import Volume
 
 
@@ -64,3 +66,30 @@ def test_adaptive_filters_reduce_the_variance_of_a_flat_noisy_region_and_keep_it
     assert out[inner].mean() == pytest.approx(noisy[inner].mean(), rel=0.01)
     batch = make_method(name)(Volume(np.stack([noisy, 2 * noisy]), grid), dose_fraction=0.25).array
     np.testing.assert_allclose(batch[0], out, rtol=1e-5)
+
+
+def test_bm4d_removes_the_noise_of_a_flat_volume_by_a_factor_within_its_bounds():
+    pytest.importorskip("bm4d", reason='the optional extra spectrial[bm4d] is not installed')
+    # A flat level plus white Gaussian noise (sigma 2) on 12^3 voxels (BM4D takes seconds even there).
+    # Bounds, independent of the implementation: on a flat region every collaborative group's
+    # non-DC coefficients are pure noise and are shrunk away, so each estimate averages at least one
+    # 5^3 Wiener block, error <= sigma / sqrt(125); and no estimate of a constant from the N voxels
+    # beats the sample mean (Cramer-Rao), error >= sigma / sqrt(N).
+    rng = np.random.default_rng(1)
+    sigma, grid = 2.0, Grid.centered((12, 12, 12), 6.4)
+    noisy = (10.0 + sigma * rng.standard_normal(grid.shape)).astype(np.float32)
+    out = make_method("bm4d")(Volume(noisy, grid), dose_fraction=0.25).array
+    error = np.sqrt(np.mean((out - 10.0) ** 2))
+    assert sigma / np.sqrt(noisy.size) <= error <= sigma / np.sqrt(125)
+    # What it removes is the noise: white, of the noise's standard deviation.
+    assert np.std(noisy - out) == pytest.approx(sigma, rel=0.05)
+
+
+def test_bm4d_without_its_package_is_refused_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm4d", None)  # what an environment without the extra sees: ImportError
+    method = make_method("bm4d")
+    with pytest.raises(InvalidParameterError, match=r'bm4d.*pip install "spectrial\[bm4d\]"'):
+        method.check_ready([1.0, 0.25])
+    grid = Grid.centered((4, 4, 4), 6.4)
+    with pytest.raises(InvalidParameterError, match=r"spectrial\[bm4d\]"):
+        method(Volume(np.ones(grid.shape, np.float32), grid), dose_fraction=1.0)

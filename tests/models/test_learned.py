@@ -68,7 +68,7 @@ def test_dose_specific_networks_are_used_at_their_own_dose_only(tmp_path):
                                                 "config": {"dose_conditioned": False}})
     single = make_method("network", checkpoint=str(paths[0.25]))
     single(volume, dose_fraction=0.25)
-    with pytest.raises(InvalidParameterError, match="trained for dose 0.25 only"):
+    with pytest.raises(InvalidParameterError, match="trained at dose 0.25 only, not at dose 0.125"):
         single(volume, dose_fraction=0.125)
     make_method("network", checkpoint=str(paths[0.25]), allow_other_doses=True)(volume, dose_fraction=0.125)
     per_dose = make_method("network", dose_checkpoints=(f"0.25={paths[0.25]}", f"0.125={paths[0.125]}"))
@@ -79,3 +79,23 @@ def test_dose_specific_networks_are_used_at_their_own_dose_only(tmp_path):
     assert len(per_dose.weight_files()) == 2
     with pytest.raises(InvalidParameterError, match="dose_checkpoints"):
         make_method("network", dose_checkpoints=("quarter=file.pt",))
+
+
+def test_a_dose_conditioned_network_is_refused_outside_its_trained_dose_range_unless_allowed(tmp_path, caplog):
+    grid = Grid.centered((8, 16, 16), 6.4)
+    volume = Volume(np.random.default_rng(0).random((2, *grid.shape)).astype(np.float32) + 1, grid)
+    path = save_checkpoint(make_network("unet3d", depth=1, dose_conditioned=True), tmp_path / "conditioned.pt",
+                           crop=(8, 16, 16), training={"data": {"dose_fractions": [0.5, 0.25, 0.125], "domain": "image"},
+                                                       "config": {"dose_conditioned": True}})
+    network = make_method("network", checkpoint=str(path))
+    for inside in (0.5, 0.3, 0.125):  # its training doses and doses between them
+        network(volume, dose_fraction=inside)
+    for outside in (1.0, 0.0625):
+        with pytest.raises(InvalidParameterError, match=f"trained at doses 0.5 to 0.125, not at dose {outside:g}.*"
+                                                        "allow_other_doses"):
+            network(volume, dose_fraction=outside)
+    allowed = make_method("network", checkpoint=str(path), allow_other_doses=True)
+    with caplog.at_level("WARNING", logger="spectrial.models.learned"):
+        allowed(volume, dose_fraction=1.0)
+    assert "enhances dose 1" in caplog.text
+    assert allowed.untrained_doses([1.0, 0.5, 0.25, 0.125, 0.0625]) == [1.0, 0.0625]
