@@ -164,13 +164,14 @@ def gated_acquisition(anatomy: AnatomyParameters, grid: Grid, protocol: Protocol
                       cardiac: CardiacMotion | None = None, respiratory: RespiratoryMotion | None = None,
                       gates: int = 8, uptake: UptakeParameters | None = None, defect: DefectSpec | None = None,
                       supersampling: int = 2, detector_factor: int = 1, scatter: ScatterModel | None = None,
-                      respiratory_samples: int = 8, creep_blocks: int = 4,
-                      device: str = "cpu") -> tuple[GatedProjections, Phantom]:
+                      respiratory_samples: int = 8, creep_blocks: int = 4, device: str = "cpu",
+                      still: Phantom | None = None) -> tuple[GatedProjections, Phantom]:
     """Phantoms and expected counts of a gated acquisition of a moving patient, in one call.
 
     Parameters are those of :func:`~spectrial.phantoms.motion.make_gated_phantoms` and
     :func:`gated_expected_projections`; ``creep_blocks`` time blocks are simulated when
-    ``respiratory.creep_mm`` > 0 (one otherwise).
+    ``respiratory.creep_mm`` > 0 (one otherwise). ``still``: the motion-free phantom when the caller has
+    already made it (``make_phantom`` with the same arguments), so it is not voxelized again.
 
     Returns
     -------
@@ -179,7 +180,8 @@ def gated_acquisition(anatomy: AnatomyParameters, grid: Grid, protocol: Protocol
         motion-free phantom of today, whose LV geometry and defect centre an observer reads at. The detector
         orbit is that phantom's (:func:`~spectrial.simulate.orbit_radii`).
     """
-    still = make_phantom(anatomy, grid, uptake=uptake, defect=defect, supersampling=supersampling)
+    if still is None:
+        still = make_phantom(anatomy, grid, uptake=uptake, defect=defect, supersampling=supersampling)
     radii = orbit_radii(protocol, grid, still.mu)
     creeps = respiratory is not None and respiratory.creep_mm > 0
     blocks = acquisition_blocks(protocol, creep_blocks) if creeps else [(1.0, None)]

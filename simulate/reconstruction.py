@@ -32,9 +32,9 @@ class Reconstructor:
     registry: ClassVar[Registry] = RECONSTRUCTORS
 
     def check(self, *, iterations: int, subsets: int, n_views: int) -> None:
-        """Refuse settings the algorithm cannot run with (messages name the setting)."""
-        require(iterations >= 1, "iterations", iterations, "a positive integer")
-        require(subsets >= 1 and n_views % subsets == 0, "subsets", subsets,
+        """Refuse settings the algorithm cannot run with on ``n_views`` views (messages name the setting);
+        :class:`ReconstructionSettings` has already checked that both counts are positive."""
+        require(n_views % subsets == 0, "subsets", subsets,
                 f"a positive integer dividing the number of views ({n_views})")
 
     def run(self, projections: Projections, system: SpectProjector, *, iterations: int, subsets: int) -> Volume:

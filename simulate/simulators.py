@@ -128,7 +128,8 @@ class MovingHeartSimulator(Simulator):
         gated, _ = gated_acquisition(phantom.anatomy, phantom.grid, protocol, cardiac=cardiac, respiratory=respiratory,
                                      gates=self.gates, uptake=phantom.uptake, defect=phantom.defect,
                                      supersampling=supersampling, detector_factor=detector_factor, scatter=scatter,
-                                     respiratory_samples=self.respiratory_samples, device=str(device))
+                                     respiratory_samples=self.respiratory_samples, device=str(device),
+                                     still=phantom)
         return gated.ungated
 
     def describe(self) -> str:

@@ -335,9 +335,7 @@ class TrialSpec:
         if self.reconstruction.scatter_correction != "none":
             require(self.simulation.scatter, "reconstruction.scatter_correction", self.reconstruction.scatter_correction,
                     "'none' when simulation.scatter = false (there is no scatter to correct)")
-        require(self.protocol.n_views % self.reconstruction.subsets == 0, "reconstruction.subsets",
-                self.reconstruction.subsets, f"a divisor of protocol.n_views={self.protocol.n_views}")
-        try:
+        try:  # the algorithm's own check: subsets dividing the views (exactly 1 for MLEM)
             self.reconstruction.check_views(self.protocol.n_views)
         except InvalidParameterError as error:
             raise SpecError(f"reconstruction.{error}") from None
@@ -524,8 +522,6 @@ def to_record(obj) -> dict:
         value = getattr(obj, f.name)
         if f.name == "methods" and isinstance(obj, TrialSpec):
             out[f.name] = [m.parameters() for m in value]
-        elif isinstance(value, ChannelFamily):
-            out[f.name] = value.parameters()
         elif isinstance(getattr(value, "registry", None), Registry):
             record = stage_record(value, value.registry.key)
             out[f.name] = record[value.registry.key] if len(record) == 1 else record

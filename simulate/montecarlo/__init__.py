@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from spectrial.phantoms.errors import InvalidParameterError, require
-from spectrial.phantoms.grid import Grid
+from spectrial.phantoms.grid import Grid, coarsen_mean
 from spectrial.phantoms.phantom import Phantom
 
 from ..counts import bin_to_detector, counts_per_kbq, expected_projections
@@ -102,11 +102,6 @@ def _seed_sequence(seed) -> np.random.SeedSequence:
         return np.random.SeedSequence(int(seed[0]), spawn_key=tuple(int(k) for k in seed[1:]))
     raise InvalidParameterError(f"seed={seed!r} is not allowed: expected an integer, a sequence of integers "
                                 "(seed, *stream key) or a numpy.random.SeedSequence")
-
-
-def _block_mean(array: np.ndarray, factor: int) -> np.ndarray:
-    nz, ny, nx = array.shape
-    return array.reshape(nz // factor, factor, ny // factor, factor, nx // factor, factor).mean(axis=(1, 3, 5))
 
 
 def simulate_scatter(activity_kbq: np.ndarray, mu: np.ndarray, grid: Grid, protocol: Protocol, *, histories: int,
@@ -234,7 +229,7 @@ def simulate_scatter(activity_kbq: np.ndarray, mu: np.ndarray, grid: Grid, proto
             if name != "air":
                 inside = material == m
                 mu_node[inside] = density[inside] * cross_sections(name, node).sum()
-        mu_node = _block_mean(mu_node, int(detector_factor) * factor).astype(np.float32)
+        mu_node = coarsen_mean(mu_node, int(detector_factor) * factor).astype(np.float32)
         # One block per view: each view has its own sources (the multiple-projection scheme).
         projector = SpectProjector(scoring_grid, protocol, mu=mu_node, resolution_model=True,
                                    orbit_radii_mm=orbit_radii_mm, cache=True, device=device)
