@@ -216,12 +216,6 @@ def cases_needed(n_features: int, *, left_out: int = 0) -> int:
     return n_features + 2 + left_out
 
 
-def covariance_features(observer, n_features: int) -> int:
-    """Dimension of the covariance ``observer`` (a name or an :class:`Observer`) estimates (the NPW
-    estimates none, only class means)."""
-    return OBSERVERS.create(observer, "observer").covariance_features(n_features)
-
-
 def _check_count(n_absent: int, n_present: int, n_features: int, *, left_out: int = 0) -> None:
     needed = cases_needed(n_features, left_out=left_out)
     if n_absent < 2 + left_out or n_present < 2 + left_out or n_absent + n_present < needed:
