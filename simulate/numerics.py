@@ -22,8 +22,8 @@ normal number, far below any count, activity or attenuation factor a SPECT probl
 
 
 def clear_negligible(values: torch.Tensor) -> torch.Tensor:
-    """``values`` with every entry of magnitude below :data:`NEGLIGIBLE` set to zero, in place."""
-    return values.masked_fill_(values.abs() < NEGLIGIBLE, 0.0)
+    """``values`` with every entry of magnitude at most :data:`NEGLIGIBLE` set to zero, in place (one pass)."""
+    return torch.hardshrink(values, NEGLIGIBLE, out=values)
 
 
 def subnormal_count(values) -> int:

@@ -66,21 +66,23 @@ def osem(projections: Projections, system: SpectProjector, *, iterations: int = 
          else torch.as_tensor(np.asarray(initial, np.float32), device=system.device).expand(batch, *system.grid.shape).clone())
     tiny = torch.finfo(torch.float32).tiny
     # Per subset: the sensitivity A_s^T 1 (cached by the system) and where it vanishes (never seen).
+    # and each subset's data and additive term, gathered once.
     subsets_state = []
     for views in views_of:
         sens = system.sensitivity(views)
-        subsets_state.append((views, torch.as_tensor(views, device=system.device), sens.clamp_min(tiny),
-                              (sens <= tiny).expand_as(x)))
+        index = torch.as_tensor(views, device=system.device)
+        subsets_state.append((views, y[:, index], None if additive is None else additive[:, index],
+                              sens.clamp_min(tiny), (sens <= tiny).expand_as(x)))
     with torch.inference_mode():
         for _ in range(int(iterations)):
-            for views, index, sens, unseen in subsets_state:
+            for views, measured, known, sens, unseen in subsets_state:
                 estimate = system.forward(x, views=views)
-                if additive is not None:
-                    estimate = estimate + additive[:, index]
-                ratio = y[:, index] / estimate.clamp_min(tiny)
-                ratio[estimate <= tiny] = 0.0
-                x = x * system.adjoint(ratio, views=views) / sens
-                x[unseen] = 0.0
+                if known is not None:
+                    estimate += known
+                ratio = measured / estimate.clamp_min(tiny)
+                ratio.masked_fill_(estimate <= tiny, 0.0)
+                x.mul_(system.adjoint(ratio, views=views)).div_(sens)
+                x.masked_fill_(unseen, 0.0)
                 clear_negligible(x)  # a voxel decaying towards zero must not turn subnormal
     array = x.cpu().numpy()
     volume = Volume(array if batched else array[0], system.grid,

@@ -7,9 +7,9 @@ from spectrial.simulate.numerics import NEGLIGIBLE, clear_negligible, subnormal_
 
 
 def test_negligible_values_are_cleared_and_others_kept():
-    values = torch.tensor([1e-38, -1e-35, NEGLIGIBLE / 2, NEGLIGIBLE, 1e-20, -3.0, 0.0])
+    values = torch.tensor([1e-38, -1e-35, NEGLIGIBLE / 2, NEGLIGIBLE, -2 * NEGLIGIBLE, 1e-20, -3.0, 0.0])
     np.testing.assert_array_equal(clear_negligible(values.clone()).numpy(),
-                                  np.array([0, 0, 0, NEGLIGIBLE, 1e-20, -3.0, 0], np.float32))
+                                  np.array([0, 0, 0, 0, -2 * NEGLIGIBLE, 1e-20, -3.0, 0], np.float32))
 
 
 def test_subnormals_are_the_nonzero_values_below_float32s_smallest_normal():
