@@ -212,6 +212,9 @@ def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float
             chunk = clear_negligible(images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]).to(device)
             x = network_input(chunk, dose_fraction, getattr(network, "dose_conditioned", False))
             x = nn.functional.pad(x, [0, pads[2], 0, pads[1], 0, pads[0]], mode="replicate")
+            # Channels-last input lets oneDNN run the 3-D convolutions in its blocked layout: measured 1.6-1.8x
+            # faster for the default U-Net on one CPU thread (outputs equal to 4e-7 of unit-level images).
+            x = x.contiguous(memory_format=torch.channels_last_3d)
             y = network(x)[:, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()
             out.append(y * scale[i:i + batch_size, None, None, None])
     return torch.cat(out)

@@ -41,6 +41,11 @@ from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.phantoms.grid import Grid
 
 from .numerics import NEGLIGIBLE, clear_negligible
+
+try:  # scipy's kernel for y += A @ X with A in CSR (private, stable since scipy 0.x); else the public product
+    from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
+except ImportError:  # pragma: no cover
+    _csr_matvecs = None
 from .protocol import Protocol
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -106,6 +111,12 @@ rows: the one 3-tap kernel whose fourth cumulant is zero, like a Gaussian's."""
 WEIGHT_FLOOR = 1e-6
 """Residual weights ``3 r`` and ``1 - 3 r`` below this are rounded to zero (a plane's variance then moves by at
 most 3e-7 px^2), so no weight comes near float32's smallest normal number in a product."""
+
+
+def kernel_variance(taps: np.ndarray) -> float:
+    """Variance (px^2) of the symmetric kernel with ``taps`` (``taps[t]`` at offsets ``+-t``)."""
+    offsets = np.arange(len(taps))
+    return float(2 * np.sum(taps[1:] * offsets[1:] ** 2) / (taps[0] + 2 * np.sum(taps[1:])))
 
 
 def depth_blur_plan(variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -336,12 +347,14 @@ class SpectProjector:
         self._shift = np.round((radii.max() - self.radii_mm) / grid.voxel_mm).astype(int)
         self._blocks: dict[tuple[int, ...], dict] = {}
         self._sensitivity_cache: dict[tuple[int, ...], torch.Tensor] = {}
-        self._variance = None
+        self._sigma = self._variance = None
         if self.resolution_model:
-            # Response variance (px^2) of the largest orbit's depth plane r; view v's plane d sits at row d + shift[v].
+            # Response of the largest orbit's depth plane r (view v's plane d sits at row d + shift[v]): its sigma
+            # and the variance (px^2) of its pixel-integrated kernel, which is not quite sigma^2 + 1/12 below a pixel.
             rows = np.arange(nx + self._shift.max())
             distance = np.clip(self.radii_mm.max() - (rows - (nx - 1) / 2.0) * grid.voxel_mm, 0.0, None)
-            self._variance = (protocol.system_fwhm_mm(distance) / FWHM_PER_SIGMA / grid.voxel_mm) ** 2
+            self._sigma = protocol.system_fwhm_mm(distance) / FWHM_PER_SIGMA / grid.voxel_mm
+            self._variance = np.array([kernel_variance(gaussian_taps(s)) for s in self._sigma])
 
     @staticmethod
     def _coarse_steps(blur_sum: _SeparableBlur, blur: dict, d: int) -> None:
@@ -405,13 +418,13 @@ class SpectProjector:
         for a view with fewer steps there); the nearest plane's response (:func:`gaussian_taps`). Weights and
         taps are floats when every view shares them (a circular orbit), else ``(views, 1, 1)`` tensors
         broadcast over bins, volumes and rows."""
-        variance = self._variance[np.arange(self.n)[:, None] + shift[None, :]]  # (planes, views)
-        steps, residual = depth_blur_plan(variance)
+        rows = np.arange(self.n)[:, None] + shift[None, :]  # (planes, views)
+        steps, residual = depth_blur_plan(self._variance[rows])
         side = COARSE_STEP / 2
         coarse = [[self._taps(np.stack([np.where(s > p, 1.0 - 2 * side, 1.0), np.where(s > p, side, 0.0)]))
                    for p in range(s.max())] for s in steps]
         split = [self._taps(np.stack([1.0 - 3 * r, 3 * r])) for r in residual]
-        nearest = [gaussian_taps(float(np.sqrt(v))) for v in variance[-1]]
+        nearest = [gaussian_taps(float(s)) for s in self._sigma[rows[-1]]]
         width = max(len(t) for t in nearest)
         nearest = np.stack([np.pad(t, (0, width - len(t))) for t in nearest], axis=1)  # (offset, view)
         return {"coarse": coarse, "split": split, "step": [1.0 - 2 * side, side], "nearest": self._taps(nearest),
@@ -440,9 +453,18 @@ class SpectProjector:
 
     def _sparse(self, matrix, dense: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cpu":
-            # scipy's CSR product is ~3x faster than torch.sparse.mm on this structured matrix (benchmarks/).
+            # scipy's CSR product is ~2x faster than torch.sparse.mm on this structured matrix (benchmarks/).
             return torch.from_numpy(matrix @ dense.numpy())
         return torch.sparse.mm(matrix, dense)
+
+    def _add_sparse(self, matrix, dense: torch.Tensor, out: torch.Tensor) -> None:
+        """``out += matrix @ dense``; on the CPU accumulated in place by scipy's CSR kernel, which the public
+        product would run into a fresh zeroed array first (the back projection's largest temporary)."""
+        if self.device.type == "cpu" and _csr_matvecs is not None and out.is_contiguous() and dense.is_contiguous():
+            _csr_matvecs(matrix.shape[0], matrix.shape[1], dense.shape[1], matrix.indptr, matrix.indices,
+                         matrix.data, dense.numpy().ravel(), out.numpy().ravel())
+        else:
+            out += self._sparse(matrix, dense)
 
     def operator_arrays(self, views=None) -> dict[str, object]:
         """The stored factors of the system matrix for ``views`` (all by default): each view block's blur
@@ -656,4 +678,4 @@ class SpectProjector:
                 if blur is not None and blur["coarse"][d]:
                     self._coarse_steps(blur_spread, blur, d)
                     update()
-            columns += self._sparse(rotation_t, samples.view((d1 - d0) * n * nv, b * nz))
+            self._add_sparse(rotation_t, samples.view((d1 - d0) * n * nv, b * nz), columns)

@@ -38,6 +38,7 @@ def test_a_volume_gets_the_same_numbers_alone_or_in_a_batch():
     projector = SpectProjector(SMALL, PROTOCOL, mu=mu)
     volumes = rng.random((3, *SMALL.shape)).astype(np.float32)
     views = np.arange(1, 16, 4)
+    projector.SLICE_SAMPLES = 2 * len(views)  # slices of two volumes
     batch = projector.forward(volumes, views=views)
     back = projector.adjoint(batch, views=views)
     primary, scatter = projector.forward_with_scatter(volumes, broad_beam_ratio=0.78, scatter_fwhm_mm=40.0)
@@ -47,6 +48,41 @@ def test_a_volume_gets_the_same_numbers_alone_or_in_a_batch():
         alone = projector.forward_with_scatter(volume, broad_beam_ratio=0.78, scatter_fwhm_mm=40.0)
         np.testing.assert_array_equal(primary[i], alone[0])
         np.testing.assert_array_equal(scatter[i], alone[1])
+
+
+@pytest.mark.parametrize("orbit", ["circular", "contour"])
+def test_each_depth_plane_gets_the_variance_of_its_pixel_integrated_gaussian_response(orbit):
+    # A point source at each depth in front of one detector: along bins and along rows its projection has
+    # the variance of the pixel-integrated Gaussian of the collimator formula at that distance (for
+    # X ~ N(0, sigma^2), the variance of X rounded to whole pixels), and all its counts arrive (the source
+    # is far from the detector's edges).
+    from scipy.stats import norm
+    grid = Grid.centered((41, 41, 41), 3.2)
+    protocol = Protocol(n_views=1, heads=1, start_angle_deg=0.0, radius_mm=130.0, matrix=41, pixel_mm=3.2,
+                        orbit=orbit, contour_clearance_mm=25.0)
+    body = np.zeros(grid.shape, np.float32)
+    body[:, 2:-2, 2:-2] = 1e-9  # an outline for the contour orbit, too thin to attenuate
+    projector = SpectProjector(grid, protocol, mu=body)
+    radius = float(projector.radii_mm[0])
+    offsets = np.arange(41) - 20.0
+    for y_index in range(3, 39, 5):
+        point = np.zeros(grid.shape, np.float32)
+        point[20, y_index, 20] = 1.0
+        image = projector.forward(point)[0].astype(np.float64)
+        # View 0 faces the patient from -y: the source is (radius + y) from the collimator face.
+        distance = radius + (y_index - 20.0) * 3.2
+        sigma = float(protocol.system_fwhm_mm(distance)) / 2.3548200450309493 / 3.2
+        pixel = norm.cdf((offsets + 0.5) / sigma) - norm.cdf((offsets - 0.5) / sigma)
+        expected = float((pixel * offsets ** 2).sum())
+        assert image.sum() == pytest.approx(1.0, abs=1e-5)
+        for profile in (image.sum(axis=0), image.sum(axis=1)):
+            # (to 5e-4 px^2: the kernels are truncated where they fall below 1e-5 of their peak)
+            assert (profile * offsets ** 2).sum() / profile.sum() == pytest.approx(expected, abs=5e-4)
+            # Its shape: the fourth cumulant within 0.1 px^4 of the pixel-integrated Gaussian's (summing many
+            # small 3-tap increments instead would add about the variance they add, up to 2 px^4 here).
+            target = (pixel * offsets ** 4).sum() - 3 * expected ** 2
+            kurtosis = (profile * offsets ** 4).sum() / profile.sum() - 3 * expected ** 2
+            assert kurtosis == pytest.approx(target, abs=0.1)
 
 
 def test_blur_kernels_are_truncated_to_their_support_and_conserve_counts():
@@ -95,3 +131,23 @@ def test_misregistered_map_moves_by_whole_voxels_exactly():
     assert np.all(moved[:, 0] == 0) and np.all(moved[:, :, 6:] == 0)
     with pytest.raises(InvalidParameterError, match="shift_mm"):
         misregistered(mu, grid, (1.0, 2.0))
+
+
+@pytest.mark.parametrize("orbit", ["circular", "contour"])
+def test_back_projection_is_the_exact_transpose_of_projection(orbit):
+    # <A x, y> = <x, A^T y> for random x, y, with attenuation and the collimator response; a contour
+    # orbit puts the views at different radii, so each view's planes get their own blur taps.
+    rng = np.random.default_rng(11)
+    grid = Grid.centered((10, 32, 32), 6.4)
+    mu = np.zeros(grid.shape, np.float32)
+    yy, xx = np.meshgrid(grid.axis_mm(1), grid.axis_mm(2), indexing="ij")
+    mu[:, (xx / 90) ** 2 + (yy / 60) ** 2 <= 1] = 0.15
+    protocol = Protocol(n_views=12, radius_mm=250.0, matrix=32, pixel_mm=6.4, orbit=orbit)
+    projector = SpectProjector(grid, protocol, mu=mu)
+    if orbit == "contour":
+        assert len(np.unique(projector.radii_mm)) > 1
+    x = rng.random((2, *grid.shape)).astype(np.float32)
+    y = rng.random((2, *projector.projection_shape)).astype(np.float32)
+    forward = np.vdot(projector.forward(x).astype(np.float64), y)
+    backward = np.vdot(x.astype(np.float64), projector.adjoint(y))
+    assert backward == pytest.approx(forward, rel=1e-5)
