@@ -316,7 +316,7 @@ class SpectProjector:
 
     BLOCK_VIEWS = 16
     DEPTH_CHUNK = 8
-    SLICE_SAMPLES = 128
+    SLICE_SAMPLES = 64
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
                  resolution_model: bool = True, orbit_radii_mm: np.ndarray | None = None, cache: bool = True,
@@ -537,11 +537,15 @@ class SpectProjector:
         shape = (x.shape[0], len(views), self.grid.shape[0], self.n)
         primary = torch.empty(shape, dtype=torch.float32, device=self.device)
         scatter = None if broad_beam_ratio is None else torch.empty_like(primary)
+        n, nz = self.n, self.grid.shape[0]
+        slices = self._batch_slices(x.shape[0], views)
+        # Each slice's volumes as columns (y x, volume z), transposed once for all blocks.
+        columns = [x[part].permute(2, 3, 0, 1).reshape(n * n, -1).contiguous() for part in slices]
         start = 0
         for block_views in self._view_blocks(views):
             block, stop = self._block(block_views), start + len(block_views)
-            for part in self._batch_slices(x.shape[0], views):
-                p, s = self._forward_block(x[part], block, broad_beam_ratio=broad_beam_ratio)
+            for part, volumes in zip(slices, columns):
+                p, s = self._forward_block(volumes, block, broad_beam_ratio=broad_beam_ratio)
                 primary[part, start:stop] = p
                 if scatter is not None:
                     scatter[part, start:stop] = s
@@ -575,15 +579,15 @@ class SpectProjector:
         scatter = torch.matmul(torch.matmul(blur_z, scatter), blur_bins.T)
         return self._as_output(primary, batched, as_numpy), self._as_output(scatter, batched, as_numpy)
 
-    def _forward_block(self, x: torch.Tensor, block: dict, *, broad_beam_ratio: float | None = None):
+    def _forward_block(self, columns: torch.Tensor, block: dict, *, broad_beam_ratio: float | None = None):
         """``(batch, views, z, bins)`` projections of one block, and the unspread scatter when asked.
 
         The planes are summed from the farthest (depth 0) to the nearest into a running sum ``(bin, view,
         batch, z)``: each plane blurred by its residual variance, the sum by the coarse steps due before it
         (:func:`depth_blur_plan`), and the whole by the nearest plane's response."""
-        b, nz, n = x.shape[0], self.grid.shape[0], self.n
+        nz, n = self.grid.shape[0], self.n
+        b = columns.shape[1] // nz
         nv = len(block["views"])
-        columns = x.permute(2, 3, 0, 1).reshape(n * n, b * nz).contiguous()
         total = torch.zeros(n, nv, b, nz, dtype=torch.float32, device=self.device)
         scatter = None if broad_beam_ratio is None else torch.zeros(n, nv, b, nz, device=self.device)
         attenuation, blur = block["attenuation"], block["blur"]
