@@ -45,9 +45,12 @@ def body(driver, name):
 
 
 def wait(driver, condition, message):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(condition, message)
+    # A page that is being replaced (after a log-in or a click) can detach an element between finding it
+    # and reading it: the condition is then asked again, not failed.
+    WebDriverWait(driver, 20, ignored_exceptions=(StaleElementReferenceException,)).until(condition, message)
 
 
 def log_in(driver, url, name):
