@@ -20,8 +20,8 @@ bit, alone or in any batch. ``adjoint`` applies the exact transposes in reverse 
 
 Each plane's kernel has exactly the variance of the pixel-integrated Gaussian response at its
 distance. Its shape differs from that Gaussian where the response is narrower than a pixel or two
-(for 6.4 mm pixels, planes nearer than about 20 cm to the detector): on the default 64^3 problem the
-projections differ from per-plane pixel-integrated kernels by 0.5 % (relative L2), 1.0 % with a
+(for 6.4 mm pixels, planes nearer than about 20 cm to the detector): on the default trial's 64 x 64 x 40 grid the
+projections differ from per-plane pixel-integrated kernels by 0.5 % (relative L2), 0.2 % with a
 body-contouring orbit; a point source's FWHM stays within 1.5 % of the collimator formula.
 
 Projections are ``(view, z, bin)``; bin ``j`` lies at ``(j - (n - 1) / 2) * voxel_mm`` along the
