@@ -66,7 +66,6 @@ def _pixel_integrated(distance: np.ndarray, sigma_px: float) -> np.ndarray:
 def _truncated(full: np.ndarray, support: float) -> np.ndarray:
     """``full`` (kernel values, one column per source pixel) with entries below ``support`` times their
     column's peak set to zero, each column rescaled to its untruncated sum."""
-    require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
     kept = np.where(full >= support * full.max(axis=0, keepdims=True), full, 0.0)
     return kept * (full.sum(axis=0, keepdims=True) / kept.sum(axis=0, keepdims=True))
 
@@ -85,8 +84,8 @@ def gaussian_blur_matrix(n: int, sigma_px: float, *, support: float = KERNEL_SUP
     subnormal values takes a microcode assist on many x86 cores, about 100x slower, and the products
     OSEM forms from them spread into every operator.
     """
+    require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
     if sigma_px <= 1e-6:
-        require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
         return np.eye(n)
     return _truncated(_pixel_integrated(np.arange(n)[:, None] - np.arange(n)[None, :], sigma_px), support)
 
@@ -95,8 +94,8 @@ def gaussian_taps(sigma_px: float, *, support: float = KERNEL_SUPPORT) -> np.nda
     """Taps ``w[0], w[1], ...`` of the pixel-integrated Gaussian of ``sigma_px`` (``w[t]`` for offsets ``+-t``),
     truncated to its support like :func:`gaussian_blur_matrix` and summing to one over all offsets: the
     same kernel, away from the edges, as a symmetric convolution."""
+    require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
     if sigma_px <= 1e-6:
-        require(0 <= support < 1, "support", support, "a fraction of the kernel's peak in [0, 1)")
         return np.ones(1)
     reach = int(np.ceil(6.0 * sigma_px)) + 1  # beyond the 1e-5 support of any sigma
     offsets = np.arange(-reach, reach + 1)
@@ -239,11 +238,23 @@ def misregistered(mu: np.ndarray, grid: Grid, shift_mm) -> np.ndarray:
     return np.clip(moved, 0.0, None)
 
 
+def _add_scaled(target: torch.Tensor, source: torch.Tensor, weight, factor: torch.Tensor | None = None) -> None:
+    """``target += weight * source`` (times ``factor`` when given), in place: ``weight`` a float (one fused
+    operation with ``factor``) or a ``(views, 1, 1)`` tensor (then without ``factor``)."""
+    if isinstance(weight, float):
+        if weight:
+            target.add_(source, alpha=weight) if factor is None else target.addcmul_(source, factor, value=weight)
+    else:
+        target.addcmul_(source, weight)
+
+
 class _SeparableBlur:
     """Blurs one ``(bin, view, batch, z)`` buffer into another, along bins then rows, through a spare buffer:
     a symmetric kernel ``taps`` (``taps[t]`` at offsets ``+-t``, a float or a ``(views, 1, 1)`` tensor) by
-    shifted multiply-adds, zero beyond the edges (counts blurred off the detector are lost). The shifted views
-    are made once: on planes of a few volumes a view costs as much Python time as its arithmetic."""
+    shifted multiply-adds, zero beyond the edges (counts blurred off the detector are lost). The source is
+    first cleared of values below :data:`~spectrial.simulate.numerics.NEGLIGIBLE` (no product of them with
+    the taps can then be subnormal). The shifted views are made once: on planes of a few volumes a view
+    costs as much Python time as its arithmetic."""
 
     def __init__(self, source: torch.Tensor, spare: torch.Tensor, target: torch.Tensor):
         self.source, self.spare, self.target = source, spare, target
@@ -261,12 +272,10 @@ class _SeparableBlur:
         torch.mul(x, taps[0], out=out)
         for t, w in enumerate(taps[1:x.shape[dim]], start=1):
             for target, source in self._pairs(out, x, dim, t):
-                if isinstance(w, float):
-                    target.add_(source, alpha=w)
-                else:
-                    target.addcmul_(source, w)
+                _add_scaled(target, source, w)
 
     def __call__(self, taps: list) -> torch.Tensor:
+        torch.hardshrink(self.source, NEGLIGIBLE, out=self.source)
         self._convolve(self.source, taps, 0, self.spare)
         self._convolve(self.spare, taps, 3, self.target)
         return self.target
@@ -355,14 +364,6 @@ class SpectProjector:
             distance = np.clip(self.radii_mm.max() - (rows - (nx - 1) / 2.0) * grid.voxel_mm, 0.0, None)
             self._sigma = protocol.system_fwhm_mm(distance) / FWHM_PER_SIGMA / grid.voxel_mm
             self._variance = np.array([kernel_variance(gaussian_taps(s)) for s in self._sigma])
-
-    @staticmethod
-    def _coarse_steps(blur_sum: _SeparableBlur, blur: dict, d: int) -> None:
-        """The coarse steps a running sum takes before plane ``d`` joins it, in place, each after clearing its
-        negligible values."""
-        for taps in blur["coarse"][d]:
-            torch.hardshrink(blur_sum.source, NEGLIGIBLE, out=blur_sum.source)
-            blur_sum(taps)
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
@@ -597,7 +598,6 @@ class SpectProjector:
             blur_total, blur_pending = _SeparableBlur(total, spare, total), _SeparableBlur(pending, spare, pending)
 
             def flush() -> None:
-                torch.hardshrink(pending, NEGLIGIBLE, out=pending)
                 total.add_(blur_pending(blur["step"]))
                 pending.zero_()
         for d0, d1, rows, _ in self._chunks(block):
@@ -608,25 +608,20 @@ class SpectProjector:
             for i, d in enumerate(range(d0, d1)):
                 plane, factor = samples[i], (None if attenuation is None else attenuation[d])
                 if blur is None:
-                    total.add_(plane) if factor is None else total.addcmul_(plane, factor)
+                    _add_scaled(total, plane, 1.0, factor)
                     continue
                 if blur["coarse"][d]:
                     flush()
-                    self._coarse_steps(blur_total, blur, d)
+                    for taps in blur["coarse"][d]:
+                        blur_total(taps)
                 keep, spread = blur["split"][d]
-                if isinstance(keep, float):
-                    for target, weight in ((total, keep), (pending, spread)):
-                        if weight:
-                            (target.add_(plane, alpha=weight) if factor is None
-                             else target.addcmul_(plane, factor, value=weight))
-                else:
-                    if factor is not None:
-                        plane.mul_(factor)
-                    total.addcmul_(plane, keep)
-                    pending.addcmul_(plane, spread)
+                if factor is not None and not isinstance(keep, float):
+                    plane.mul_(factor)
+                    factor = None
+                _add_scaled(total, plane, keep, factor)
+                _add_scaled(pending, plane, spread, factor)
         if blur is not None:
             flush()
-            torch.hardshrink(total, NEGLIGIBLE, out=total)
             blur_total(blur["nearest"])
         return total.permute(2, 1, 3, 0), (None if scatter is None else scatter.permute(2, 1, 3, 0))
 
@@ -659,9 +654,7 @@ class SpectProjector:
             blur_spread, blur_change = _SeparableBlur(spread, spare, spread), _SeparableBlur(spread, spare, change)
 
             def update() -> None:
-                torch.hardshrink(spread, NEGLIGIBLE, out=spread)
                 blur_change(blur["step"]).sub_(spread)
-            torch.hardshrink(spread, NEGLIGIBLE, out=spread)
             blur_spread(blur["nearest"])
             update()
         buffer = torch.empty(self.DEPTH_CHUNK, n, nv, b, nz, dtype=torch.float32, device=self.device)
@@ -680,6 +673,7 @@ class SpectProjector:
                 if attenuation is not None:
                     plane.mul_(attenuation[d])
                 if blur is not None and blur["coarse"][d]:
-                    self._coarse_steps(blur_spread, blur, d)
+                    for taps in blur["coarse"][d]:
+                        blur_spread(taps)
                     update()
             self._add_sparse(rotation_t, samples.view((d1 - d0) * n * nv, b * nz), columns)

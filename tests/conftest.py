@@ -20,25 +20,3 @@ def write_xcat():
             f" starting slice number    = 1\n ending slice number      = {n_slices}\n")
     return write
 
-
-_SESSION_CHECKS: list = []
-
-
-def _checks_once_per_session(names=None, *, progress=None):
-    from spectrial.trials import verification
-    if names is not None:
-        return verification.run_checks(names, progress=progress)
-    if not _SESSION_CHECKS:
-        _SESSION_CHECKS.extend(verification.run_checks(progress=progress))
-    return list(_SESSION_CHECKS)
-
-
-@pytest.fixture(autouse=True)
-def code_verification_once(monkeypatch):
-    """Trials run in this process record the code-verification checks as measured once per test session.
-
-    The checks verify the installed code, not the trial (``tests/trials/test_verification.py`` runs and
-    breaks them on purpose), and running all of them, the two-process determinism check included, took
-    10-15 s of every small trial here. A test may still replace ``trial.run_checks`` with its own."""
-    from spectrial.trials import trial
-    monkeypatch.setattr(trial, "run_checks", _checks_once_per_session)
