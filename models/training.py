@@ -4,7 +4,15 @@ The data are heart-centred crops: ``inputs`` (low-dose reconstructions) and ``ta
 full-dose or noiseless reconstruction for supervised training, or a second independent low-dose
 realization for Noise2Noise, Lehtinen et al. ICML 2018), with the patient and dose of every pair.
 Training and validation are split by patient, so no patient's anatomy is seen in both. Every random
-choice (split, initial weights, batch order) comes from the seed.
+choice (split, initial weights, batch order, crop shifts) comes from the seed.
+
+Crops may come ``shift`` voxels larger on each side than the window the network trains on: each
+training pair is then read through a window at a random offset, drawn again every epoch. A U-Net's
+poolings make its output depend on where the image lies on the pooling grid (the phase of the
+position modulo ``2 ** depth``); a network trained on heart-centred crops at one fixed phase per
+patient meets other phases in whole images (measured: the pretrained default's myocardial mean moved by
+3-5 % between crop offsets 2 apart, and it lost 4-5 % of it on whole images of patients where it kept it
+on their crops). Shifts of up to ``2 ** depth`` voxels show it every phase.
 
 Modes: ``supervised`` (MSE or L1), ``noise2noise`` (MSE against the second realization, whose
 expectation is the clean image), ``gan`` (pix2pix: the generator's L1 or MSE loss plus
@@ -27,7 +35,7 @@ from torch import nn
 
 from spectrial.phantoms.errors import InvalidParameterError, ModelRuntimeError, require
 
-from .networks import ARCHITECTURES, PatchDiscriminator, intensity_scale, make_network
+from .networks import ARCHITECTURES, PatchDiscriminator, architecture_of, hyperparameters, intensity_scale, make_network
 from .observer_loss import channel_outputs, noise_channel_weights, observer_loss
 
 TRAINING_MODES = ("supervised", "noise2noise", "gan", "task-informed")
@@ -92,6 +100,25 @@ class TrainingResult:
                 "train_loss": self.train_loss, "validation_loss": self.validation_loss, "seconds": self.seconds}
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Training pairs ``index`` read through windows of size ``window`` at ``offsets`` ``(b, 3)`` into
+    their crops (all zero and the whole crop without shifts)."""
+
+    index: np.ndarray
+    offsets: np.ndarray
+    window: tuple[int, int, int]
+
+    def cut(self, array: torch.Tensor, rows=None) -> torch.Tensor:
+        """The batch's windows of ``array`` ``(n, ..., z, y, x)`` (its rows ``rows`` instead of ``index``)."""
+        rows = self.index if rows is None else rows
+        if tuple(array.shape[-3:]) == self.window:
+            return array[rows]
+        w = self.window
+        return torch.stack([array[r][..., a:a + w[0], b:b + w[1], c:c + w[2]]
+                            for r, (a, b, c) in zip(rows, self.offsets)])
+
+
 def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Patient ids for training and validation (at least one each)."""
     unique = np.unique(patients)
@@ -101,8 +128,9 @@ def split_by_patient(patients: np.ndarray, fraction: float, rng: np.random.Gener
     return np.sort(shuffled[n_validation:]), np.sort(shuffled[:n_validation])
 
 
-def _with_myocardial_mean(loss, masks, shape, weight: float, device, inputs: torch.Tensor | None = None):
-    """``loss(prediction, target, index)`` plus ``weight`` x the batch's mean squared relative error of
+def _with_myocardial_mean(loss, masks, shape, weight: float, device, inputs: torch.Tensor | None = None, *,
+                          centre=lambda array: array):
+    """``loss(prediction, target, batch)`` plus ``weight`` x the batch's mean squared relative error of
     the myocardial mean: a network that smooths the myocardium into its surroundings loses uptake
     that the voxel-wise fidelity loss charges only weakly.
 
@@ -110,25 +138,28 @@ def _with_myocardial_mean(loss, masks, shape, weight: float, device, inputs: tor
     makes to the input's myocardial mean, ``sum m (output - input) / sum m target``, instead of the
     output's error against the target's: zero at the identity whatever the noise, so its gradient
     carries no noise of the realization's myocardial mean (which no denoiser can remove), and the
-    output keeps the input's mean, which OSEM's unprocessed reconstructions hold without bias."""
+    output keeps the input's mean, which OSEM's unprocessed reconstructions hold without bias.
+    ``centre(array)`` is the central window of whole crops, where every crop must hold myocardium."""
     if masks is None or np.shape(masks) != tuple(shape):
         raise InvalidParameterError(f"bias_weight needs myocardium masks of the crops' shape {tuple(shape)}: got "
                                     f"{None if masks is None else np.shape(masks)}")
     masks = torch.as_tensor(np.asarray(masks, bool))
-    require(bool(torch.all(masks.flatten(1).any(1))), "masks", "a crop without myocardium",
+    require(bool(torch.all(centre(masks).flatten(1).any(1))), "masks", "a crop without myocardium",
             "a myocardium mask with at least one voxel in every crop")
 
-    def with_bias(prediction, target, index):
-        m = masks[index][:, None].to(device)
-        reference = target if inputs is None else inputs[index][:, None].to(device)
-        relative = ((prediction - reference) * m).flatten(1).sum(1) / (target * m).flatten(1).sum(1)
-        return loss(prediction, target, index) + weight * (relative ** 2).mean()
+    def with_bias(prediction, target, batch):
+        m = batch.cut(masks).to(device=device, dtype=prediction.dtype)[:, None]
+        reference = target if inputs is None else batch.cut(inputs)[:, None].to(device)
+        # A shifted window may (rarely) hold no myocardium: it adds nothing to the term.
+        total = (target * m).flatten(1).sum(1)
+        relative = ((prediction - reference) * m).flatten(1).sum(1) / total.clamp_min(1e-12)
+        return loss(prediction, target, batch) + weight * (relative ** 2 * (total > 0)).mean()
     return with_bias
 
 
 def _task_informed_loss(loss, criterion, x_all: torch.Tensor, y_all: torch.Tensor, train: np.ndarray, templates,
                         template_index, weight: float, device):
-    """The task-informed loss ``loss(prediction, target, index)`` of pairs ``index`` (predictions and
+    """The task-informed loss ``loss(prediction, target, batch)`` of a :class:`_Batch` (predictions and
     targets ``(b, 1, z, y, x)``): ``loss`` plus ``weight`` x the observer term scaled by the fidelity
     ``criterion``'s value for the unprocessed training inputs, so that ``weight = 1`` gives both terms
     the same size at the start (where the observer term is 1 by construction)."""
@@ -148,17 +179,17 @@ def _task_informed_loss(loss, criterion, x_all: torch.Tensor, y_all: torch.Tenso
     scale = float(criterion(x_all[train], y_all[train]))
     templates = templates.to(device)
 
-    def task_informed(prediction, target, index):
-        term = observer_loss(prediction[:, 0], target[:, 0], templates[template_index[index]], weights)
-        return loss(prediction, target, index) + weight * scale * term
+    def task_informed(prediction, target, batch):
+        term = observer_loss(prediction[:, 0], target[:, 0], batch.cut(templates, template_index[batch.index]), weights)
+        return loss(prediction, target, batch) + weight * scale * term
     return task_informed
 
 
 def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray, doses: np.ndarray,
                   config: TrainingConfig, *, scales: np.ndarray | None = None, masks: np.ndarray | None = None,
-                  observer_templates=None, template_index=None, progress=None,
-                  device: str | torch.device = "cpu") -> TrainingResult:
-    """Train a network on crops ``(n, z, y, x)``.
+                  observer_templates=None, template_index=None, shift: int = 0, initial: nn.Module | None = None,
+                  progress=None, device: str | torch.device = "cpu") -> TrainingResult:
+    """Train a network on crops ``(n, z, y, x)``, read through windows ``shift`` voxels smaller on each side.
 
     Parameters
     ----------
@@ -181,6 +212,15 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         defect is read (one set per patient and defect location).
     template_index : ndarray of int, ``(n,)``, optional
         Task-informed mode: the templates of each pair (index into ``observer_templates``).
+    shift : int
+        The crops (and masks and templates) are ``shift`` voxels larger on each side than the network's
+        window: each epoch every training pair is read through a window at a random offset from 0 to
+        ``2 shift`` voxels along each axis (its position jittered by up to ``shift``), validation pairs
+        through the central window. Every central window must hold myocardium when ``masks`` are used.
+    initial : nn.Module, optional
+        A trained network of the same architecture and hyper-parameters to start from (a warm start, e.g.
+        a task-informed network from the MSE-trained one) instead of the seeded initial weights; it is
+        copied, not changed.
     progress : callable, optional
         Called as ``progress(epoch, train_loss, validation_loss)`` after each epoch.
     device : str or torch.device
@@ -206,10 +246,23 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         network = make_network(config.architecture, **config.network_hyperparameters())
         discriminator = (PatchDiscriminator(width=config.width, dose_conditioned=config.dose_conditioned)
                          if config.mode == "gan" else None)
+    if initial is not None:
+        if (architecture_of(initial), hyperparameters(initial)) != (config.architecture, config.network_hyperparameters()):
+            raise InvalidParameterError(f"initial network {architecture_of(initial)} {hyperparameters(initial)} does not "
+                                        f"match the configuration's {config.architecture} "
+                                        f"{config.network_hyperparameters()}: expected the same architecture")
+        network.load_state_dict(initial.state_dict())
     multiple = getattr(network, "multiple", 1)
-    if any(n % multiple for n in inputs.shape[1:]):
-        raise InvalidParameterError(f"crop {inputs.shape[1:]} is not allowed for {config.architecture} with depth "
+    shift = int(shift)
+    window = tuple(int(n) - 2 * shift for n in inputs.shape[1:])
+    require(shift >= 0 and min(window) >= 4, "shift", shift,
+            f"0 or more voxels, leaving windows of at least 4 voxels inside crops of {inputs.shape[1:]}")
+    if any(n % multiple for n in window):
+        raise InvalidParameterError(f"crop {window} is not allowed for {config.architecture} with depth "
                                     f"{config.depth}: expected sizes divisible by {multiple}")
+
+    def centre(array: torch.Tensor) -> torch.Tensor:
+        return array[..., shift:shift + window[0], shift:shift + window[1], shift:shift + window[2]]
     x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
     scale = intensity_scale(x_all) if scales is None else torch.as_tensor(np.asarray(scales, np.float32))
     require(scale.shape == (len(inputs),) and bool(torch.all(scale > 0)), "scales", tuple(scale.shape),
@@ -219,11 +272,11 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     validation = np.flatnonzero(np.isin(patients, validation_ids))
     criterion = nn.MSELoss() if config.loss == "mse" or config.mode == "noise2noise" else nn.L1Loss()
 
-    def fidelity(prediction, target, index):
+    def fidelity(prediction, target, batch):
         return criterion(prediction, target)
     if config.bias_weight:
         fidelity = _with_myocardial_mean(fidelity, masks, x_all.shape, config.bias_weight, device,
-                                         x_all if config.bias_reference == "input" else None)
+                                         x_all if config.bias_reference == "input" else None, centre=centre)
     if config.mode == "task-informed":
         fidelity = _task_informed_loss(fidelity, criterion, x_all, y_all, train, observer_templates, template_index,
                                        config.observer_weight, device)
@@ -240,13 +293,16 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
     result = TrainingResult(network, train_patients=train_ids.tolist(), validation_patients=validation_ids.tolist())
     start = time.perf_counter()
 
-    def batch_input(index):
-        """Network input of some pairs: the scaled image, and the log2(dose) channel when conditioned."""
-        x = x_all[index][:, None]
+    def batch_input(batch: _Batch):
+        """Network input of a batch: the scaled image, and the log2(dose) channel when conditioned."""
+        x = batch.cut(x_all)[:, None]
         if config.dose_conditioned:
-            dose = torch.log2(torch.as_tensor(doses[index], dtype=torch.float32))[:, None, None, None, None]
+            dose = torch.log2(torch.as_tensor(doses[batch.index], dtype=torch.float32))[:, None, None, None, None]
             x = torch.cat([x, dose.expand_as(x)], dim=1)
         return x.to(device)
+
+    def central(index) -> _Batch:
+        return _Batch(index, np.full((len(index), 3), shift), window)
 
     for epoch in range(int(config.epochs)):
         network.train()
@@ -254,9 +310,12 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
         losses = []
         for b in range(0, len(order), int(config.batch_size)):
             index = order[b:b + int(config.batch_size)]
-            x, y = batch_input(index), y_all[index][:, None].to(device)
+            # Offsets are drawn only with shifts, so unshifted training repeats its earlier random sequence.
+            batch = (_Batch(index, rng.integers(0, 2 * shift + 1, size=(len(index), 3)), window) if shift
+                     else central(index))
+            x, y = batch_input(batch), batch.cut(y_all)[:, None].to(device)
             prediction = network(x)
-            loss = fidelity(prediction, y, index)
+            loss = fidelity(prediction, y, batch)
             if discriminator is not None:
                 # Discriminator: real pairs (input, target) against generated ones.
                 optimizer_d.zero_grad()
@@ -272,8 +331,9 @@ def train_network(inputs: np.ndarray, targets: np.ndarray, patients: np.ndarray,
             losses.append(float(loss.detach()))
         network.eval()
         with torch.inference_mode():
-            validation_losses = [float(fidelity(network(batch_input(index)), y_all[index][:, None].to(device), index))
-                                 * len(index) for index in (validation[b:b + 8] for b in range(0, len(validation), 8))]
+            validation_losses = [float(fidelity(network(batch_input(batch)), batch.cut(y_all)[:, None].to(device), batch))
+                                 * len(batch.index) for batch in (central(validation[b:b + 8])
+                                                                  for b in range(0, len(validation), 8))]
         result.train_loss.append(float(np.mean(losses)))
         result.validation_loss.append(float(np.sum(validation_losses) / len(validation)))
         if progress is not None:

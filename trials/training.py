@@ -7,6 +7,7 @@ the embedded quick trial by default), how much data to simulate, the pairs to fo
     seed = 7
     trial = "default"              # or a trial TOML path, relative to this file
     output = "unet-quarter.pt"     # checkpoint, relative to this file
+    initial = ""                   # optional warm start: a checkpoint (or pretrained:NAME) to train on from
 
     [data]
     n_patients = 6                 # split into training and validation patients
@@ -14,6 +15,7 @@ the embedded quick trial by default), how much data to simulate, the pairs to fo
     dose_fractions = [0.25]        # several: a dose-conditioned network
     target = "noiseless"           # "full-dose" | "noiseless" | "noise2noise"
     crop = [16, 32, 32]            # heart-centred crop (z, y, x) in reconstruction voxels
+    shift = 4                      # its position jittered by up to 4 voxels per axis in training (0: fixed)
     domain = "image"               # or "projection": (view, z, bin) crops of the photopeak counts
 
     [network]                      # spectrial.models.training.TrainingConfig
@@ -69,6 +71,7 @@ class TrainingData:
     dose_fractions: tuple[float, ...] = (0.25,)
     target: str = "noiseless"
     crop: tuple[int, int, int] = (16, 32, 32)
+    shift: int = 0  # voxels the crop's position is jittered by in training (crops stored this much larger per side)
     domain: str = "image"
 
     def __post_init__(self):
@@ -82,6 +85,12 @@ class TrainingData:
                 "at least 2 for Noise2Noise pairs")
         require(len(self.crop) == 3 and all(int(c) >= 4 for c in self.crop), "crop", list(self.crop),
                 "three sizes (z, y, x) of at least 4 voxels")
+        require(int(self.shift) == self.shift and int(self.shift) >= 0, "shift", self.shift, "a whole number of voxels >= 0")
+
+    @property
+    def block(self) -> tuple[int, int, int]:
+        """Size of the stored crops: the network's window (``crop``) and ``shift`` voxels on each side."""
+        return tuple(int(c) + 2 * int(self.shift) for c in self.crop)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,7 @@ class TrainingSpec:
     seed: int = 0
     trial: str = "default"
     output: str = "network.pt"
+    initial: str = ""  # warm start: a checkpoint (relative to the file, or pretrained:NAME) to train on from
     data: TrainingData = field(default_factory=TrainingData)
     network: TrainingConfig = field(default_factory=TrainingConfig)
 
@@ -109,9 +119,14 @@ def load_training(path: str | os.PathLike) -> tuple[TrainingSpec, Path]:
     return from_record(TrainingSpec, record), path.parent
 
 
+def _crop_start(centre: np.ndarray, crop) -> np.ndarray:
+    """First voxel (z, y, x) of the ``crop``-sized block centred on voxel ``centre``."""
+    return np.array([int(round(c)) - int(n) // 2 for c, n in zip(centre, crop)])
+
+
 def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
     """``crop``-sized block of ``(..., z, y, x)`` centred on voxel ``centre`` (edge-padded where it leaves)."""
-    starts = [int(round(c)) - n // 2 for c, n in zip(centre, crop)]
+    starts = _crop_start(centre, crop).tolist()
     pads = [(max(0, -s), max(0, s + n - size)) for s, n, size in zip(starts, crop, volume.shape[-3:])]
     padded = np.pad(volume, [(0, 0)] * (volume.ndim - 3) + pads, mode="edge")
     index = tuple(slice(s + p[0], s + p[0] + n) for s, p, n in zip(starts, pads, crop))
@@ -119,9 +134,10 @@ def _crop_around(volume: np.ndarray, centre: np.ndarray, crop) -> np.ndarray:
 
 
 def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=None) -> dict[str, np.ndarray]:
-    """Simulate the training pairs: ``inputs``, ``targets`` (crops), ``scales`` (whole-image intensity
-    scales), ``patients``, ``doses``, ``states`` (0 without a defect, k with the trial's k-th defect
-    type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
+    """Simulate the training pairs: ``inputs``, ``targets`` (crops of ``data.block``: the network's
+    window and ``data.shift`` voxels on each side), ``origins`` (each crop's first voxel in the whole
+    image or stack), ``scales`` (whole-image intensity scales), ``patients``, ``doses``, ``states`` (0
+    without a defect, k with the trial's k-th defect type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
     ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
     where each patient's defect is read); ``sexes`` of the patients.
 
@@ -139,6 +155,7 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
     require(all(0 <= p < len(population) for p in chosen) and len(chosen) > 0, "patients", list(chosen),
             f"indices of the {len(population)} training patients")
     inputs, targets, scales, patient_ids, dose_ids, states, references, masks = [], [], [], [], [], [], [], []
+    origins = []
     templates, template_index = [], []
     for done, p in enumerate(chosen):
         patient = population[p]
@@ -158,14 +175,14 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                 clean = {f: np.asarray(sim.noiseless, np.float32) for f in doses}
                 full_mask = np.zeros(sim.recon_grid.shape, bool)
                 full_mask[box] = myocardium
-                mask = _crop_around(full_mask, centre, data.crop)
+                mask = _crop_around(full_mask, centre, data.block)
                 if trial.observer.channels.family in ROTATIONALLY_SYMMETRIC:
                     # Read where the defect is (defect-absent images where the first type would be).
                     defect = trial.defects[max(state, 1) - 1]
-                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - (np.round(centre) - np.array(data.crop) // 2)
-                    templates.append(observer_templates(trial.observer.channels, data.crop, at))
+                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - _crop_start(centre, data.block)
+                    templates.append(observer_templates(trial.observer.channels, data.block, at))
             for f in doses:
-                low = _crop_around(stacks[f], centre, data.crop)
+                low = _crop_around(stacks[f], centre, data.block)
                 # Scaled as the network will see them: by the whole image's (or stack's) intensity scale.
                 image_scale = intensity_scale(torch.from_numpy(stacks[f])).numpy()
                 if data.target == "noise2noise":
@@ -173,13 +190,13 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                     pair_in, pair_out = low[0:half:2], low[1:half:2]
                 elif data.target == "full-dose":  # the full-dose realization, at the low dose's count level
                     pair_in = low
-                    pair_out = _crop_around(stacks[1.0], centre, data.crop) * (f if data.domain == "projection" else 1.0)
+                    pair_out = _crop_around(stacks[1.0], centre, data.block) * (f if data.domain == "projection" else 1.0)
                 else:
                     pair_in = low
-                    pair_out = np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(low), axis=0)
+                    pair_out = np.repeat(_crop_around(clean[f], centre, data.block)[None], len(low), axis=0)
                 inputs.append(pair_in)
                 targets.append(pair_out)
-                references.append(np.repeat(_crop_around(clean[f], centre, data.crop)[None], len(pair_in), axis=0))
+                references.append(np.repeat(_crop_around(clean[f], centre, data.block)[None], len(pair_in), axis=0))
                 if data.domain == "image":
                     masks.append(np.repeat(mask[None], len(pair_in), axis=0))
                 if templates:
@@ -187,12 +204,14 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                 states += [state] * len(pair_in)
                 scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
                 patient_ids += [p] * len(pair_in)
+                origins += [_crop_start(centre, data.block)] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
             progress(done + 1, len(chosen))
     pairs = {"inputs": np.concatenate(inputs), "targets": np.concatenate(targets), "scales": np.concatenate(scales),
              "patients": np.asarray(patient_ids), "doses": np.asarray(dose_ids), "states": np.asarray(states),
-             "references": np.concatenate(references), "sexes": [patient.anatomy.sex for patient in population]}
+             "references": np.concatenate(references), "origins": np.asarray(origins, dtype=np.int64).reshape(-1, 3),
+             "sexes": [patient.anatomy.sex for patient in population]}
     if masks:
         pairs["masks"] = np.concatenate(masks)
     if templates:
@@ -318,6 +337,17 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     output = folder / spec.output
     if output.suffix != ".pt":
         raise InvalidParameterError(f"output={spec.output!r} is not allowed: expected a .pt checkpoint path")
+    initial = None
+    if spec.initial:
+        from spectrial.models.learned import PRETRAINED_PREFIX, NetworkDenoiser
+        from spectrial.models.networks import load_checkpoint
+
+        where = (NetworkDenoiser._resolve(spec.initial) if spec.initial.startswith(PRETRAINED_PREFIX)
+                 else folder / spec.initial)
+        if not where.exists():
+            raise InvalidParameterError(f"initial={spec.initial!r}: no such checkpoint ({where}); expected a file "
+                                        "written by spectrial train or pretrained:NAME")
+        initial, _ = load_checkpoint(where)
     start = time.perf_counter()
     pairs = load_or_simulate_pairs(spec, trial_spec, None if pairs_file is None else Path(pairs_file), workers=workers,
                                    progress=progress, log=log)
@@ -331,7 +361,7 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     result = train_network(pairs["inputs"], pairs["targets"], pairs["patients"], pairs["doses"], network_config,
                            scales=pairs["scales"], masks=pairs.get("masks") if network_config.bias_weight else None,
                            **({"observer_templates": pairs["observer_templates"], "template_index": pairs["template_index"]}
-                              if network_config.mode == "task-informed" else {}),
+                              if network_config.mode == "task-informed" else {}), shift=spec.data.shift, initial=initial,
                            device=resolve_device(device), progress=lambda e, t, v: (
                                epoch_progress(e, network_config.epochs, t, v) if epoch_progress is not None else
                                log(f"epoch {e + 1}/{network_config.epochs}: training loss {t:.5f}, "
@@ -351,22 +381,46 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
     return output
 
 
-def held_out_fidelity(network, pairs: dict, patients) -> dict[str, dict]:
+def _as_in_whole_image(network, pairs: dict, index: np.ndarray, dose: float, shift: int) -> np.ndarray:
+    """The network's output on the central windows of crops ``index``, computed as in a whole image:
+    each crop is trimmed at its start to lie on the whole image's pooling grid (its first voxel a
+    multiple of the network's size multiple; possible where ``shift`` voxels allow), so the network sees
+    the windows at the phase a trial shows them and with image around them, not the crop's edges."""
+    multiple = getattr(network, "multiple", 1)
+    window = tuple(n - 2 * shift for n in pairs["inputs"].shape[1:])
+    out = np.empty((len(index),) + window, np.float32)
+    for k, i in enumerate(index):
+        trim = [t if t <= shift else 0 for t in (-pairs["origins"][i]) % multiple]
+        block = pairs["inputs"][i][trim[0]:, trim[1]:, trim[2]:]
+        enhanced = apply_network(network, torch.from_numpy(np.ascontiguousarray(block))[None], dose,
+                                 scale=torch.from_numpy(pairs["scales"][i:i + 1]))[0].numpy()
+        out[k] = enhanced[tuple(slice(shift - t, shift - t + w) for t, w in zip(trim, window))]
+    return out
+
+
+def held_out_fidelity(network, pairs: dict, patients, *, shift: int = 0) -> dict[str, dict]:
     """Fidelity of the network's outputs on the pairs of ``patients`` (held out of training) at each
-    dose, against the noiseless crops, beside the unprocessed inputs': mean RMSE (the data's units),
-    SSIM and, for images, myocardial bias (%)."""
+    dose, on the crops' central windows (``shift`` voxels in from each side) against the noiseless
+    crops, beside the unprocessed inputs': mean RMSE (the data's units), SSIM and, for images,
+    myocardial bias (%). With the crops' ``origins`` the network runs as in a whole image
+    (:func:`_as_in_whole_image`)."""
     held = np.isin(pairs["patients"], patients)
     masks = pairs.get("masks")
+    window = tuple(slice(shift, n - shift) for n in pairs["inputs"].shape[1:])
     out = {}
     for dose in sorted(set(pairs["doses"][held].tolist()), reverse=True):
         index = np.flatnonzero(held & (pairs["doses"] == dose))
-        images = torch.from_numpy(pairs["inputs"][index])
-        enhanced = apply_network(network, images, dose, scale=torch.from_numpy(pairs["scales"][index])).numpy()
+        if "origins" in pairs:
+            enhanced = _as_in_whole_image(network, pairs, index, dose, shift)
+        else:
+            images = torch.from_numpy(pairs["inputs"][index][(slice(None),) + window])
+            enhanced = apply_network(network, images, dose, scale=torch.from_numpy(pairs["scales"][index])).numpy()
         rows = {"network": [], "input": []}
         for k, i in enumerate(index):
-            mask = None if masks is None else masks[i]
-            rows["network"].append(fidelity_metrics(enhanced[k], pairs["references"][i], mask=mask))
-            rows["input"].append(fidelity_metrics(pairs["inputs"][i], pairs["references"][i], mask=mask))
+            mask = None if masks is None else masks[i][window]
+            reference = pairs["references"][i][window]
+            rows["network"].append(fidelity_metrics(enhanced[k], reference, mask=mask))
+            rows["input"].append(fidelity_metrics(pairs["inputs"][i][window], reference, mask=mask))
         entry = {"pairs": len(index)}
         for who, suffix in (("network", ""), ("input", "_input")):
             entry[f"rmse{suffix}"] = float(np.mean([r["rmse"] for r in rows[who]]))
@@ -387,6 +441,8 @@ def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, p
     training = {"mode": config.mode, "loss": config.loss, "epochs": int(config.epochs), "batch_size": int(config.batch_size),
                 "learning_rate": float(config.learning_rate), "seed": int(config.seed), "seconds": float(result.seconds),
                 "final_training_loss": result.train_loss[-1], "final_validation_loss": result.validation_loss[-1]}
+    if spec.initial:
+        training["initial"] = spec.initial
     if config.bias_weight:
         training["bias_weight"] = float(config.bias_weight)
         training["bias_reference"] = config.bias_reference
@@ -401,14 +457,14 @@ def model_card(spec: TrainingSpec, trial_spec, config: TrainingConfig, result, p
                     "checkpoint": output.name, "size_bytes": output.stat().st_size},
         "data": {"training_file": description["training_file"], "trial": description["trial"], "seed": int(spec.seed),
                  "domain": spec.data.domain, "target": spec.data.target, "dose_fractions": doses,
-                 "crop": [int(c) for c in spec.data.crop], "realizations": int(spec.data.realizations),
+                 "crop": [int(c) for c in spec.data.crop], "shift": int(spec.data.shift), "realizations": int(spec.data.realizations),
                  "pairs": int(len(pairs["inputs"])), "defect_states": sorted(set(pairs["states"].tolist())),
                  "train_patients": len(result.train_patients), "train_patients_by_sex": sexes(result.train_patients),
                  "held_out_patients": len(result.validation_patients),
                  "held_out_patients_by_sex": sexes(result.validation_patients)},
         "training": training,
         "doses": {"trained": doses, "refused": refused_doses_in_words(doses) + " (unless allow_other_doses = true)"},
-        "held_out": held_out_fidelity(result.network, pairs, result.validation_patients),
+        "held_out": held_out_fidelity(result.network, pairs, result.validation_patients, shift=int(spec.data.shift)),
     }
 
 

@@ -57,7 +57,7 @@ def test_task_informed_training_adds_only_the_observer_term_and_needs_templates(
 
 
 def test_the_myocardial_mean_term_charges_the_squared_relative_bias():
-    from spectrial.models.training import _with_myocardial_mean
+    from spectrial.models.training import _Batch, _with_myocardial_mean
 
     target = torch.rand(2, 1, 4, 6, 6) + 1.0
     masks = np.zeros((2, 4, 6, 6), bool)
@@ -66,31 +66,31 @@ def test_the_myocardial_mean_term_charges_the_squared_relative_bias():
     # Output 3 % hotter in the myocardium of the first crop only, unchanged elsewhere.
     output = torch.where(m & (torch.arange(2)[:, None, None, None, None] == 0), 1.03 * target, target)
 
-    def no_loss(prediction, target, index):
+    def no_loss(prediction, target, batch):
         return torch.zeros(())
-    term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")(output, target, np.arange(2))
+    term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")(output, target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))
     assert float(term) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)  # mean over the batch of (bias)^2
     with pytest.raises(InvalidParameterError, match="myocardium masks"):
         _with_myocardial_mean(no_loss, None, (2, 4, 6, 6), 10.0, "cpu")
 
 
 def test_the_input_referenced_myocardial_mean_term_charges_only_what_the_network_changes():
-    from spectrial.models.training import _with_myocardial_mean
+    from spectrial.models.training import _Batch, _with_myocardial_mean
 
     target = torch.rand(2, 1, 4, 6, 6) + 1.0
     inputs = 1.1 * target[:, 0]  # an input 10 % hot everywhere: not the network's doing
     masks = np.zeros((2, 4, 6, 6), bool)
     masks[:, 1:3, 2:4, 2:4] = True
 
-    def no_loss(prediction, target, index):
+    def no_loss(prediction, target, batch):
         return torch.zeros(())
     term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu", inputs)
-    assert float(term(inputs[:, None], target, np.arange(2))) == 0.0  # the identity keeps the input's mean
+    assert float(term(inputs[:, None], target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == 0.0  # the identity keeps the input's mean
     # The output adds 3 % of the target's myocardial mean to the first crop's myocardium: relative change 0.03.
     m = torch.from_numpy(masks)[:, None]
     first = m & (torch.arange(2)[:, None, None, None, None] == 0)
     output = inputs[:, None] + torch.where(first, 0.03 * target, torch.zeros_like(target))
-    assert float(term(output, target, np.arange(2))) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)
+    assert float(term(output, target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)
     # Against the target instead, the input's own 10 % counts.
     against_target = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")
-    assert float(against_target(inputs[:, None], target, np.arange(2))) == pytest.approx(10.0 * 0.1 ** 2, rel=1e-4)
+    assert float(against_target(inputs[:, None], target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == pytest.approx(10.0 * 0.1 ** 2, rel=1e-4)

@@ -74,3 +74,32 @@ def test_a_pairs_file_of_other_data_is_refused_and_left_as_it_was(tmp_path):
     with pytest.raises(InvalidParameterError, match="is not a pairs file"):
         load_or_simulate_pairs(TrainingSpec(), load_trial(None), tmp_path / "notes.npz")
     assert foreign.read_bytes() == before and (tmp_path / "notes.npz").read_text() == "not an archive"
+
+
+def test_held_out_crops_are_enhanced_as_the_whole_image_is():
+    # A U-Net is translation-equivariant only for shifts that are multiples of 2**depth (its poolings):
+    # a crop trimmed onto the whole image's pooling grid gives the whole image's output wherever the
+    # network's receptive field (here under 8 voxels: depth 1) stays inside the crop; a crop off the grid
+    # does not.
+    import torch
+
+    from spectrial.models.networks import apply_network, make_network
+    from spectrial.trials.training import _as_in_whole_image
+
+    torch.manual_seed(0)
+    network = make_network("unet3d", width=4, depth=1).eval()
+    torch.nn.init.normal_(network.out.weight, std=0.3)  # the untrained output layer is zero: make it act
+    image = torch.rand(1, 44, 44, 44) + 0.5
+    whole = apply_network(network, image, 1.0, scale=torch.ones(1))[0].numpy()
+    shift, window = 9, (20, 20, 20)
+    origins = np.array([[3, 4, 5], [2, 2, 2]])  # off the grid, on it
+    inputs = np.stack([image[0, a:a + 38, b:b + 38, c:c + 38].numpy() for a, b, c in origins])
+    pairs = {"inputs": inputs, "origins": origins, "scales": np.ones(2, np.float32)}
+    enhanced = _as_in_whole_image(network, pairs, np.arange(2), 1.0, shift)
+    assert enhanced.shape == (2, *window)
+    expected = [whole[a + shift:a + shift + 20, b + shift:b + shift + 20, c + shift:c + shift + 20] for a, b, c in origins]
+    aligned_error = max(np.abs(enhanced[k] - expected[k]).max() for k in range(2))
+    assert aligned_error < 1e-6
+    # Without the trim, the odd crop sits on another pooling phase and its output differs.
+    unaligned = apply_network(network, torch.from_numpy(inputs[:1]), 1.0, scale=torch.ones(1))[0].numpy()
+    assert np.abs(unaligned[shift:shift + 20, shift:shift + 20, shift:shift + 20] - expected[0]).max() > 1e-4
