@@ -65,7 +65,9 @@ def code_identity() -> dict:
     for package in PACKAGES:
         folder = Path(__import__(f"spectrial.{package}", fromlist=["_"]).__file__).resolve().parent
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.suffix in (".py", ".toml", ".j2"):
+            # Model cards are measurements written by training, not code: a card rewritten after a trial or a
+            # training run must not make the pairs or units stored before it look stale.
+            if path.is_file() and path.suffix in (".py", ".toml", ".j2") and not path.name.endswith(".card.toml"):
                 digest.update(f"{package}/{path.relative_to(folder).as_posix()}\0".encode())
                 digest.update(path.read_bytes())
     versions = {}

@@ -57,3 +57,31 @@ def test_patients_split_into_disjoint_training_and_validation_sets():
         assert len(train) >= 1 and len(validation) >= 1
     with pytest.raises(InvalidParameterError, match="patients"):
         split_by_patient(np.zeros(5), 0.2, np.random.default_rng(0))
+
+
+def test_a_warm_start_begins_from_the_given_network_and_shifted_windows_train():
+    rng = np.random.default_rng(0)
+    noisy, clean = blobs(8, rng)
+    patients, doses = np.arange(8) // 2, np.full(8, 0.5)
+    first = train_network(noisy, clean, patients, doses, TrainingConfig(architecture="unet3d", depth=1, epochs=3, seed=5))
+    # The first epoch of a warm start validates where the given network ended: at a vanishing learning rate
+    # its validation loss is the last one of the network it starts from (same split, same seed).
+    warm = train_network(noisy, clean, patients, doses,
+                         TrainingConfig(architecture="unet3d", depth=1, epochs=1, seed=5, learning_rate=1e-12),
+                         initial=first.network)
+    assert warm.validation_loss[0] == pytest.approx(first.validation_loss[-1], rel=1e-5)
+    with pytest.raises(InvalidParameterError, match="initial network"):
+        train_network(noisy, clean, patients, doses, TrainingConfig(architecture="unet3d", depth=2, epochs=1),
+                      initial=first.network)
+    # Crops 2 voxels larger per side than the window: validation reads the central window. A U-Net starts as
+    # the identity, so its first validation loss is the inputs' mean squared error there (intensity-scaled).
+    padded = [np.pad(a, [(0, 0)] + [(2, 2)] * 3, mode="edge") for a in (noisy, clean)]
+    shifted = train_network(*padded, patients, doses,
+                            TrainingConfig(architecture="unet3d", depth=1, epochs=1, seed=5, learning_rate=1e-12), shift=2)
+    held = np.isin(patients, shifted.validation_patients)
+    scale = intensity_scale(torch.from_numpy(padded[0][held])).numpy()[:, None, None, None]
+    window = (held, slice(2, -2), slice(2, -2), slice(2, -2))
+    expected = np.mean(((padded[0][window] - padded[1][window]) / scale) ** 2)
+    assert shifted.validation_loss[0] == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(InvalidParameterError, match="shift"):
+        train_network(*padded, patients, doses, TrainingConfig(architecture="unet3d", depth=1, epochs=1), shift=20)
