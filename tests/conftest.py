@@ -1,6 +1,17 @@
-"""Fixtures shared by the test packages."""
+"""Fixtures shared by the test packages, and the test processes' thread count."""
+
+import os
 
 import pytest
+
+
+def pytest_configure(config):
+    # With pytest-xdist (README: pytest -n auto) the worker processes share the cores: one torch thread
+    # each keeps them from oversubscribing the machine.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture
