@@ -75,7 +75,8 @@ def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dic
             f"finer than the reconstruction grid ({p.pixel_mm / k:g} mm voxels, {sim.supersampling}-fold sub-voxel "
             f"sampling) by the {sim.simulator.describe()}"
             + ((f", and photopeak scatter by the broad-beam model (effective/narrow-beam attenuation "
-                f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM)"
+                f"{sim.scatter_model.broad_beam_ratio:.2f}, spread {sim.scatter_model.fwhm_mm:g} mm FWHM, lower "
+                f"window {sim.scatter_model.lower_window_scale:g} of the scatter the TEW premise implies)"
                 if sim.simulator.uses_scatter_model else "")
                + f" with two {_percent(p.scatter_window)} side windows for TEW" if sim.scatter else ", without scatter")
             + ", and binned to the detector." + _simulation_statistics(patients or [])),
