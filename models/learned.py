@@ -40,6 +40,19 @@ def pretrained_networks() -> list[str]:
     return sorted(p.name[:-3] for p in folder.iterdir() if p.name.endswith(".pt"))
 
 
+def checkpoint_path(checkpoint: str, folder: Path | None = None) -> Path:
+    """The file of a checkpoint: ``pretrained:NAME`` for one shipped with spectrial, else a path (relative
+    to ``folder`` when given, else to the working directory)."""
+    if checkpoint.startswith(PRETRAINED_PREFIX):
+        name = checkpoint[len(PRETRAINED_PREFIX):]
+        path = Path(str(importlib.resources.files("spectrial.models").joinpath("pretrained", f"{name}.pt")))
+        if not path.exists():
+            raise InvalidParameterError(f"checkpoint={checkpoint!r} is not a shipped network: expected one of "
+                                        f"{pretrained_networks()}")
+        return path
+    return Path(checkpoint) if folder is None else Path(folder) / checkpoint
+
+
 def _images(data: Volume | Projections) -> torch.Tensor:
     """``(batch, ...)`` float32 tensor of a volume's images or of projections' photopeak counts
     ``(batch, view, z, bin)``, which the networks treat as 3D images."""
@@ -193,14 +206,7 @@ class NetworkDenoiser(EnhancementMethod):
 
     @staticmethod
     def _resolve(checkpoint: str) -> Path:
-        if checkpoint.startswith(PRETRAINED_PREFIX):
-            name = checkpoint[len(PRETRAINED_PREFIX):]
-            path = Path(str(importlib.resources.files("spectrial.models").joinpath("pretrained", f"{name}.pt")))
-            if not path.exists():
-                raise InvalidParameterError(f"checkpoint={checkpoint!r} is not a shipped network: expected one of "
-                                            f"{pretrained_networks()}")
-            return path
-        return Path(checkpoint)
+        return checkpoint_path(checkpoint)
 
     def network(self, dose_fraction: float | None = None):
         """The network (and its checkpoint record) that enhances images at ``dose_fraction``."""

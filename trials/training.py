@@ -137,8 +137,8 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
     """Simulate the training pairs: ``inputs``, ``targets`` (crops of ``data.block``: the network's
     window and ``data.shift`` voxels on each side), ``origins`` (each crop's first voxel in the whole
     image or stack), ``scales`` (whole-image intensity scales), ``patients``, ``doses``, ``states`` (0
-    without a defect, k with the trial's k-th defect type), ``references`` (noiseless crops) and, for images, ``masks`` (myocardium crops) and
-    ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
+    without a defect, k with the trial's k-th defect type), ``references`` (noiseless crops) and, for
+    images, ``masks`` (myocardium crops) and ``template_index`` into ``observer_templates`` (the trial's observer channels on the crop, centred
     where each patient's defect is read); ``sexes`` of the patients.
 
     ``patients`` (indices into the training population, all by default) simulates some of them only,
@@ -167,10 +167,13 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                 # Counts (view, z, bin): the middle view and bin, the heart's axial row.
                 n_views, _, n_bins = sim.expected.counts.shape
                 centre = np.array([(n_views - 1) / 2, heart[0], (n_bins - 1) / 2])
+            else:
+                centre = heart
+            origin = _crop_start(centre, data.block)
+            if data.domain == "projection":
                 stacks = {f: np.asarray(sim.projections[f].counts, np.float32) for f in needed}
                 clean = {f: f * np.asarray(sim.expected.counts, np.float32) for f in doses}
             else:
-                centre = heart
                 stacks = {f: np.asarray(sim.volumes[f], np.float32) for f in needed}
                 clean = {f: np.asarray(sim.noiseless, np.float32) for f in doses}
                 full_mask = np.zeros(sim.recon_grid.shape, bool)
@@ -179,7 +182,7 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                 if trial.observer.channels.family in ROTATIONALLY_SYMMETRIC:
                     # Read where the defect is (defect-absent images where the first type would be).
                     defect = trial.defects[max(state, 1) - 1]
-                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - _crop_start(centre, data.block)
+                    at = sim.recon_grid.index_of(defect.centre_mm(sim.phantom.lv)) - origin
                     templates.append(observer_templates(trial.observer.channels, data.block, at))
             for f in doses:
                 low = _crop_around(stacks[f], centre, data.block)
@@ -204,7 +207,7 @@ def simulate_pairs(spec: TrainingSpec, trial_spec, *, patients=None, progress=No
                 states += [state] * len(pair_in)
                 scales.append(image_scale[0:2 * len(pair_in):2] if data.target == "noise2noise" else image_scale)
                 patient_ids += [p] * len(pair_in)
-                origins += [_crop_start(centre, data.block)] * len(pair_in)
+                origins += [origin] * len(pair_in)
                 dose_ids += [f] * len(pair_in)
         if progress is not None:
             progress(done + 1, len(chosen))
@@ -339,11 +342,10 @@ def run_training(path: str | os.PathLike, *, progress=None, epoch_progress=None,
         raise InvalidParameterError(f"output={spec.output!r} is not allowed: expected a .pt checkpoint path")
     initial = None
     if spec.initial:
-        from spectrial.models.learned import PRETRAINED_PREFIX, NetworkDenoiser
+        from spectrial.models.learned import checkpoint_path
         from spectrial.models.networks import load_checkpoint
 
-        where = (NetworkDenoiser._resolve(spec.initial) if spec.initial.startswith(PRETRAINED_PREFIX)
-                 else folder / spec.initial)
+        where = checkpoint_path(spec.initial, folder)
         if not where.exists():
             raise InvalidParameterError(f"initial={spec.initial!r}: no such checkpoint ({where}); expected a file "
                                         "written by spectrial train or pretrained:NAME")
@@ -402,19 +404,14 @@ def held_out_fidelity(network, pairs: dict, patients, *, shift: int = 0) -> dict
     """Fidelity of the network's outputs on the pairs of ``patients`` (held out of training) at each
     dose, on the crops' central windows (``shift`` voxels in from each side) against the noiseless
     crops, beside the unprocessed inputs': mean RMSE (the data's units), SSIM and, for images,
-    myocardial bias (%). With the crops' ``origins`` the network runs as in a whole image
-    (:func:`_as_in_whole_image`)."""
+    myocardial bias (%). The network runs on each crop as in a whole image (:func:`_as_in_whole_image`)."""
     held = np.isin(pairs["patients"], patients)
     masks = pairs.get("masks")
     window = tuple(slice(shift, n - shift) for n in pairs["inputs"].shape[1:])
     out = {}
     for dose in sorted(set(pairs["doses"][held].tolist()), reverse=True):
         index = np.flatnonzero(held & (pairs["doses"] == dose))
-        if "origins" in pairs:
-            enhanced = _as_in_whole_image(network, pairs, index, dose, shift)
-        else:
-            images = torch.from_numpy(pairs["inputs"][index][(slice(None),) + window])
-            enhanced = apply_network(network, images, dose, scale=torch.from_numpy(pairs["scales"][index])).numpy()
+        enhanced = _as_in_whole_image(network, pairs, index, dose, shift)
         rows = {"network": [], "input": []}
         for k, i in enumerate(index):
             mask = None if masks is None else masks[i][window]

@@ -68,7 +68,8 @@ def test_the_myocardial_mean_term_charges_the_squared_relative_bias():
 
     def no_loss(prediction, target, batch):
         return torch.zeros(())
-    term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")(output, target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))
+    whole = _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6))  # both crops, unshifted
+    term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")(output, target, whole)
     assert float(term) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)  # mean over the batch of (bias)^2
     with pytest.raises(InvalidParameterError, match="myocardium masks"):
         _with_myocardial_mean(no_loss, None, (2, 4, 6, 6), 10.0, "cpu")
@@ -84,13 +85,14 @@ def test_the_input_referenced_myocardial_mean_term_charges_only_what_the_network
 
     def no_loss(prediction, target, batch):
         return torch.zeros(())
+    whole = _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6))  # both crops, unshifted
     term = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu", inputs)
-    assert float(term(inputs[:, None], target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == 0.0  # the identity keeps the input's mean
+    assert float(term(inputs[:, None], target, whole)) == 0.0  # the identity keeps the input's mean
     # The output adds 3 % of the target's myocardial mean to the first crop's myocardium: relative change 0.03.
     m = torch.from_numpy(masks)[:, None]
     first = m & (torch.arange(2)[:, None, None, None, None] == 0)
     output = inputs[:, None] + torch.where(first, 0.03 * target, torch.zeros_like(target))
-    assert float(term(output, target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)
+    assert float(term(output, target, whole)) == pytest.approx(10.0 * 0.03 ** 2 / 2, rel=1e-4)
     # Against the target instead, the input's own 10 % counts.
     against_target = _with_myocardial_mean(no_loss, masks, (2, 4, 6, 6), 10.0, "cpu")
-    assert float(against_target(inputs[:, None], target, _Batch(np.arange(2), np.zeros((2, 3), int), (4, 6, 6)))) == pytest.approx(10.0 * 0.1 ** 2, rel=1e-4)
+    assert float(against_target(inputs[:, None], target, whole)) == pytest.approx(10.0 * 0.1 ** 2, rel=1e-4)
