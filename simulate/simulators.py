@@ -15,11 +15,11 @@ import numpy as np
 
 from spectrial.phantoms import Phantom
 from spectrial.phantoms.errors import InvalidParameterError, require
-from spectrial.phantoms.motion import MOTIONS, motion_for, sample_motion
+from spectrial.phantoms.motion import MOTIONS, motion_for, sample_motion, true_function
 from spectrial.phantoms.registry import Registry
 
 from .counts import bin_to_detector, expected_projections
-from .gating import gated_acquisition
+from .gating import GatedProjections, gated_acquisition
 from .montecarlo import montecarlo_projections
 from .images import Projections
 from .projector import SpectProjector
@@ -69,10 +69,17 @@ class Simulator:
     def check(self, *, scatter: bool) -> None:
         """Refuse trial settings the simulator cannot honour (messages name the setting)."""
 
-    def simulate(self, phantom: Phantom, protocol: Protocol, **options) -> tuple[Projections, dict]:
-        """:meth:`expected` and a record of the simulation's own statistics (JSON-serializable; kept with
-        the unit's results and summarized in the report): none for a deterministic simulator."""
+    def simulate(self, phantom: Phantom, protocol: Protocol, **options) -> tuple[Projections | GatedProjections, dict]:
+        """The acquisition's expected counts and a record of the simulation's own statistics and draws
+        (JSON-serializable; kept with the unit's results and summarized in the report): :meth:`expected`
+        and no record for a deterministic simulator. A gated simulator returns its
+        :class:`~spectrial.simulate.gating.GatedProjections` (the gates and their sum), from which a unit
+        draws each gate's noise and sums the gates for the perfusion task."""
         return self.expected(phantom, protocol, **options), {}
+
+    # Realizations of each case whose gates are reconstructed for the functional task (EDV, ESV, EF):
+    # none for an ungated simulator; a gated one sets it.
+    functional_realizations = 0
 
     def describe(self) -> str:
         return self.name
@@ -97,14 +104,20 @@ class AnalyticSimulator(Simulator):
 @SIMULATORS.register
 @dataclass(frozen=True)
 class MovingHeartSimulator(Simulator):
-    """The analytic simulator of a beating and breathing patient: an ungated acquisition integrating the
-    cardiac cycle over ``gates`` and the breathing cycle over ``respiratory_samples`` positions."""
+    """The analytic simulator of a beating and breathing patient: an ECG-gated acquisition integrating the
+    cardiac cycle over ``gates`` and the breathing cycle over ``respiratory_samples`` positions.
+
+    The perfusion task reads the summed (ungated) data; with cardiac motion, the gates of the first
+    ``functional_realizations`` realizations of every case are also reconstructed (in one batch) for the
+    functional task: LV volumes and EF measured on them against the phantom's (by default 2; 0 turns
+    the functional task off; without cardiac motion there is no function to measure and it is 0)."""
 
     name: ClassVar[str] = "moving"
     motion: str = "both"  # none | cardiac | respiratory | both
     gates: int = 8
     heart_rate_bpm: float = 70.0
     respiratory_samples: int = 8
+    functional_realizations: int = -1  # -1: 2 with cardiac motion, 0 without (resolved on construction)
 
     def __post_init__(self):
         require(self.motion in MOTIONS, "motion", self.motion, f"one of {list(MOTIONS)}")
@@ -112,6 +125,17 @@ class MovingHeartSimulator(Simulator):
         require(30 <= self.heart_rate_bpm <= 200, "heart_rate_bpm", self.heart_rate_bpm, "a heart rate in [30, 200]")
         require(1 <= self.respiratory_samples <= 64, "respiratory_samples", self.respiratory_samples,
                 "an integer in [1, 64]")
+        beats = self.motion in ("cardiac", "both")
+        chosen = self.functional_realizations
+        require(isinstance(chosen, (int, np.integer)) and chosen >= -1, "functional_realizations", chosen,
+                "a number of realizations >= 0 (0: no functional task)")
+        if chosen == -1:
+            object.__setattr__(self, "functional_realizations", 2 if beats and self.gates >= 2 else 0)
+        elif chosen > 0:
+            require(beats, "functional_realizations", chosen,
+                    f"0 with motion = {self.motion!r}: the functional task needs cardiac motion ('cardiac' or 'both')")
+            require(self.gates >= 2, "functional_realizations", chosen,
+                    "0 with gates = 1: the functional task needs at least 2 gates")
 
     def motions(self, phantom: Phantom, rng: np.random.Generator):
         """The patient's cardiac and respiratory motion: ejection fraction and breathing amplitude drawn
@@ -123,14 +147,30 @@ class MovingHeartSimulator(Simulator):
         cardiac, respiratory = sample_motion(phantom.anatomy, rng=rng, heart_rate_bpm=self.heart_rate_bpm)
         return motion_for(self.motion, cardiac, respiratory)
 
-    def expected(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
+    def simulate(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
+        """The gated acquisition, and a record of the patient's drawn motion and, with cardiac motion, its
+        true LV function (:func:`~spectrial.phantoms.motion.true_function`: continuous and gate-sampled
+        EDV, ESV and EF)."""
         cardiac, respiratory = self.motions(phantom, rng)
         gated, _ = gated_acquisition(phantom.anatomy, phantom.grid, protocol, cardiac=cardiac, respiratory=respiratory,
                                      gates=self.gates, uptake=phantom.uptake, defect=phantom.defect,
                                      supersampling=supersampling, detector_factor=detector_factor, scatter=scatter,
                                      respiratory_samples=self.respiratory_samples, device=str(device),
                                      still=phantom)
-        return gated.ungated
+        record = {"motion": self.motion, "gates": self.gates,
+                  "gate_time_fractions": [float(f) for f in gated.time_fractions]}
+        if cardiac is not None:
+            record["ejection_fraction"] = cardiac.ejection_fraction
+        if respiratory is not None:
+            record["respiratory_amplitude_mm"] = respiratory.heart_amplitude_mm
+        if self.functional_realizations:
+            truth = true_function(phantom.anatomy, cardiac, gates=self.gates)
+            record["true_function"] = {k: (float(v) if np.isscalar(v) else [float(x) for x in v])
+                                       for k, v in truth.items()}
+        return gated, record
+
+    def expected(self, phantom, protocol, **options):
+        return self.simulate(phantom, protocol, **options)[0].ungated
 
     def describe(self) -> str:
         kept = {"none": "no motion", "cardiac": "cardiac motion", "respiratory": "respiratory motion",

@@ -100,6 +100,37 @@ def auc_vs_dose(results: list[dict], *, confidence: float, names: dict[str, str]
     return fig
 
 
+def ef_error_vs_dose(summary: list[dict], *, names: dict[str, str], confidence: float) -> Figure:
+    """The functional task: EF bias against dose per method, its confidence interval over patients as a
+    band and the errors' spread (+- 1 SD) as bars (:func:`~spectrial.trials.functional.function_summary`)."""
+    methods = _unique(r["method"] for r in summary)
+    doses = sorted({r["dose_fraction"] for r in summary})
+    with _style():
+        fig = Figure(figsize=(WIDTH_IN * 0.6, 4.2), layout="constrained")
+        ax = fig.subplots()
+        offsets = np.linspace(-0.06, 0.06, len(methods)) if len(methods) > 1 else [0.0]
+        for m, method in enumerate(methods):
+            mine = sorted((r for r in summary if r["method"] == method), key=lambda r: r["dose_fraction"])
+            x = np.array([r["dose_fraction"] for r in mine]) * 2 ** offsets[m]  # side by side on the log axis
+            bias = 100 * np.array([r["ef_bias"] for r in mine])
+            spread = 100 * np.array([r["ef_error_sd"] or 0.0 for r in mine])
+            style = _method_style(m)
+            if all(r["ef_bias_low"] is not None for r in mine):
+                ax.fill_between(x, [100 * r["ef_bias_low"] for r in mine], [100 * r["ef_bias_high"] for r in mine],
+                                color=style["color"], alpha=0.12, lw=0)
+            ax.errorbar(x, bias, yerr=spread, lw=2, ms=6, capsize=3, label=names.get(method, method), **style)
+        ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(doses, [dose_label(d) for d in doses])
+        ax.minorticks_off()
+        ax.set(xlabel="dose (fraction of the full injected activity)",
+               ylabel=f"EF error (measured - true, EF points)\nband: {100 * confidence:g} % CI over patients; "
+                      "bars: +- 1 SD",
+               title="Ejection fraction from the gates")
+        ax.legend(loc="best", frameon=True, framealpha=0.9)
+    return fig
+
+
 def roc_curves(scores: list[dict], results: list[dict], *, names: dict[str, str]) -> Figure:
     """Empirical ROC curves in small multiples: one row per defect type, one panel per dose, one curve
     per method (its AUC in the legend)."""

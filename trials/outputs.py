@@ -1,4 +1,5 @@
-"""The files a trial stores: the results table, per-case score and fidelity tables (CSV), the
+"""The files a trial stores: the results table, per-case score and fidelity tables (CSV; a gated trial's
+functional measurements too), the
 patients' parameters (JSON), the example patient's images (NPZ) and, with readers >= 2, one iMRMC
 reader-study file per defect type, with readers for the report.
 
@@ -26,6 +27,7 @@ from .spec import TrialSpec
 RESULTS_CSV = "results.csv"
 SCORES_CSV = "scores.csv"
 FIDELITY_CSV = "fidelity.csv"
+FUNCTION_CSV = "function.csv"  # gated trials only: the functional task's measurements (see .functional)
 PATIENTS_JSON = "patients.json"
 EXAMPLES_NPZ = "examples.npz"
 
@@ -83,7 +85,7 @@ def write_patients_json(spec: TrialSpec, patients, units: list[UnitResult], path
                                         for k, label in enumerate(spec.defect_labels)},
             "full_dose_expected_counts": {state_label(spec, u.state): u.expected_counts for u in mine},
         })
-        if any(u.simulation for u in mine):  # the simulator's own statistics (Monte Carlo)
+        if any(u.simulation for u in mine):  # the simulator's own record (Monte Carlo statistics, motion)
             records[-1]["simulation"] = {state_label(spec, u.state): u.simulation for u in mine if u.simulation}
     path.write_text(json.dumps(records, indent=2))
 

@@ -43,7 +43,8 @@ class UnitResult:
     seconds: dict[str, float] = field(default_factory=dict)
     true_polar_reduction: np.ndarray | None = None  # (rings, sectors) inserted fractional uptake reduction
     examples: "ExampleViews | None" = None  # kept for the report's example patient only
-    simulation: dict = field(default_factory=dict)  # the simulator's own statistics (Monte Carlo), if any
+    simulation: dict = field(default_factory=dict)  # the simulator's own record (Monte Carlo, motion), if any
+    function: list[dict] = field(default_factory=list)  # functional task: one record per (dose, method, realization)
 
 
 class StoredInputs(Mapping):
@@ -76,7 +77,7 @@ def load_case(spec: TrialSpec, store: ResultStore, planned: list[PlannedUnit]) -
     unit = planned[0].unit
     first_meta, first = store.load(planned[0].base_key, skip=STORED_VOLUMES)
     seconds: dict[str, float] = {}
-    fidelity, moments, polar, example = [], {}, {}, None
+    fidelity, function, moments, polar, example = [], [], {}, {}, None
     for item in planned:
         meta = first_meta if item is planned[0] else store.load(item.base_key, skip=STORED_VOLUMES)[0]
         for stage, s in meta["seconds"].items():
@@ -86,6 +87,7 @@ def load_case(spec: TrialSpec, store: ResultStore, planned: list[PlannedUnit]) -
             for stage, s in meta["seconds"].items():
                 seconds[stage] = seconds.get(stage, 0.0) + s
             fidelity += meta["fidelity"]
+            function += meta.get("function", [])
             n = item.unit.stop - item.unit.start
             for di, f in enumerate(doses):
                 moments.setdefault((f, m), []).append((n, arrays[f"noise_mean_{di}"], arrays[f"noise_m2_{di}"]))
@@ -95,7 +97,8 @@ def load_case(spec: TrialSpec, store: ResultStore, planned: list[PlannedUnit]) -
                         example = ExampleViews(first_meta["example_pitch_mm"], {}, first["example_phantom"],
                                                first.get("example_defect"))
                     example.reconstructed[(f, m)] = arrays[f"example_{di}"]
-    fidelity.sort(key=lambda rec: (doses.index(rec["dose_fraction"]), rec["method"], rec["realization"]))
+    for records in (fidelity, function):
+        records.sort(key=lambda rec: (doses.index(rec["dose_fraction"]), rec["method"], rec["realization"]))
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
     keys = [(k, f, m) for k in defects for f in doses for m in range(n_methods)]
     inputs = StoredInputs(store, [item.method_keys for item in planned], keys, doses)
@@ -105,7 +108,7 @@ def load_case(spec: TrialSpec, store: ResultStore, planned: list[PlannedUnit]) -
                       {key: np.concatenate(maps) for key, maps in polar.items()}, first["polar_weights"],
                       None if true_polar is None else (float(true_polar[0]), int(true_polar[1])),
                       first_meta["defect_extent_percent"], first_meta["expected_counts"], seconds,
-                      first.get("true_polar_reduction"), example, first_meta.get("simulation", {}))
+                      first.get("true_polar_reduction"), example, first_meta.get("simulation", {}), function)
 
 
 def load_cases(spec: TrialSpec, store: ResultStore, plan: TrialPlan, *, exclude=()) -> list[UnitResult]:

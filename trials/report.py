@@ -19,7 +19,7 @@ from spectrial.phantoms import parameter_columns
 from spectrial.phantoms.population import parameter_label
 from spectrial.phantoms.errors import InvalidParameterError
 
-from . import evidence, figures, outputs
+from . import evidence, figures, functional, outputs
 from .analysis import format_p
 from .statistics import MIN_CASES_PER_CLASS, comparison_verdict, interval_name
 from .spec import TrialSpec, load_trial
@@ -36,7 +36,7 @@ def _percent(x: float) -> str:
 
 def _simulation_statistics(patients: list[dict]) -> str:
     """A sentence on a stochastic simulator's own noise over the trial's cases (from ``patients.json``)."""
-    records = [r for p in patients for r in p.get("simulation", {}).values()]
+    records = [r for p in patients for r in p.get("simulation", {}).values() if "scatter_relative_noise" in r]
     if not records:
         return ""
     mc = np.median([r["scatter_relative_noise"] for r in records])
@@ -45,6 +45,18 @@ def _simulation_statistics(patients: list[dict]) -> str:
     return (f" The Monte Carlo's own relative noise in its scatter estimate is {100 * mc:.1f} % per 2x2-binned pixel "
             f"(median over {len(records)} cases, brightest decile of pixels), beside {100 * poisson:.1f} % Poisson "
             f"noise of the full-dose counts there; scatter-to-primary ratio {spr:.2f}.")
+
+
+def _functional_in_words(spec: TrialSpec) -> str:
+    simulator = spec.simulation.simulator
+    return (f"ECG-gated acquisition in {simulator.gates} gates of the RR interval, Poisson noise drawn per gate and "
+            "the gates summed for the perfusion task. The gates of the first "
+            f"{simulator.functional_realizations} realizations of each case are reconstructed as above at every "
+            "dose (each gate's image divided by its share of the acquisition time), enhanced by every method as "
+            "it is set for the study's dose, and measured by a QGS-like surface detection (count-profile maxima "
+            "along the normals of the LV's mid-wall spheroid, valve plane per gate, constant myocardial volume; "
+            "after Germano et al., J Nucl Med 1995): EDV, ESV and EF. Errors are taken against the phantom's "
+            "continuous EF; the bias's interval is a t-interval over the patients' mean errors.")
 
 
 def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dict[str, str]:
@@ -100,6 +112,7 @@ def methods_in_words(spec: TrialSpec, patients: list[dict] | None = None) -> dic
                "(maximum-count profiles), and the defect is read where that LV places it."
                if rec.reorientation == "image" else " Images are reoriented with the phantom's LV geometry.")),
         "Enhancement methods": f"Applied to every reconstruction: {methods}." + _untrained_doses_in_words(spec),
+        **({"Functional task": _functional_in_words(spec)} if sim.simulator.functional_realizations else {}),
         "Observer": f"{spec.observer.describe()}.",
         "Statistics": (
             f"Wilcoxon-Mann-Whitney AUC with {_percent(stat.confidence)} {stat.ci_method} confidence intervals"
@@ -293,6 +306,21 @@ def _study_caveats(spec: TrialSpec, results: list[dict]) -> dict:
     return {"warnings": warnings, "min_cases": MIN_CASES_PER_CLASS}
 
 
+def _function_rows(summary: list[dict], spec: TrialSpec) -> list[dict]:
+    """The functional task's summary for the report's table (EF in points of percent)."""
+    names = spec.method_names
+
+    def points(x):
+        return "" if x is None else f"{100 * x:+.1f}"
+    return [{"dose": figures.dose_label(r["dose_fraction"]), "method": names.get(r["method"], r["method"]),
+             "n": r["n"], "patients": r["patients"], "true_ef": f"{100 * r['true_ef']:.1f}",
+             "bias": points(r["ef_bias"]),
+             "interval": "" if r["ef_bias_low"] is None else f"[{points(r['ef_bias_low'])}, {points(r['ef_bias_high'])}]",
+             "sd": "" if r["ef_error_sd"] is None else f"{100 * r['ef_error_sd']:.1f}", "mae": f"{100 * r['ef_mae']:.1f}",
+             "edv": f"{r['edv_error_percent']:+.1f}", "esv": f"{r['esv_error_percent']:+.1f}",
+             "gating": points(r["gated_true_ef_bias"])} for r in summary]
+
+
 def _verification_rows(record: dict) -> list[dict]:
     return [{"check": c["name"], "quantity": m["quantity"], "expected": f"{m['expected']:.6g}",
              "measured": f"{m['measured']:.6g}", "tolerance": f"{m['tolerance']:g} ({m['rule']})",
@@ -328,6 +356,9 @@ def build_report(results_dir) -> Path:
     manifest = json.loads((results_dir / evidence.MANIFEST).read_text())
     verification = json.loads((results_dir / evidence.VERIFICATION).read_text())
     parameters, units = population_parameters(patients)
+    function_file = results_dir / outputs.FUNCTION_CSV  # gated trials with the functional task only
+    function = (functional.function_summary(outputs.read_table(function_file), confidence=spec.statistics.confidence)
+                if function_file.is_file() else [])
 
     figure_dir = results_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
@@ -340,6 +371,8 @@ def build_report(results_dir) -> Path:
                                figure_dir),
         "roc": _figure(figures.roc_curves(scores, results, names=names), "roc_curves", figure_dir),
         "fidelity": _figure(figures.fidelity_vs_auc(results, names=names), "fidelity_vs_auc", figure_dir),
+        "function": _figure(figures.ef_error_vs_dose(function, names=names, confidence=stat.confidence),
+                            "ef_error_vs_dose", figure_dir) if function else None,
         "views_present": _figure(figures.example_views(examples, 0, names=names), "views_defect_present", figure_dir)
         if examples else None,
         "views_absent": _figure(figures.example_views(examples, 1, names=names), "views_defect_absent", figure_dir)
@@ -360,7 +393,7 @@ def build_report(results_dir) -> Path:
                      "max": f"{max(v):.4g}", "n": len(v)} for n, v in parameters.items()],
         n_patients=len(patients), manifest=manifest, verification=verification,
         verification_rows=_verification_rows(verification), integrity=evidence.check_files(results_dir, manifest["files"], skip=DERIVED + (evidence.MANIFEST, evidence.CHECKSUMS)) + evidence.check_parts(results_dir, manifest),
-        has_readers=any(r["reader"] for r in rows), study=_study_caveats(spec, results),
+        has_readers=any(r["reader"] for r in rows), function=_function_rows(function, spec), study=_study_caveats(spec, results),
         auc_interval=interval_name(stat.ci_method, n_bootstrap=stat.n_bootstrap),
         difference_interval=interval_name(stat.ci_method, paired=True, n_bootstrap=stat.n_bootstrap),
         files=sorted(manifest["files"]), dose_label=figures.dose_label)

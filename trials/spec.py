@@ -75,6 +75,8 @@ class SimulationSpec:
         self.simulator.check(scatter=self.scatter)
         require(self.n_patients >= 1, "n_patients", self.n_patients, "a positive integer")
         require(self.realizations >= 2, "realizations", self.realizations, "an integer >= 2")
+        require(self.simulator.functional_realizations <= self.realizations, "simulator.functional_realizations",
+                self.simulator.functional_realizations, f"at most the trial's {self.realizations} realizations")
         require(0 <= self.realizations_per_unit, "realizations_per_unit", self.realizations_per_unit,
                 "0 (every realization of a case in one work unit) or a positive batch size")
         object.__setattr__(self, "dose_fractions", tuple(check_dose_fractions(self.dose_fractions)))

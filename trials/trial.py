@@ -21,7 +21,7 @@ from pathlib import Path
 
 from spectrial.phantoms.errors import InvalidParameterError, SpectrialError
 
-from . import evidence, outputs, preflight, report, results_folder
+from . import evidence, functional, outputs, preflight, report, results_folder
 from .analysis import DetectabilityRow, TrialAnalysis, analyze_trial
 from .execution import Execution, InlineExecutor, execute_plan, make_executor, missing_parts
 from .plan import plan_trial, specification_key
@@ -140,6 +140,9 @@ def _run_in_folder(spec: TrialSpec, out_dir: Path, patients, plan, key: str, *, 
         outputs.write_table(analysis.score_records(), stage / outputs.SCORES_CSV)
         outputs.write_reader_studies(spec, analysis.reader_studies, stage)
         outputs.write_table(outputs.fidelity_records(spec, units), stage / outputs.FIDELITY_CSV)
+        function = functional.function_records(spec, units)
+        if function:
+            outputs.write_table(function, stage / outputs.FUNCTION_CSV)
         outputs.write_patients_json(spec, patients, units, stage / outputs.PATIENTS_JSON)
         outputs.write_examples(spec, units, stage / outputs.EXAMPLES_NPZ)
         verification = verification_record(run_checks())

@@ -5,8 +5,11 @@ type present. It builds the phantom on the fine simulation grid (the trial's pha
 its expected projections once (the trial's simulator), draws the batch's noise realizations at every dose
 level, reconstructs (:func:`spectrial.simulate.reconstruct`), applies every enhancement method, extracts
 the observer inputs and bullseye polar maps, and measures image fidelity in a heart-centred box against
-the noiseless full-dose reconstruction and the true activity. Its results are a *base* part (independent
-of the methods) and one part per method (see :mod:`.plan`). Random generators come from the unit's keyed
+the noiseless full-dose reconstruction and the true activity. With a gated simulator each realization's
+noise is drawn per gate and the gates summed for the perfusion task; the gates of the first
+``functional_realizations`` realizations of each case are also reconstructed, enhanced by every method and
+measured for the functional task (EDV, ESV, EF; :func:`spectrial.simulate.functional.lv_function`). Its
+results are a *base* part (independent of the methods) and one part per method (see :mod:`.plan`). Random generators come from the unit's keyed
 streams (:mod:`.streams`), never from execution order, so results are identical for any number of
 workers or realization batch size.
 """
@@ -26,6 +29,8 @@ from spectrial.simulate import (Projections, SpectProjector, Volume, estimate_lv
                                 noisy_projections, orbit_radii, reconstruct, short_axis_plane, short_axis_volume,
                                 stack_projections)
 from spectrial.simulate.devices import resolve_device
+from spectrial.simulate.functional import lv_function
+from spectrial.simulate.gating import GatedProjections, gated_noisy_projections, stack_gates, sum_projections
 from spectrial.simulate.polarmap import aha_segments, mid_wall_points, polar_area_weights, polar_map
 
 from .cases import reconstruction_grid, trial_phantom
@@ -80,6 +85,23 @@ def read_with_estimated_lv(image: Volume, lv, centres: Mapping[int, np.ndarray],
 
 
 @dataclass
+class GatedReconstructions:
+    """A unit's gated data for the functional task, at each dose: every gate of the realizations
+    ``realizations`` (global indices), realization-major (entry ``i * G + g`` is gate ``g`` of the i-th)."""
+
+    realizations: range
+    projections: dict[float, Projections]  # dose -> (realizations * gates, view, z, bin) counts
+    volumes: dict[float, np.ndarray]  # dose -> (realizations * gates, z, y, x) kBq/mL
+    # Per entry: the reconstruction's calibration assumes the whole acquisition time; a gate holds its
+    # time fraction of it, so its image is divided by that fraction (kBq/mL again).
+    scale: np.ndarray
+
+    @property
+    def gates(self) -> int:
+        return self.scale.size // len(self.realizations)
+
+
+@dataclass
 class SimulatedUnit:
     """A unit's phantom and reconstructions (worker-side, never stored unless volumes are kept)."""
 
@@ -99,7 +121,8 @@ class SimulatedUnit:
     # reconstruction used (None without attenuation correction), for exporting a case.
     orbit_radii_mm: np.ndarray | None = None
     recon_mu: np.ndarray | None = None
-    simulation: dict = dataclasses.field(default_factory=dict)  # the simulator's own statistics (Monte Carlo)
+    simulation: dict = dataclasses.field(default_factory=dict)  # the simulator's own record (Monte Carlo, motion)
+    gated: GatedReconstructions | None = None  # the functional task's gates, when this unit has any
 
     @functools.cached_property
     def heart(self) -> tuple[np.ndarray, tuple[slice, ...], dict[str, np.ndarray]]:
@@ -155,10 +178,12 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
     sim = spec.simulation
     device = resolve_device(spec.execution.device, "execution.device")
     radii = orbit_radii(spec.protocol, phantom.grid, phantom.mu)  # one orbit for simulation and reconstruction
-    expected, record = sim.simulator.simulate(phantom, spec.protocol, orbit_radii_mm=radii, detector_factor=factor,
-                                              scatter=sim.scatter_model if sim.scatter else None,
-                                              supersampling=sim.supersampling, device=device,
-                                              rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient))
+    acquisition, record = sim.simulator.simulate(phantom, spec.protocol, orbit_radii_mm=radii, detector_factor=factor,
+                                                 scatter=sim.scatter_model if sim.scatter else None,
+                                                 supersampling=sim.supersampling, device=device,
+                                                 rng=trial_rng(spec.seed, SIMULATION_KEY, unit.patient))
+    gated = acquisition if isinstance(acquisition, GatedProjections) else None
+    expected = acquisition if gated is None else gated.ungated
     clock["projection"] = time.perf_counter() - start
     step()
 
@@ -171,11 +196,21 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
     def reconstruct_unit(projections: Projections) -> np.ndarray:
         return reconstruct(projections, system, settings=settings).array
 
+    functional = range(unit.start, min(unit.stop, sim.simulator.functional_realizations))
     per_dose: dict[float, list[Projections]] = {f: [] for f in doses}
+    gate_draws: dict[float, list[list[Projections]]] = {f: [] for f in doses}  # dose -> realization -> gate
     for r in range(unit.start, unit.stop):
         rng = trial_rng(spec.seed, NOISE_KEY, unit.patient, unit.state, r)
-        for f, proj in noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng,
-                                         mode=sim.noise_mode).items():
+        if gated is None:
+            draws = noisy_projections(expected, dose_fractions=doses, realizations=1, rng=rng, mode=sim.noise_mode)
+        else:  # Poisson per gate, independent; the summed data is a gated study's summed projections
+            per_gate = gated_noisy_projections(gated, dose_fractions=doses, realizations=1, rng=rng,
+                                               mode=sim.noise_mode)
+            draws = {f: sum_projections(gates) for f, gates in per_gate.items()}
+            if r in functional:
+                for f in doses:
+                    gate_draws[f].append(per_gate[f])
+        for f, proj in draws.items():
             per_dose[f].append(proj)
     stacked = {f: stack_projections(per_dose[f]) for f in doses}
     reconstructed = {}
@@ -183,21 +218,54 @@ def simulate_unit(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, volumes:
         reconstructed[f] = reconstruct_unit(stacked[f])
         step()
     noiseless = reconstruct_unit(stack_projections([expected]))[0]
+    gated_volumes = None
+    if functional:
+        scale = np.tile(1.0 / np.asarray(gated.time_fractions, np.float32), len(functional))
+        gate_data = {f: stack_gates([stack_projections([draw[g] for draw in gate_draws[f]])
+                                     for g in range(len(gated.gates))]) for f in doses}
+        gated_volumes = GatedReconstructions(functional, gate_data, {}, scale)
+        for f in doses:  # every gate of every functional realization in one batch
+            gated_volumes.volumes[f] = reconstruct_unit(gate_data[f]) * scale[:, None, None, None]
     clock["reconstruction"] = time.perf_counter() - start
     return SimulatedUnit(phantom, recon_grid, reconstructed, noiseless, float(expected.counts.sum()), clock, factor,
                          projections=stacked, expected=expected, reconstruct=reconstruct_unit, orbit_radii_mm=radii,
-                         recon_mu=mu, simulation=record)
+                         recon_mu=mu, simulation=record, gated=gated_volumes)
 
 
-def enhanced_volume(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float) -> Volume:
+def enhanced_volume(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float, *,
+                    gates: bool = False) -> Volume:
     """The unit's reconstructions at ``dose_fraction`` enhanced by method ``method`` (``(realizations, z, y, x)``):
     an image-domain method on the volumes, a projection-domain one on the counts before the unit's own
-    reconstruction."""
+    reconstruction. ``gates``: the functional task's gate images instead (``(realizations * gates, z, y, x)``,
+    see :class:`GatedReconstructions`), enhanced as the method is set for the study's dose."""
     device = str(resolve_device(spec.execution.device, "execution.device"))
     chosen, f = spec.methods[method].on_device(device), dose_fraction
+    projections, volumes = (sim.gated.projections, sim.gated.volumes) if gates else (sim.projections, sim.volumes)
     if chosen.domain == "projection":
-        return Volume(sim.reconstruct(chosen(sim.projections[f], dose_fraction=f)), sim.recon_grid)
-    return chosen(Volume(sim.volumes[f], sim.recon_grid), dose_fraction=f)
+        array = sim.reconstruct(chosen(projections[f], dose_fraction=f))
+        return Volume(array * sim.gated.scale[:, None, None, None] if gates else array, sim.recon_grid)
+    return chosen(Volume(volumes[f], sim.recon_grid), dose_fraction=f)
+
+
+def function_records(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float, lv) -> list[dict]:
+    """EDV, ESV and EF (QGS-like, :func:`~spectrial.simulate.functional.lv_function`) of the functional
+    task's gate images enhanced by ``method``, one record per realization. The sampling frame is the
+    phantom's LV, or with ``reorientation = "estimated"`` the LV estimated on each realization's summed
+    gates (as the perfusion task reads)."""
+    data = sim.gated
+    images = np.asarray(enhanced_volume(spec, sim, method, dose_fraction, gates=True).array, np.float32)
+    series = images.reshape(len(data.realizations), data.gates, *images.shape[1:])
+    if spec.reconstruction.reorientation == "phantom":
+        frames = [lv] * len(series)
+    else:
+        start = lv.from_lv(lv.endo_half_length_mm / 2, 0.0, 0.0)
+        frames = [estimate_lv_geometry(Volume(s.mean(axis=0), sim.recon_grid), start) for s in series]
+    records = []
+    for r, gates, frame in zip(data.realizations, series, frames):
+        measured = lv_function(gates, sim.recon_grid, frame)
+        records.append({"dose_fraction": dose_fraction, "method": method, "realization": r,
+                        **{k: float(measured[k]) for k in ("edv_ml", "esv_ml", "ef")}})
+    return records
 
 
 def base_part(spec: TrialSpec, unit: WorkUnit, sim: SimulatedUnit) -> tuple[dict, dict[str, np.ndarray]]:
@@ -239,8 +307,8 @@ def method_part(spec: TrialSpec, unit: WorkUnit, sim: SimulatedUnit, method: int
     defects = range(len(spec.defects)) if unit.state == 0 else [unit.state - 1]
     centres = {k: spec.defects[k].centre_mm(phantom.lv) for k in defects}  # nominal location of each type
     view_centre = example_centre_mm(spec, phantom.lv) if unit.keeps_examples else None
-    arrays, fidelity = {}, []
-    enhance_seconds = measure_seconds = 0.0
+    arrays, fidelity, function = {}, [], []
+    enhance_seconds = measure_seconds = function_seconds = 0.0
     for di, f in enumerate(spec.simulation.dose_fractions):
         t0 = time.perf_counter()
         enhanced = enhanced_volume(spec, sim, method, f)
@@ -270,9 +338,16 @@ def method_part(spec: TrialSpec, unit: WorkUnit, sim: SimulatedUnit, method: int
             arrays[f"enhanced_{di}"] = stack
         enhance_seconds += t1 - t0
         measure_seconds += time.perf_counter() - t1
+        if sim.gated is not None:
+            t2 = time.perf_counter()
+            function += function_records(spec, sim, method, f, phantom.lv)
+            function_seconds += time.perf_counter() - t2
         step()
     meta = {"part": "method", "unit": unit.as_record(), "method": method, "fidelity": fidelity,
             "seconds": {"enhancement": enhance_seconds, "measurement": measure_seconds}}
+    if sim.gated is not None:  # the gates' enhancement and their LV function
+        meta["function"] = function
+        meta["seconds"]["function"] = function_seconds
     return meta, arrays
 
 
@@ -283,9 +358,11 @@ def compute_parts(spec: TrialSpec, patient: Patient, unit: WorkUnit, *, base: bo
 
     ``step``, when given, is called :func:`unit_steps` times as the unit advances (for progress bars)."""
     step = step or _no_step
-    # Projection-domain methods need the projections, which stored volumes do not keep: simulate again.
+    # Projection-domain methods need the projections and the functional task its gates, which stored
+    # volumes do not keep: simulate again.
     projection_domain = any(spec.methods[m].domain == "projection" for m in methods)
-    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain else volumes, step=step)
+    gates = unit.start < spec.simulation.simulator.functional_realizations
+    sim = simulate_unit(spec, patient, unit, volumes=None if projection_domain or gates else volumes, step=step)
     parts = {}
     if base:
         parts["base"] = base_part(spec, unit, sim)

@@ -1,0 +1,105 @@
+"""The functional task in a gated trial: the perfusion data is the sum of the gates' counts, the phantom's true
+EF is the one its drawn motion asked for, every (case, dose, method, functional realization) is measured once
+whatever the realization batches, the summary's statistics are those of their definitions, and the report shows
+them."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from spectrial.phantoms.errors import InvalidParameterError
+from spectrial.simulate.simulators import SIMULATORS
+from spectrial.trials import run_trial, trial
+from spectrial.trials.cases import trial_patients
+from spectrial.trials.functional import function_records, function_summary
+from spectrial.trials.outputs import read_table
+from spectrial.trials.readback import load_cases
+from spectrial.trials.unit import WorkUnit, simulate_unit
+from spectrial.trials.verification import run_checks
+
+from tests.trials.small_trial import execute, small
+
+GATED = {"name": "moving", "motion": "cardiac", "gates": 2, "functional_realizations": 1}
+
+
+def gated_small(**simulation):
+    return small(simulation={"simulator": GATED, "n_patients": 2, **simulation})
+
+
+def test_the_summed_data_of_a_gated_unit_is_the_sum_of_its_gates_counts():
+    spec = gated_small()
+    patient = trial_patients(spec)[0]
+    sim = simulate_unit(spec, patient, WorkUnit(0, 1, 0, 4))
+    gated = sim.gated
+    assert list(gated.realizations) == [0] and gated.gates == 2
+    for f in spec.simulation.dose_fractions:
+        gates = np.asarray(gated.projections[f].counts)  # (realizations * gates, view, z, bin)
+        summed = np.asarray(sim.projections[f].counts)[0]
+        np.testing.assert_array_equal(gates[0] + gates[1], summed)  # integer counts: exact in float32
+        for name in ("lower", "upper"):
+            np.testing.assert_array_equal(gated.projections[f].windows[name][:2].sum(0),
+                                          sim.projections[f].windows[name][0])
+        # Each gate holds its share of the acquisition time: the expected counts of the gates sum to the
+        # summed data's, and each gate's counts follow its time fraction (Poisson, > 2e4 counts each).
+        fractions = np.asarray(sim.simulation["gate_time_fractions"])
+        assert fractions.sum() == pytest.approx(1.0)
+        share = gates.reshape(2, -1).sum(1) / summed.sum()
+        np.testing.assert_allclose(share, fractions, atol=5 * np.sqrt(1 / summed.sum()))
+    # Gates of realizations past functional_realizations are not kept.
+    assert simulate_unit(spec, patient, WorkUnit(0, 1, 1, 4)).gated is None
+
+
+def test_a_gated_trial_measures_each_case_dose_method_and_functional_realization_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(trial, "run_checks", lambda: run_checks(()))  # code verification has its own tests
+    spec = gated_small()
+    outcome = run_trial(spec, tmp_path / "whole")
+    records = read_table(outcome.out_dir / "function.csv")
+    # 2 patients x 2 states x 2 doses x 2 methods x 1 functional realization.
+    assert len(records) == 16
+    assert {(r["patient"], r["state"], r["dose_fraction"], r["method"], r["realization"]) for r in records} == {
+        (p, s, f, m, 0) for p in (0, 1) for s in ("absent", spec.defect_labels[0]) for f in (1.0, 0.25)
+        for m in spec.method_labels}
+    # The true EF is the phantom's cavity volumes' (voxel counting), which must be the EF each patient's motion
+    # was drawn with (the cardiac model contracts the cavity by it); the gates' centres see no more than it.
+    patients = json.loads((outcome.out_dir / "patients.json").read_text())
+    for case in (rec for p in patients for rec in p["simulation"].values()):
+        assert case["true_function"]["ef"] == pytest.approx(case["ejection_fraction"], abs=0.01)
+        assert case["true_function"]["gated_ef"] <= case["true_function"]["ef"] + 0.005
+    for r in records:
+        assert 0 < r["ef"] < 1 and r["edv_ml"] > r["esv_ml"] > 0
+        assert r["ef_error"] == pytest.approx(r["ef"] - r["true_ef"])
+    html = (outcome.out_dir / "report.html").read_text()
+    assert "Ventricular function from the gates" in html and "<b>Functional task.</b>" in html
+    # Realization batches of two do not change any measurement (each realization keeps its own streams).
+    batched = small(simulation={"simulator": GATED, "n_patients": 2, "realizations_per_unit": 2})
+    store, plan, _ = execute(batched, tmp_path / "batched")
+    assert function_records(batched, load_cases(batched, store, plan)) == records
+
+
+def test_the_function_summary_is_the_bias_spread_and_a_t_interval_over_patients():
+    errors = {0: [0.02, 0.06], 1: [-0.01, 0.01], 2: [0.05, 0.09]}
+    records = [{"patient": p, "dose_fraction": 1.0, "method": "none", "ef": 0.6 + e, "true_ef": 0.6,
+                "gated_true_ef": 0.59, "ef_error": e, "edv_ml": 110.0, "true_edv_ml": 100.0, "esv_ml": 40.0,
+                "true_esv_ml": 50.0} for p, values in errors.items() for e in values]
+    (row,) = function_summary(records, confidence=0.9)
+    all_errors = [e for values in errors.values() for e in values]
+    means = [0.04, 0.0, 0.07]  # per patient
+    half = stats.t.ppf(0.95, 2) * np.std(means, ddof=1) / np.sqrt(3)
+    assert row["n"] == 6 and row["patients"] == 3
+    assert row["ef_bias"] == pytest.approx(np.mean(all_errors))
+    assert row["ef_error_sd"] == pytest.approx(np.std(all_errors, ddof=1))
+    assert row["ef_mae"] == pytest.approx(np.mean(np.abs(all_errors)))
+    assert (row["ef_bias_low"], row["ef_bias_high"]) == pytest.approx((np.mean(means) - half, np.mean(means) + half))
+    assert row["edv_error_percent"] == pytest.approx(10.0) and row["esv_error_percent"] == pytest.approx(-20.0)
+    assert row["gated_true_ef_bias"] == pytest.approx(-0.01)
+
+
+def test_the_functional_task_asks_for_cardiac_motion_and_no_more_realizations_than_the_trial_has():
+    assert SIMULATORS.create({"name": "moving", "motion": "respiratory"}).functional_realizations == 0
+    assert SIMULATORS.create({"name": "moving"}).functional_realizations == 2
+    with pytest.raises(InvalidParameterError, match="functional_realizations=2 is not allowed: expected 0 with motion"):
+        SIMULATORS.create({"name": "moving", "motion": "none", "functional_realizations": 2})
+    with pytest.raises(InvalidParameterError, match="functional_realizations=5 is not allowed: expected at most"):
+        small(simulation={"simulator": {**GATED, "functional_realizations": 5}})
