@@ -33,8 +33,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a trial (the embedded default quick trial without a file)",
                          description="Run a virtual clinical trial and write its results directory: report.html "
-                                     "(self-contained), results.csv, scores.csv, fidelity.csv, patients.json, "
-                                     "examples.npz, figures/ and the evidence bundle evidence/ (resolved trial "
+                                     "(self-contained), results.csv, scores.csv, fidelity.csv (and function.csv for a "
+                                     "gated trial's functional task), patients.json, examples.npz, figures/ and the evidence bundle evidence/ (resolved trial "
                                      "specification, manifest, verification results, SHA256SUMS).")
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>); a rerun into the "

@@ -41,7 +41,8 @@ STAGING_PREFIX = ".staging-"
 PUBLISHING = ".publishing.json"  # in a staging folder: the names its run writes and replaces
 # Top-level names a trial writes: an entry there that spectrial did not write is never replaced.
 TRIAL_ENTRIES = (evidence.STORE_DIR, evidence.EVIDENCE_DIR, FIGURES_DIR, REPORT, outputs.RESULTS_CSV,
-                 outputs.SCORES_CSV, outputs.FIDELITY_CSV, outputs.PATIENTS_JSON, outputs.EXAMPLES_NPZ)
+                 outputs.SCORES_CSV, outputs.FIDELITY_CSV, outputs.FUNCTION_CSV, outputs.PATIENTS_JSON,
+                 outputs.EXAMPLES_NPZ)
 
 
 def _lstat_mode(path: Path) -> int | None:
