@@ -5,15 +5,16 @@ at 3.2 mm, 64 views, photopeak scatter and side windows, reconstruction 40 x 64 
 4 iterations x 8 subsets with the simulated scatter as additive term) at one dose level:
 
 - ungated: ``make_phantom``, expected projections, ``realizations`` Poisson draws, OSEM of each;
-- gated (cardiac motion): ``gated_acquisition`` (8 gate phantoms, the still one voxelized whole and
-  the heart block of the others, projected in one batch), Poisson draws per gate, OSEM of the summed
+- gated (``--motion cardiac``, or ``both`` with breathing of the median 8 mm amplitude sampled at 8
+  positions): ``gated_acquisition`` (one phantom per instant, the still one voxelized whole and the heart
+  block of the others, each breathing position's instants projected in one batch), Poisson draws per gate, OSEM of the summed
   data of each realization (the perfusion task) and of every gate of ``gate_realizations`` of them in
   one batch, and the QGS-like EDV/ESV/EF of each.
 
 Prints each stage's wall time, the ratio, and the ratio extrapolated to the default trial's unit
 (16 realizations at 4 dose levels: the phantom and projection once, the reconstructions 64 times).
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_gating.py [--realizations 2] [--gate-realizations 2]
+    OMP_NUM_THREADS=2 python benchmarks/bench_gating.py [--motion cardiac|both] [--realizations 2] [--gate-realizations 2]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from spectrial.phantoms import AnatomyParameters, Grid, make_phantom
-from spectrial.phantoms.motion import CardiacMotion
+from spectrial.phantoms.motion import CardiacMotion, RespiratoryMotion
 from spectrial.simulate import (Projections, Protocol, ScatterModel, SpectProjector, expected_projections,
                                 noisy_projections, orbit_radii, osem)
 from spectrial.simulate.functional import lv_function
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--realizations", type=int, default=2)
     parser.add_argument("--gate-realizations", type=int, default=2)
     parser.add_argument("--gates", type=int, default=8)
+    parser.add_argument("--motion", choices=("cardiac", "both"), default="cardiac")
     args = parser.parse_args()
     anatomy, protocol = AnatomyParameters(), Protocol()
     fine = Grid.centered((80, 128, 128), 3.2)
@@ -70,7 +72,8 @@ def main() -> None:
 
     # Gated unit.
     gated, _ = timed("gated", "phantoms + projection", lambda: gated_acquisition(
-        anatomy, fine, protocol, cardiac=CardiacMotion(), gates=args.gates, detector_factor=2, scatter=scatter))
+        anatomy, fine, protocol, cardiac=CardiacMotion(), gates=args.gates, detector_factor=2, scatter=scatter,
+        respiratory=RespiratoryMotion() if args.motion == "both" else None, respiratory_samples=8))
     gates = timed("gated", "noise", lambda: gated_noisy_projections(gated, dose_fractions=[1.0],
                                                                     realizations=args.realizations,
                                                                     rng=np.random.default_rng(0))[1.0])
@@ -81,7 +84,7 @@ def main() -> None:
                     lambda: reconstruct_gates(subset, system, iterations=4, subsets=8))
     function = timed("gated", "EDV/ESV/EF", lambda: lv_function(volumes, grid, phantom.lv))
 
-    print(f"CPU: {cpu_model()}; realizations {args.realizations}, gates {args.gates}, "
+    print(f"CPU: {cpu_model()}; motion {args.motion}, realizations {args.realizations}, gates {args.gates}, "
           f"gates reconstructed for {args.gate_realizations} realizations")
     for unit, stages in clock.items():
         for stage, seconds in stages.items():
