@@ -65,25 +65,34 @@ def osem(projections: Projections, system: SpectProjector, *, iterations: int = 
     x = (torch.ones((batch, *system.grid.shape), dtype=torch.float32, device=system.device) if initial is None
          else torch.as_tensor(np.asarray(initial, np.float32), device=system.device).expand(batch, *system.grid.shape).clone())
     tiny = torch.finfo(torch.float32).tiny
-    # Per subset: the sensitivity A_s^T 1 (cached by the system) and where it vanishes (never seen).
-    # and each subset's data and additive term, gathered once.
+    # The iterations run on the image as the projector's columns (y x, volume z) per slice of the batch, and
+    # on the data as its blocks (bin, view, volume, z): the layouts it computes in, so nothing is transposed
+    # between sub-iterations. Every update is elementwise: the same numbers as on (batch, z, y, x) arrays.
+    n, nz = system.n, system.grid.shape[0]
+    slices = system._batch_slices(batch, views_of[0])  # every subset has as many views
+    columns = system._columns(x, slices)
+    back = [torch.empty_like(c) for c in columns]
+    # Per subset: its data and additive term in blocks, the sensitivity A_s^T 1 (cached by the system) as
+    # columns, and where it vanishes (never seen), gathered once.
     subsets_state = []
     for views in views_of:
-        sens = system.sensitivity(views)
+        sens = system.sensitivity(views)[0].permute(1, 2, 0).reshape(n * n, 1, nz)
         index = torch.as_tensor(views, device=system.device)
-        subsets_state.append((views, y[:, index], None if additive is None else additive[:, index],
-                              sens.clamp_min(tiny), (sens <= tiny).expand_as(x)))
+        unseen = torch.nonzero(sens[:, 0] <= tiny, as_tuple=True)  # (y x, z) of the few voxels no view sees
+        subsets_state.append((views, system._blocked(y[:, index], views, slices),
+                              None if additive is None else system._blocked(additive[:, index], views, slices),
+                              sens.clamp_min(tiny).contiguous(), unseen if unseen[0].numel() else None))
     with torch.inference_mode():
         for _ in range(int(iterations)):
             for views, measured, known, sens, unseen in subsets_state:
-                estimate = system.forward(x, views=views)
-                if known is not None:
-                    estimate += known
-                ratio = measured / estimate.clamp_min(tiny)
-                ratio.masked_fill_(estimate <= tiny, 0.0)
-                x.mul_(system.adjoint(ratio, views=views)).div_(sens)
-                x.masked_fill_(unseen, 0.0)
-                clear_negligible(x)  # a voxel decaying towards zero must not turn subnormal
+                system._em_back_projection(columns, views, measured, known, back)
+                for image, update in zip(columns, back):
+                    image = image.view(n * n, -1, nz)
+                    image.mul_(update.view(n * n, -1, nz)).div_(sens)
+                    if unseen is not None:
+                        image[unseen[0], :, unseen[1]] = 0.0
+                    clear_negligible(image)  # a voxel decaying towards zero must not turn subnormal
+    x = system._volumes(columns, slices)
     array = x.cpu().numpy()
     volume = Volume(array if batched else array[0], system.grid,
                     {"dose_fraction": projections.dose_fraction})

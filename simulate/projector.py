@@ -308,9 +308,13 @@ class SpectProjector:
     Notes
     -----
     The work is done per block of views (an OSEM subset, or at most :attr:`BLOCK_VIEWS` views), within a
-    block per chunk of :attr:`DEPTH_CHUNK` depth planes, and per slice of the batch of at most
-    :attr:`SLICE_SAMPLES` views x volumes, so intermediate arrays hold a few planes of a few volumes and
-    stay in cache; whole rotated volumes are never made. Samples are laid out ``(depth, bin, view, batch,
+    block per chunk of depth planes (:attr:`FORWARD_CHUNK` resampled at a time by the projection, which
+    sums each plane while it is still in cache; :attr:`DEPTH_CHUNK` back-projected at a time, which also
+    fixes the order in which the back-projection adds the planes to a voxel), and per slice of the batch
+    of at most :attr:`SLICE_SAMPLES` views x volumes, so intermediate arrays hold a few planes of a few
+    volumes; whole rotated volumes are never made. These arrays are kept between calls, one set per
+    shape (a workspace written in place), so the OSEM sub-iterations allocate nothing large; a projector
+    therefore serves one call at a time. Samples are laid out ``(depth, bin, view, batch,
     z)``, so each plane's attenuation weighting and each blur pass is one elementwise operation over all
     bins, views, volumes and rows, with per-view taps when the views sit at different radii (a
     body-contouring orbit). Every step is elementwise and the resampling sums each sample's weights in a
@@ -325,7 +329,9 @@ class SpectProjector:
 
     BLOCK_VIEWS = 16
     DEPTH_CHUNK = 8
+    FORWARD_CHUNK = 2
     SLICE_SAMPLES = 64
+    WORKSPACE_ENTRIES = 64
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
                  resolution_model: bool = True, orbit_radii_mm: np.ndarray | None = None, cache: bool = True,
@@ -356,6 +362,7 @@ class SpectProjector:
         self._shift = np.round((radii.max() - self.radii_mm) / grid.voxel_mm).astype(int)
         self._blocks: dict[tuple[int, ...], dict] = {}
         self._sensitivity_cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._workspace: dict[tuple, object] = {}
         self._sigma = self._variance = None
         if self.resolution_model:
             # Response of the largest orbit's depth plane r (view v's plane d sits at row d + shift[v]): its sigma
@@ -367,6 +374,33 @@ class SpectProjector:
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """Scratch float32 array ``name`` of ``shape``, kept between calls: the same few shapes recur at every
+        OSEM sub-iteration, and fresh arrays of a few MB each would cost page faults and zeroing on every
+        call. Its contents are whatever the last user left."""
+        key = (name, tuple(shape))
+        buffer = self._workspace.get(key)
+        if buffer is None:
+            with torch.inference_mode(False):  # made inside OSEM's inference mode, it is still written outside it
+                buffer = self._workspace[key] = torch.empty(shape, dtype=torch.float32, device=self.device)
+        return buffer
+
+    def _trim_workspace(self) -> None:
+        """Start the workspace over when calls of many shapes (batch sizes) have filled it; only between
+        calls, as the buffers and blurs of a call refer to each other."""
+        if len(self._workspace) > self.WORKSPACE_ENTRIES:
+            self._workspace.clear()
+
+    def _separable_blur(self, source: str, spare: str, target: str, shape: tuple[int, ...]) -> _SeparableBlur:
+        """The blur of workspace buffer ``source`` into ``target`` through ``spare`` (kept with them, so its
+        shifted views are made once per shape)."""
+        key = ("blur", source, spare, target, tuple(shape))
+        blur = self._workspace.get(key)
+        if blur is None:
+            blur = _SeparableBlur(*(self._buffer(name, shape) for name in (source, spare, target)))
+            self._workspace[key] = blur
+        return blur
 
     @property
     def projection_shape(self) -> tuple[int, int, int]:
@@ -406,7 +440,7 @@ class SpectProjector:
                 np.exp(-(in_front + 0.5 * rotated[d]) * step_cm, out=factors[d, :, :, 0])
                 in_front += rotated[d]
             attenuation = clear_negligible(self._tensor(factors))
-        block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": None,
+        block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": {},
                  "blur": self._blur(self._shift[views]) if self.resolution_model else None}
         if self.cache:
             self._blocks[key] = block
@@ -438,34 +472,37 @@ class SpectProjector:
             return [float(np.float32(w)) for w in table[:, 0]]
         return [self._tensor(row[:, None, None]) for row in table]
 
-    def _chunks(self, block: dict) -> list[tuple[int, int, object, object]]:
-        """Depth chunks of a block: ``(d0, d1, rows, transposed rows)`` (made once per block)."""
-        if block["chunks"] is None:
+    def _chunks(self, block: dict, size: int, *, transposed: bool = False) -> list[tuple[int, int, object]]:
+        """Depth chunks of ``size`` planes of a block: ``(d0, d1, rows)``, the rows of the resampling matrix
+        (transposed when asked) for depths ``d0:d1`` (made once per block)."""
+        key = (size, transposed)
+        if key not in block["chunks"]:
             n, nv, chunks = self.n, len(block["views"]), []
-            for d0 in range(0, n, self.DEPTH_CHUNK):
-                d1 = min(d0 + self.DEPTH_CHUNK, n)
+            for d0 in range(0, n, size):
+                d1 = min(d0 + size, n)
                 rows = block["rotation"][d0 * n * nv:d1 * n * nv]
-                pair = (rows, rows.T.tocsr())
-                if self.device.type != "cpu":
-                    pair = tuple(_torch_csr(m, self.device) for m in pair)
-                chunks.append((d0, d1, *pair))
-            block["chunks"] = chunks
-        return block["chunks"]
+                rows = rows.T.tocsr() if transposed else rows
+                chunks.append((d0, d1, rows if self.device.type == "cpu" else _torch_csr(rows, self.device)))
+            block["chunks"][key] = chunks
+        return block["chunks"][key]
 
-    def _sparse(self, matrix, dense: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cpu":
-            # scipy's CSR product is ~2x faster than torch.sparse.mm on this structured matrix (benchmarks/).
-            return torch.from_numpy(matrix @ dense.numpy())
-        return torch.sparse.mm(matrix, dense)
+    def _sparse(self, matrix, dense: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``matrix @ dense`` written into ``out`` (returned)."""
+        out.zero_()
+        self._add_sparse(matrix, dense, out)
+        return out
 
     def _add_sparse(self, matrix, dense: torch.Tensor, out: torch.Tensor) -> None:
-        """``out += matrix @ dense``; on the CPU accumulated in place by scipy's CSR kernel, which the public
-        product would run into a fresh zeroed array first (the back projection's largest temporary)."""
+        """``out += matrix @ dense``; on the CPU accumulated in place by scipy's CSR kernel (the one its public
+        product runs, into a fresh zeroed array: the same sums in the same order), ~2x faster than
+        torch.sparse.mm on this structured matrix (benchmarks/)."""
         if self.device.type == "cpu" and _csr_matvecs is not None and out.is_contiguous() and dense.is_contiguous():
             _csr_matvecs(matrix.shape[0], matrix.shape[1], dense.shape[1], matrix.indptr, matrix.indices,
                          matrix.data, dense.numpy().ravel(), out.numpy().ravel())
+        elif self.device.type == "cpu":
+            out += torch.from_numpy(matrix @ dense.numpy())
         else:
-            out += self._sparse(matrix, dense)
+            out += torch.sparse.mm(matrix, dense)
 
     def operator_arrays(self, views=None) -> dict[str, object]:
         """The stored factors of the system matrix for ``views`` (all by default): each view block's blur
@@ -535,21 +572,22 @@ class SpectProjector:
     def _project(self, x: torch.Tensor, views: np.ndarray, *, broad_beam_ratio: float | None = None):
         """Projections of ``views`` block by block (each block made once, also when not cached), and the
         unspread scatter when ``broad_beam_ratio`` is given."""
+        self._trim_workspace()
         shape = (x.shape[0], len(views), self.grid.shape[0], self.n)
         primary = torch.empty(shape, dtype=torch.float32, device=self.device)
         scatter = None if broad_beam_ratio is None else torch.empty_like(primary)
         n, nz = self.n, self.grid.shape[0]
         slices = self._batch_slices(x.shape[0], views)
-        # Each slice's volumes as columns (y x, volume z), transposed once for all blocks.
-        columns = [x[part].permute(2, 3, 0, 1).reshape(n * n, -1).contiguous() for part in slices]
+        columns = self._columns(x, slices, [self._buffer(f"forward volumes {i}", (n * n, x[part].shape[0] * nz))
+                                            for i, part in enumerate(slices)])
         start = 0
         for block_views in self._view_blocks(views):
             block, stop = self._block(block_views), start + len(block_views)
             for part, volumes in zip(slices, columns):
                 p, s = self._forward_block(volumes, block, broad_beam_ratio=broad_beam_ratio)
-                primary[part, start:stop] = p
+                primary[part, start:stop] = p.permute(2, 1, 3, 0)
                 if scatter is not None:
-                    scatter[part, start:stop] = s
+                    scatter[part, start:stop] = s.permute(2, 1, 3, 0)
             start = stop
         return primary, scatter
 
@@ -581,7 +619,8 @@ class SpectProjector:
         return self._as_output(primary, batched, as_numpy), self._as_output(scatter, batched, as_numpy)
 
     def _forward_block(self, columns: torch.Tensor, block: dict, *, broad_beam_ratio: float | None = None):
-        """``(batch, views, z, bins)`` projections of one block, and the unspread scatter when asked.
+        """Projections of one block, laid out ``(bin, view, batch, z)`` (a workspace buffer, overwritten by the
+        next block), and the unspread scatter when asked.
 
         The planes are summed from the farthest (depth 0) to the nearest into a running sum ``(bin, view,
         batch, z)``: each plane blurred by its residual variance, the sum by the coarse steps due before it
@@ -589,19 +628,25 @@ class SpectProjector:
         nz, n = self.grid.shape[0], self.n
         b = columns.shape[1] // nz
         nv = len(block["views"])
-        total = torch.zeros(n, nv, b, nz, dtype=torch.float32, device=self.device)
+        shape = (n, nv, b, nz)
+        total = self._buffer("forward sum", shape).zero_()
         scatter = None if broad_beam_ratio is None else torch.zeros(n, nv, b, nz, device=self.device)
         attenuation, blur = block["attenuation"], block["blur"]
         if blur is not None:
             # ``pending`` sums the planes' 3 r parts until they take their coarse step C together.
-            pending, spare = torch.zeros_like(total), torch.empty_like(total)
-            blur_total, blur_pending = _SeparableBlur(total, spare, total), _SeparableBlur(pending, spare, pending)
+            pending = self._buffer("forward pending", shape).zero_()
+            blur_total = self._separable_blur("forward sum", "forward spare", "forward sum", shape)
+            blur_pending = self._separable_blur("forward pending", "forward spare", "forward pending", shape)
 
             def flush() -> None:
                 total.add_(blur_pending(blur["step"]))
                 pending.zero_()
-        for d0, d1, rows, _ in self._chunks(block):
-            samples = self._sparse(rows, columns).reshape(d1 - d0, n, nv, b, nz)
+        # Planes are resampled a few at a time, so that each is still in cache when it is summed; the scatter
+        # sums its planes per chunk of DEPTH_CHUNK (its rounding depends on the chunks).
+        size = self.FORWARD_CHUNK if scatter is None else self.DEPTH_CHUNK
+        chunk = self._buffer("forward samples", (size * n * nv, b * nz))
+        for d0, d1, rows in self._chunks(block, size):
+            samples = self._sparse(rows, columns, chunk[:(d1 - d0) * n * nv]).view(d1 - d0, n, nv, b, nz)
             if attenuation is not None and scatter is not None:
                 factors = attenuation[d0:d1]
                 scatter += (samples * (factors.pow(broad_beam_ratio) - factors)).sum(0)
@@ -623,42 +668,71 @@ class SpectProjector:
         if blur is not None:
             flush()
             blur_total(blur["nearest"])
-        return total.permute(2, 1, 3, 0), (None if scatter is None else scatter.permute(2, 1, 3, 0))
+        return total, scatter
 
     def adjoint(self, projections, *, views=None) -> np.ndarray | torch.Tensor:
         """Back-project: the exact transpose of :meth:`forward` for the same ``views``."""
         views = self._check_views(views)
         nz, n = self.grid.shape[0], self.n
         y, batched, as_numpy = self._as_batch(projections, (len(views), nz, n), "projections")
+        self._trim_workspace()
         slices = self._batch_slices(y.shape[0], views)
-        columns = [torch.zeros(n * n, y[part].shape[0] * nz, dtype=torch.float32, device=self.device)
-                   for part in slices]
+        columns = [self._buffer(f"adjoint volumes {i}", (n * n, y[part].shape[0] * nz)).zero_()
+                   for i, part in enumerate(slices)]
         start = 0
         for block_views in self._view_blocks(views):
             block, stop = self._block(block_views), start + len(block_views)
             for part, sums in zip(slices, columns):
                 self._adjoint_block(y[part, start:stop], block, sums)
             start = stop
-        volumes = [sums.reshape(n, n, -1, nz).permute(2, 3, 0, 1) for sums in columns]
-        return self._as_output(torch.cat(volumes), batched, as_numpy)
+        return self._as_output(self._volumes(columns, slices), batched, as_numpy)
+
+    def _columns(self, x: torch.Tensor, slices: list[slice], out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Each slice of the batch ``x`` ``(batch, z, y, x)`` as the columns the resampling multiplies:
+        ``(y x, volume z)``, contiguous (written into ``out`` when given, else fresh)."""
+        n, nz = self.n, self.grid.shape[0]
+        if out is None:
+            out = [torch.empty((n * n, x[part].shape[0] * nz), dtype=torch.float32, device=self.device)
+                   for part in slices]
+        for part, columns in zip(slices, out):
+            columns.view(n, n, -1, nz).copy_(x[part].permute(2, 3, 0, 1))
+        return out
+
+    def _volumes(self, columns: list[torch.Tensor], slices: list[slice]) -> torch.Tensor:
+        """The batch ``(batch, z, y, x)`` whose slices are ``columns`` (the inverse of :meth:`_columns`)."""
+        n, nz = self.n, self.grid.shape[0]
+        batch = sum(sums.shape[1] for sums in columns) // nz
+        volumes = torch.empty((batch, *self.grid.shape), dtype=torch.float32, device=self.device)
+        for part, sums in zip(slices, columns):
+            volumes[part].copy_(sums.view(n, n, -1, nz).permute(2, 3, 0, 1))
+        return volumes
 
     def _adjoint_block(self, y: torch.Tensor, block: dict, columns: torch.Tensor) -> None:
         """Add the back-projection of one block's ``(batch, views, z, bins)`` data to ``columns``: the
         transpose of :meth:`_forward_block`, step by step in reverse (every blur step is symmetric)."""
         b, nv, nz, n = y.shape
-        spread = y.permute(3, 1, 0, 2).contiguous()  # (bin, view, batch, z), as the forward sums
+        spread = self._buffer("adjoint spread", (n, nv, b, nz))
+        spread.copy_(y.permute(3, 1, 0, 2))  # (bin, view, batch, z), as the forward sums
+        self._back_project_block(spread, block, columns)
+
+    def _back_project_block(self, spread: torch.Tensor, block: dict, columns: torch.Tensor) -> None:
+        """:meth:`_adjoint_block` of projections ``spread`` laid out ``(bin, view, batch, z)`` (the workspace buffer
+        ``"adjoint spread"``, which it overwrites)."""
+        n, nv, b, nz = spread.shape
+        shape = tuple(spread.shape)
         attenuation, blur = block["attenuation"], block["blur"]
         if blur is not None:
             # A plane reads (1 - 3 r) spread + 3 r C spread = spread + 3 r (C spread - spread): ``change``.
-            change, spare = torch.empty_like(spread), torch.empty_like(spread)
-            blur_spread, blur_change = _SeparableBlur(spread, spare, spread), _SeparableBlur(spread, spare, change)
+            change = self._buffer("adjoint change", shape)
+            blur_spread = self._separable_blur("adjoint spread", "adjoint spare", "adjoint spread", shape)
+            blur_change = self._separable_blur("adjoint spread", "adjoint spare", "adjoint change", shape)
 
             def update() -> None:
                 blur_change(blur["step"]).sub_(spread)
             blur_spread(blur["nearest"])
             update()
-        buffer = torch.empty(self.DEPTH_CHUNK, n, nv, b, nz, dtype=torch.float32, device=self.device)
-        for d0, d1, _, rotation_t in reversed(self._chunks(block)):
+        buffer = self._buffer("adjoint samples", (self.DEPTH_CHUNK, n, nv, b, nz))
+        for d0, d1, rotation_t in reversed(self._chunks(block, self.DEPTH_CHUNK, transposed=True)):
             samples = buffer[:d1 - d0]
             for d in range(d1 - 1, d0 - 1, -1):
                 plane = samples[d - d0]
@@ -677,3 +751,38 @@ class SpectProjector:
                         blur_spread(taps)
                     update()
             self._add_sparse(rotation_t, samples.view((d1 - d0) * n * nv, b * nz), columns)
+
+    def _blocked(self, projections: torch.Tensor, views: np.ndarray, slices: list[slice]) -> list[list[torch.Tensor]]:
+        """``(batch or 1, views, z, bins)`` data of ``views`` in the layout :meth:`_forward_block` returns: per
+        block of views, per slice of the batch, ``(bin, view, batch, z)`` (a batch of one stays one)."""
+        blocked, start = [], 0
+        for block_views in self._view_blocks(views):
+            stop = start + len(block_views)
+            parts = slices if projections.shape[0] > 1 else [slice(0, 1)] * len(slices)
+            blocked.append([projections[part, start:stop].permute(3, 1, 0, 2).contiguous() for part in parts])
+            start = stop
+        return blocked
+
+    def _em_back_projection(self, columns: list[torch.Tensor], views: np.ndarray, measured: list, known: list | None,
+                            out: list[torch.Tensor]) -> None:
+        """``out = A^T (measured / (A x + known))`` for the views of one OSEM subset, ``x`` given as the columns
+        of :meth:`_columns` (slices of :meth:`_batch_slices`), ``measured`` and ``known`` as :meth:`_blocked`.
+        Ratios where the estimate is at most float32's smallest normal number are zero.
+
+        Each block and slice is projected, divided and back-projected in turn, in the layout the projector
+        works in, so no volume or projection is transposed or gathered: the same numbers as
+        ``adjoint(measured / forward(x))``, bit for bit, and no large temporary."""
+        tiny = torch.finfo(torch.float32).tiny
+        self._trim_workspace()
+        for sums in out:
+            sums.zero_()
+        for k, block_views in enumerate(self._view_blocks(views)):
+            block = self._block(block_views)
+            for i, (volumes, sums) in enumerate(zip(columns, out)):
+                estimate, _ = self._forward_block(volumes, block)
+                if known is not None:
+                    estimate += known[k][i]
+                ratio = self._buffer("adjoint spread", tuple(estimate.shape))
+                torch.div(measured[k][i], estimate.clamp_min_(tiny), out=ratio)
+                ratio.masked_fill_(estimate <= tiny, 0.0)
+                self._back_project_block(ratio, block, sums)
