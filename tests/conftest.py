@@ -31,3 +31,13 @@ def write_xcat():
             f" starting slice number    = 1\n ending slice number      = {n_slices}\n")
     return write
 
+
+
+@pytest.fixture
+def quick_verification(monkeypatch):
+    """Trials run by tests whose subject is not code verification run one of its checks instead of all of
+    them (about 11 s a trial); every check has its own test in tests/trials/test_verification.py and the
+    end-to-end tests run them all."""
+    from spectrial.trials import trial, verification
+
+    monkeypatch.setattr(trial, "run_checks", lambda: verification.run_checks(["poisson"]))

@@ -18,6 +18,8 @@ from spectrial.trials.cases import trial_patients
 
 from tests.trials.small_trial import SMALL, analysed, execute, small
 
+pytestmark = pytest.mark.usefixtures("quick_verification")  # these tests are about execution, not verification
+
 
 def test_results_are_identical_in_process_with_worker_processes_and_on_a_dask_cluster(tmp_path):
     distributed = pytest.importorskip("distributed")

@@ -22,6 +22,8 @@ from spectrial.trials.store import MANIFEST, QUARANTINE
 
 from tests.trials.small_trial import execute, small
 
+pytestmark = pytest.mark.usefixtures("quick_verification")  # these tests are about execution, not verification
+
 
 SPEC = small()
 PATIENTS = trial_patients(SPEC)
