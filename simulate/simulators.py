@@ -128,7 +128,8 @@ class MovingHeartSimulator(Simulator):
         beats = self.motion in ("cardiac", "both")
         chosen = self.functional_realizations
         require(isinstance(chosen, (int, np.integer)) and chosen >= -1, "functional_realizations", chosen,
-                "a number of realizations >= 0 (0: no functional task)")
+                "a number of realizations >= 0 (0: no functional task), or -1 for the default (2 with cardiac "
+                "motion, else 0)")
         if chosen == -1:
             object.__setattr__(self, "functional_realizations", 2 if beats and self.gates >= 2 else 0)
         elif chosen > 0:

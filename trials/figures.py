@@ -110,7 +110,7 @@ def ef_error_vs_dose(summary: list[dict], *, names: dict[str, str], confidence: 
         ax = fig.subplots()
         offsets = np.linspace(-0.06, 0.06, len(methods)) if len(methods) > 1 else [0.0]
         for m, method in enumerate(methods):
-            mine = sorted((r for r in summary if r["method"] == method), key=lambda r: r["dose_fraction"])
+            mine = sorted((r for r in summary if r["method"] == method and r["n"]), key=lambda r: r["dose_fraction"])
             x = np.array([r["dose_fraction"] for r in mine]) * 2 ** offsets[m]  # side by side on the log axis
             bias = 100 * np.array([r["ef_bias"] for r in mine])
             spread = 100 * np.array([r["ef_error_sd"] or 0.0 for r in mine])

@@ -312,13 +312,16 @@ def _function_rows(summary: list[dict], spec: TrialSpec) -> list[dict]:
 
     def points(x):
         return "" if x is None else f"{100 * x:+.1f}"
+
+    def number(x, form):
+        return "" if x is None else format(x, form)
     return [{"dose": figures.dose_label(r["dose_fraction"]), "method": names.get(r["method"], r["method"]),
-             "n": r["n"], "patients": r["patients"], "true_ef": f"{100 * r['true_ef']:.1f}",
+             "n": r["n"], "patients": r["patients"], "failed": r["failed"], "true_ef": f"{100 * r['true_ef']:.1f}",
              "bias": points(r["ef_bias"]),
              "interval": "" if r["ef_bias_low"] is None else f"[{points(r['ef_bias_low'])}, {points(r['ef_bias_high'])}]",
-             "sd": "" if r["ef_error_sd"] is None else f"{100 * r['ef_error_sd']:.1f}", "mae": f"{100 * r['ef_mae']:.1f}",
-             "edv": f"{r['edv_error_percent']:+.1f}", "esv": f"{r['esv_error_percent']:+.1f}",
-             "gating": points(r["gated_true_ef_bias"])} for r in summary]
+             "sd": points(r["ef_error_sd"]).lstrip("+"), "mae": points(r["ef_mae"]).lstrip("+"),
+             "edv": number(r["edv_error_percent"], "+.1f"), "esv": number(r["esv_error_percent"], "+.1f"),
+             "sampling": points(r["gate_centre_ef_bias"])} for r in summary]
 
 
 def _verification_rows(record: dict) -> list[dict]:
