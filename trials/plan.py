@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spectrial.phantoms import Patient
+from spectrial.phantoms.io import sha256_file
 
 from .cases import patient_defect, simulation_grid
 from .spec import TrialSpec, to_record
@@ -128,8 +129,6 @@ def base_record(spec: TrialSpec, patient: Patient, unit: WorkUnit, code: str) ->
 
 def method_settings(spec: TrialSpec, method: int) -> dict:
     """What one method's parts depend on that is the same for every unit."""
-    from .evidence import sha256_file
-
     chosen = spec.methods[method]
     # The device a method runs on changes no result beyond float32 rounding: it is not part of the key.
     parameters = {k: v for k, v in chosen.parameters().items() if k != "device"}
