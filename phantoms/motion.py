@@ -565,18 +565,24 @@ def lv_volumes_ml(anatomy: AnatomyParameters, *, cardiac: CardiacMotion | None =
     return {"cavity_ml": volume(Label.LV_BLOOD), "myocardium_ml": volume(Label.LV_MYOCARDIUM)}
 
 
-def true_function(anatomy: AnatomyParameters, cardiac: CardiacMotion, *, gates: int = 8,
+def true_function(anatomy: AnatomyParameters, cardiac: CardiacMotion, *, gates: int = 8, cardiac_samples: int = 1,
                   spacing_mm: float = 1.0) -> dict[str, object]:
     """The phantom's true LV function: the continuous EDV (cardiac phase 0) and ESV (end of ejection)
-    and their EF, and the volume at each gate's centre (what ``gates`` gates can at best see: their
-    largest and smallest and the EF between them). Volumes in mL, EF as a fraction."""
+    and their EF, and each gate's volume as a gated acquisition of ``cardiac_samples`` instants per gate
+    (:func:`motion_frames`) holds it: the mean over the gate's instants (1: the gate's centre). The
+    gates' largest and smallest and the EF between them are what the gates can at best show. Volumes in
+    mL, EF as a fraction."""
     if not isinstance(cardiac, CardiacMotion):
         raise InvalidTypeError(f"cardiac must be CardiacMotion, got {type(cardiac).__name__}")
+    require(isinstance(cardiac_samples, (int, np.integer)) and cardiac_samples >= 1, "cardiac_samples",
+            cardiac_samples, "a positive integer")
     es_phase = cardiac.systole_ms[1] / cardiac.rr_ms
-    edv = lv_volumes_ml(anatomy, cardiac=cardiac, cardiac_phase=0.0, spacing_mm=spacing_mm)["cavity_ml"]
-    esv = lv_volumes_ml(anatomy, cardiac=cardiac, cardiac_phase=es_phase, spacing_mm=spacing_mm)["cavity_ml"]
-    per_gate = [lv_volumes_ml(anatomy, cardiac=cardiac, cardiac_phase=(g + 0.5) / gates,
-                              spacing_mm=spacing_mm)["cavity_ml"] for g in range(int(gates))]
+
+    def cavity(phase):
+        return lv_volumes_ml(anatomy, cardiac=cardiac, cardiac_phase=phase, spacing_mm=spacing_mm)["cavity_ml"]
+    edv, esv = cavity(0.0), cavity(es_phase)
+    n = int(cardiac_samples)
+    per_gate = [float(np.mean([cavity((g + (k + 0.5) / n) / gates) for k in range(n)])) for g in range(int(gates))]
     return {"edv_ml": edv, "esv_ml": esv, "ef": (edv - esv) / edv if edv > 0 else 0.0,
             "gate_volumes_ml": per_gate, "gated_edv_ml": max(per_gate), "gated_esv_ml": min(per_gate),
             "gated_ef": (max(per_gate) - min(per_gate)) / max(per_gate) if max(per_gate) > 0 else 0.0}

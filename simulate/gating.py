@@ -161,8 +161,8 @@ def gated_acquisition(anatomy: AnatomyParameters, grid: Grid, protocol: Protocol
                       cardiac: CardiacMotion | None = None, respiratory: RespiratoryMotion | None = None,
                       gates: int = 8, uptake: UptakeParameters | None = None, defect: DefectSpec | None = None,
                       supersampling: int = 2, detector_factor: int = 1, scatter: ScatterModel | None = None,
-                      respiratory_samples: int = 8, creep_blocks: int = 4, device: str = "cpu",
-                      still: Phantom | None = None) -> tuple[GatedProjections, Phantom]:
+                      cardiac_samples: int = 1, respiratory_samples: int = 8, creep_blocks: int = 4,
+                      device: str = "cpu", still: Phantom | None = None) -> tuple[GatedProjections, Phantom]:
     """Phantoms and expected counts of a gated acquisition of a moving patient, in one call.
 
     Parameters are those of :func:`~spectrial.phantoms.motion.make_gated_phantoms` and
@@ -186,7 +186,8 @@ def gated_acquisition(anatomy: AnatomyParameters, grid: Grid, protocol: Protocol
     for fraction, views in blocks:
         frames = make_gated_phantoms(anatomy, grid, cardiac=cardiac, respiratory=respiratory, gates=gates,
                                      uptake=uptake, defect=defect, supersampling=supersampling,
-                                     respiratory_samples=respiratory_samples, acquisition_fraction=fraction)
+                                     cardiac_samples=cardiac_samples, respiratory_samples=respiratory_samples,
+                                     acquisition_fraction=fraction)
         parts.append(gated_expected_projections(frames, protocol, gates=gates, detector_factor=detector_factor,
                                                 scatter=scatter, orbit_radii_mm=radii, views=views, device=device))
     return (parts[0] if len(parts) == 1 else add_gated(parts)), still

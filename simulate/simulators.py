@@ -117,6 +117,7 @@ class MovingHeartSimulator(Simulator):
     gates: int = 8
     heart_rate_bpm: float = 70.0
     respiratory_samples: int = 8
+    cardiac_samples: int = 1  # instants per gate (1: the gate's centre; more: the motion within a gate)
     functional_realizations: int = -1  # -1: 2 with cardiac motion, 0 without (resolved on construction)
 
     def __post_init__(self):
@@ -125,6 +126,7 @@ class MovingHeartSimulator(Simulator):
         require(30 <= self.heart_rate_bpm <= 200, "heart_rate_bpm", self.heart_rate_bpm, "a heart rate in [30, 200]")
         require(1 <= self.respiratory_samples <= 64, "respiratory_samples", self.respiratory_samples,
                 "an integer in [1, 64]")
+        require(1 <= self.cardiac_samples <= 16, "cardiac_samples", self.cardiac_samples, "an integer in [1, 16]")
         beats = self.motion in ("cardiac", "both")
         chosen = self.functional_realizations
         require(isinstance(chosen, (int, np.integer)) and chosen >= -1, "functional_realizations", chosen,
@@ -156,6 +158,7 @@ class MovingHeartSimulator(Simulator):
         gated, _ = gated_acquisition(phantom.anatomy, phantom.grid, protocol, cardiac=cardiac, respiratory=respiratory,
                                      gates=self.gates, uptake=phantom.uptake, defect=phantom.defect,
                                      supersampling=supersampling, detector_factor=detector_factor, scatter=scatter,
+                                     cardiac_samples=self.cardiac_samples,
                                      respiratory_samples=self.respiratory_samples, device=str(device),
                                      still=phantom)
         record = {"motion": self.motion, "gates": self.gates,
@@ -165,7 +168,7 @@ class MovingHeartSimulator(Simulator):
         if respiratory is not None:
             record["respiratory_amplitude_mm"] = respiratory.heart_amplitude_mm
         if self.functional_realizations:
-            truth = true_function(phantom.anatomy, cardiac, gates=self.gates)
+            truth = true_function(phantom.anatomy, cardiac, gates=self.gates, cardiac_samples=self.cardiac_samples)
             record["true_function"] = {k: (float(v) if np.isscalar(v) else [float(x) for x in v])
                                        for k, v in truth.items()}
         return gated, record
@@ -177,7 +180,8 @@ class MovingHeartSimulator(Simulator):
         kept = {"none": "no motion", "cardiac": "cardiac motion", "respiratory": "respiratory motion",
                 "both": "cardiac and respiratory motion"}[self.motion]
         return (f"analytic projector with attenuation and distance-dependent collimator response, integrated over "
-                f"{kept} ({self.gates} cardiac gates, {self.respiratory_samples} breathing samples, "
+                f"{kept} ({self.gates} cardiac gates of {self.cardiac_samples} instant(s) each, "
+                f"{self.respiratory_samples} breathing samples, "
                 f"{self.heart_rate_bpm:g} bpm)")
 
 

@@ -4,9 +4,9 @@ images against the phantom's, by dose and method.
 Each case's first ``functional_realizations`` realizations are measured (see :mod:`.unit`); their truth
 is the patient's drawn cardiac motion (``true_function`` in the simulator's record). The error of a
 measurement is taken against the phantom's continuous EF (end-diastole to end-systole), as a clinical
-comparison with a reference standard is; the truth at the gates' centre instants is kept beside it (each
-gate is simulated at its centre instant, so averaging within a gate is not part of the simulation and
-this difference is only the sampling of the cycle at 8 instants). A measurement that fails (an
+comparison with a reference standard is; the truth over the gates' simulated instants (the mean volume of
+each gate's instants: its centre alone by default, ``cardiac_samples`` of them when the moving simulator
+is asked for more) is kept beside it, so the share of the error that gating explains can be read off. A measurement that fails (an
 estimated LV too small to hold the assumed wall) is kept with its reason and left out of the statistics.
 
 Summary per (dose, method): the EF error's bias (the mean of the patients' mean errors), the standard deviation of the errors (their spread,
@@ -43,7 +43,7 @@ def function_records(spec: TrialSpec, units: list[UnitResult]) -> list[dict]:
                             "dose_fraction": rec["dose_fraction"], "method": labels[rec["method"]],
                             "realization": rec["realization"], "edv_ml": rec["edv_ml"], "esv_ml": rec["esv_ml"],
                             "ef": ef, "true_edv_ml": truth["edv_ml"], "true_esv_ml": truth["esv_ml"],
-                            "true_ef": truth["ef"], "gate_centre_true_ef": truth["gated_ef"],
+                            "true_ef": truth["ef"], "gated_true_ef": truth["gated_ef"],
                             "ef_error": None if ef is None else ef - truth["ef"], "failed": rec.get("failed")})
     return records
 
@@ -54,7 +54,7 @@ def function_summary(records: list[dict], *, confidence: float = 0.95) -> list[d
     ``ef_bias`` (the mean of the patients' mean errors) with its ``confidence`` t-interval over patients
     (``ef_bias_low``, ``ef_bias_high``; None with one patient), ``ef_error_sd`` over measurements,
     ``ef_mae``, ``edv_error_percent``, ``esv_error_percent``, ``true_ef`` (mean) and
-    ``gate_centre_ef_bias`` (mean true EF of the gates' centre instants minus the continuous true EF)."""
+    ``gating_ef_bias`` (mean true EF of the gates' simulated instants minus the continuous true EF)."""
     groups: dict[tuple[float, str], list[dict]] = {}
     for rec in records:
         groups.setdefault((rec["dose_fraction"], rec["method"]), []).append(rec)
@@ -65,7 +65,7 @@ def function_summary(records: list[dict], *, confidence: float = 0.95) -> list[d
                "patients": 0, "ef_bias": None, "ef_bias_low": None, "ef_bias_high": None, "ef_error_sd": None,
                "ef_mae": None, "edv_error_percent": None, "esv_error_percent": None,
                "true_ef": float(np.mean([r["true_ef"] for r in attempted])),
-               "gate_centre_ef_bias": float(np.mean([r["gate_centre_true_ef"] - r["true_ef"] for r in attempted]))}
+               "gating_ef_bias": float(np.mean([r["gated_true_ef"] - r["true_ef"] for r in attempted]))}
         rows.append(row)
         if not group:
             continue

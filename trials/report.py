@@ -321,7 +321,7 @@ def _function_rows(summary: list[dict], spec: TrialSpec) -> list[dict]:
              "interval": "" if r["ef_bias_low"] is None else f"[{points(r['ef_bias_low'])}, {points(r['ef_bias_high'])}]",
              "sd": points(r["ef_error_sd"]).lstrip("+"), "mae": points(r["ef_mae"]).lstrip("+"),
              "edv": number(r["edv_error_percent"], "+.1f"), "esv": number(r["esv_error_percent"], "+.1f"),
-             "sampling": points(r["gate_centre_ef_bias"])} for r in summary]
+             "sampling": points(r["gating_ef_bias"])} for r in summary]
 
 
 def _verification_rows(record: dict) -> list[dict]:

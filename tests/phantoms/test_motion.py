@@ -187,3 +187,16 @@ def test_bad_motion_parameters_are_refused_with_their_names():
     with pytest.raises(InvalidParameterError, match="gates"):
         motion_frames(CardiacMotion(), None, gates=0)
     assert motion_for("both")[0] == CardiacMotion() and motion_for("cardiac")[1] is None
+
+
+def test_a_gates_true_volume_is_the_mean_over_its_instants():
+    # Gate g of G gates with S instants each holds the instants (g + (k + 1/2) / S) / G: the centres of gates
+    # gS..gS+S-1 of G S gates. Means of volumes lie within their range, so the gated EF cannot exceed the
+    # continuous one.
+    heart = CardiacMotion(ejection_fraction=0.6)
+    averaged = true_function(ANATOMY, heart, gates=2, cardiac_samples=2, spacing_mm=2.0)
+    centres = true_function(ANATOMY, heart, gates=4, spacing_mm=2.0)
+    np.testing.assert_allclose(averaged["gate_volumes_ml"], np.reshape(centres["gate_volumes_ml"], (2, 2)).mean(1))
+    assert averaged["gated_ef"] <= centres["gated_ef"] <= centres["ef"] + 0.01
+    with pytest.raises(InvalidParameterError, match="cardiac_samples=0 is not allowed"):
+        true_function(ANATOMY, heart, cardiac_samples=0)

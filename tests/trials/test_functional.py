@@ -96,7 +96,7 @@ def test_a_gated_trial_measures_each_case_dose_method_and_functional_realization
 def test_the_function_summary_is_the_bias_spread_and_a_t_interval_over_patients():
     errors = {0: [0.02, 0.06], 1: [-0.01, 0.01], 2: [0.05, 0.09, None]}  # None: a failed measurement
     records = [{"patient": p, "dose_fraction": 1.0, "method": "none", "ef": None if e is None else 0.6 + e,
-                "true_ef": 0.6, "gate_centre_true_ef": 0.59, "ef_error": e, "edv_ml": None if e is None else 110.0,
+                "true_ef": 0.6, "gated_true_ef": 0.59, "ef_error": e, "edv_ml": None if e is None else 110.0,
                 "true_edv_ml": 100.0, "esv_ml": None if e is None else 40.0, "true_esv_ml": 50.0}
                for p, values in errors.items() for e in values]
     (row,) = function_summary(records, confidence=0.9)
@@ -109,7 +109,7 @@ def test_the_function_summary_is_the_bias_spread_and_a_t_interval_over_patients(
     assert row["ef_mae"] == pytest.approx(np.mean(np.abs(all_errors)))
     assert (row["ef_bias_low"], row["ef_bias_high"]) == pytest.approx((np.mean(means) - half, np.mean(means) + half))
     assert row["edv_error_percent"] == pytest.approx(10.0) and row["esv_error_percent"] == pytest.approx(-20.0)
-    assert row["gate_centre_ef_bias"] == pytest.approx(-0.01)
+    assert row["gating_ef_bias"] == pytest.approx(-0.01)
 
 
 def test_the_functional_task_asks_for_cardiac_motion_and_no_more_realizations_than_the_trial_has():
