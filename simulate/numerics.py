@@ -21,9 +21,19 @@ normal number, far below any count, activity or attenuation factor a SPECT probl
 1 m of bone attenuates by 1e-13), so clearing them changes no result."""
 
 
-def clear_negligible(values: torch.Tensor) -> torch.Tensor:
-    """``values`` with every entry of magnitude at most :data:`NEGLIGIBLE` set to zero, in place (one pass)."""
-    return torch.hardshrink(values, NEGLIGIBLE, out=values)
+OPERATOR_INPUT_FLOOR = 1e-20
+"""Magnitudes below this in a volume or in projections handed to the projector are set to zero on entry.
+The operator multiplies each value by up to three factors before a running sum clears it again (a
+resampling weight, >= 5e-7; an attenuation factor; a blur or depth-split weight, >= 1e-6): a value of at
+least this size stays above float32's smallest normal number through them for any attenuation factor
+above 2.4e-6 (86 cm of soft tissue), where :data:`NEGLIGIBLE` alone would let a Gaussian blob's far tails
+(1e-30 to 1e-20) turn subnormal. Still 1e14 times below a count or a kBq."""
+
+
+def clear_negligible(values: torch.Tensor, floor: float = NEGLIGIBLE) -> torch.Tensor:
+    """``values`` with every entry of magnitude at most ``floor`` (:data:`NEGLIGIBLE` by default) set to zero,
+    in place (one pass)."""
+    return torch.hardshrink(values, floor, out=values)
 
 
 def subnormal_count(values) -> int:

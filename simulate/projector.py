@@ -40,7 +40,7 @@ from scipy.special import ndtr
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.phantoms.grid import Grid
 
-from .numerics import NEGLIGIBLE, clear_negligible
+from .numerics import NEGLIGIBLE, OPERATOR_INPUT_FLOOR, clear_negligible
 
 try:  # scipy's kernel for y += A @ X with A in CSR (private, stable since scipy 0.x); else the public product
     from scipy.sparse._sparsetools import csr_matvecs as _csr_matvecs
@@ -696,6 +696,7 @@ class SpectProjector:
                    for part in slices]
         for part, columns in zip(slices, out):
             columns.view(n, n, -1, nz).copy_(x[part].permute(2, 3, 0, 1))
+            clear_negligible(columns, OPERATOR_INPUT_FLOOR)  # a caller's volume may hold far tails (a blob's)
         return out
 
     def _volumes(self, columns: list[torch.Tensor], slices: list[slice]) -> torch.Tensor:
@@ -720,6 +721,7 @@ class SpectProjector:
         ``"adjoint spread"``, which it overwrites)."""
         n, nv, b, nz = spread.shape
         shape = tuple(spread.shape)
+        clear_negligible(spread, OPERATOR_INPUT_FLOOR)  # before the first plane reads the caller's data
         attenuation, blur = block["attenuation"], block["blur"]
         if blur is not None:
             # A plane reads (1 - 3 r) spread + 3 r C spread = spread + 3 r (C spread - spread): ``change``.

@@ -20,3 +20,24 @@ def test_subnormals_are_the_nonzero_values_below_float32s_smallest_normal():
     assert subnormal_count(torch.from_numpy(values)) == 3
     assert subnormal_count(np.array([1e-39])) == 1  # a float64 input counts as it would be stored in float32
     assert subnormal_count(clear_negligible(torch.from_numpy(values.copy()))) == 0
+
+
+def test_the_projector_takes_a_volumes_far_tails_as_zero_so_none_turns_subnormal_inside():
+    # A Gaussian blob's tails run down to float32's subnormals; below OPERATOR_INPUT_FLOOR they contribute
+    # nothing (the projection equals that of the blob with them zeroed), and the projection holds no subnormal.
+    from spectrial.phantoms import Grid
+    from spectrial.simulate import Protocol, SpectProjector
+    from spectrial.simulate.numerics import OPERATOR_INPUT_FLOOR
+
+    grid = Grid.centered((16, 32, 32), 12.8)
+    _, y, x = np.indices(grid.shape)
+    water = (np.hypot(y - 15.5, x - 15.5) < 10).astype(np.float32) * 0.15  # a 26 cm water cylinder
+    system = SpectProjector(grid, Protocol(n_views=8, matrix=32, pixel_mm=12.8), mu=water)
+    blob = np.exp(-((np.indices(grid.shape) - np.array([7.5, 15.5, 15.5])[:, None, None, None]) ** 2).sum(0) / 2.0)
+    blob = blob.astype(np.float32)
+    assert subnormal_count(blob) > 0
+    cut = np.where(np.abs(blob) <= OPERATOR_INPUT_FLOOR, 0, blob).astype(np.float32)
+    projections = system.forward(blob)
+    np.testing.assert_array_equal(projections, system.forward(cut))
+    assert subnormal_count(projections) == 0
+    np.testing.assert_array_equal(system.adjoint(projections), system.adjoint(system.forward(cut)))
