@@ -22,6 +22,7 @@ from scipy import stats
 
 from spectrial.phantoms.errors import InvalidParameterError
 
+from .outputs import state_label
 from .readback import UnitResult
 from .spec import TrialSpec
 
@@ -39,7 +40,7 @@ def function_records(spec: TrialSpec, units: list[UnitResult]) -> list[dict]:
                                         "true_function in its simulation record: its simulator records none")
         for rec in u.function:
             ef = rec["ef"]
-            records.append({"patient": u.patient, "state": "absent" if u.state == 0 else spec.defect_labels[u.state - 1],
+            records.append({"patient": u.patient, "state": state_label(spec, u.state),
                             "dose_fraction": rec["dose_fraction"], "method": labels[rec["method"]],
                             "realization": rec["realization"], "edv_ml": rec["edv_ml"], "esv_ml": rec["esv_ml"],
                             "ef": ef, "true_edv_ml": truth["edv_ml"], "true_esv_ml": truth["esv_ml"],

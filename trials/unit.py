@@ -252,7 +252,7 @@ def enhanced_volume(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fract
 FUNCTION_WALL_MM = 10.0
 
 
-def function_records(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float, lv) -> list[dict]:
+def measure_function(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_fraction: float, lv) -> list[dict]:
     """EDV, ESV and EF (QGS-like, :func:`~spectrial.simulate.functional.lv_function`) of the functional
     task's gate images enhanced by ``method``, one record per realization. The sampling frame is the
     phantom's LV, or with ``reorientation = "image"`` the LV estimated on the mean of each realization's
@@ -353,7 +353,7 @@ def method_part(spec: TrialSpec, unit: WorkUnit, sim: SimulatedUnit, method: int
         measure_seconds += time.perf_counter() - t1
         if sim.gated is not None:
             t2 = time.perf_counter()
-            function += function_records(spec, sim, method, f, phantom.lv)
+            function += measure_function(spec, sim, method, f, phantom.lv)
             function_seconds += time.perf_counter() - t2
         step()
     meta = {"part": "method", "unit": unit.as_record(), "method": method, "fidelity": fidelity,

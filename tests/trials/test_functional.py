@@ -17,7 +17,7 @@ from spectrial.trials.functional import function_records, function_summary
 from spectrial.trials.outputs import read_table
 from spectrial.trials.readback import load_cases
 from spectrial.trials.unit import WorkUnit, simulate_unit
-from spectrial.trials.unit import function_records as unit_function_records
+from spectrial.trials.unit import measure_function
 from spectrial.trials.verification import run_checks
 
 from tests.trials.small_trial import execute, small
@@ -62,7 +62,7 @@ def test_a_measurement_in_an_estimated_frame_too_small_for_the_wall_fails_and_is
     # measurement cannot hold a 10 mm wall and fails (kept, with its reason) instead of failing the unit.
     spec = small(simulation={"simulator": GATED, "n_patients": 2}, reconstruction={"reorientation": "image"})
     sim = simulate_unit(spec, trial_patients(spec)[0], WorkUnit(0, 1, 0, 2))
-    records = unit_function_records(spec, sim, 1, 1.0, sim.phantom.lv)
+    records = measure_function(spec, sim, 1, 1.0, sim.phantom.lv)
     assert [r["realization"] for r in records] == [0, 1]
     assert all(r["ef"] is None and "cannot hold a 10 mm wall" in r["failed"] for r in records)
 
