@@ -8,10 +8,10 @@ the observer inputs and bullseye polar maps, and measures image fidelity in a he
 the noiseless full-dose reconstruction and the true activity. With a gated simulator each realization's
 noise is drawn per gate and the gates summed for the perfusion task; the gates of the first
 ``functional_realizations`` realizations of each case are also reconstructed, enhanced by every method and
-measured for the functional task (EDV, ESV, EF; :func:`spectrial.simulate.functional.lv_function`). Its
-results are a *base* part (independent of the methods) and one part per method (see :mod:`.plan`). Random generators come from the unit's keyed
-streams (:mod:`.streams`), never from execution order, so results are identical for any number of
-workers or realization batch size.
+measured for the functional task (EDV, ESV, EF; :func:`spectrial.simulate.functional.lv_function`).
+Its results are a *base* part (independent of the methods) and one part per method (see :mod:`.plan`).
+Random generators come from the unit's keyed streams (:mod:`.streams`), never from execution order, so
+results are identical for any number of workers or realization batch size.
 """
 
 from __future__ import annotations
@@ -72,11 +72,17 @@ def observer_input(volume, lv, centre_mm, observer: ObserverSpec) -> np.ndarray:
     return short_axis_volume(volume, lv, centre_mm, size=observer.roi_size, depth=observer.voi_depth)
 
 
+def estimated_lv(image: Volume, lv):
+    """The LV geometry estimated from ``image``, the search starting from the phantom's LV cavity centre (as
+    an operator clicks on the heart)."""
+    return estimate_lv_geometry(image, lv.from_lv(lv.endo_half_length_mm / 2, 0.0, 0.0))
+
+
 def read_with_estimated_lv(image: Volume, lv, centres: Mapping[int, np.ndarray], observer: ObserverSpec):
     """Observer inputs (per defect type) and the polar map of one image reoriented by its own estimated
-    LV geometry; each defect is read where the estimated LV places the phantom's defect location. The
-    search starts from the phantom's LV cavity centre, as an operator clicks on the heart."""
-    estimate = estimate_lv_geometry(image, lv.from_lv(lv.endo_half_length_mm / 2, 0.0, 0.0))
+    LV geometry (:func:`estimated_lv`); each defect is read where the estimated LV places the phantom's
+    defect location."""
+    estimate = estimated_lv(image, lv)
     inputs = {}
     for k, centre in centres.items():
         w, radius, theta = lv.to_lv(centre)
@@ -265,8 +271,7 @@ def measure_function(spec: TrialSpec, sim: SimulatedUnit, method: int, dose_frac
     if spec.reconstruction.reorientation == "phantom":
         frames = [lv] * len(series)
     else:
-        start = lv.from_lv(lv.endo_half_length_mm / 2, 0.0, 0.0)
-        frames = [estimate_lv_geometry(Volume(s.mean(axis=0), sim.recon_grid), start) for s in series]
+        frames = [estimated_lv(Volume(s.mean(axis=0), sim.recon_grid), lv) for s in series]
     records = []
     for r, gates, frame in zip(data.realizations, series, frames):
         record = {"dose_fraction": dose_fraction, "method": method, "realization": r}
