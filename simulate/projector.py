@@ -40,6 +40,7 @@ from scipy.special import ndtr
 from spectrial.phantoms.errors import InvalidParameterError, require
 from spectrial.phantoms.grid import Grid
 
+from . import kernels
 from .numerics import NEGLIGIBLE, OPERATOR_INPUT_FLOOR, clear_negligible
 
 try:  # scipy's kernel for y += A @ X with A in CSR (private, stable since scipy 0.x); else the public product
@@ -304,6 +305,10 @@ class SpectProjector:
         False and holds one block at a time.
     device : str or torch.device
         Where the computation runs.
+    compiled : bool
+        On the CPU, run each block's forward and adjoint pass as one compiled kernel
+        (:mod:`spectrial.simulate.kernels`; the default: OSEM of a batch 1.4-1.5x faster); False runs the
+        same steps as torch operations, as on a GPU (the two agree to float32 rounding).
 
     Notes
     -----
@@ -335,7 +340,7 @@ class SpectProjector:
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
                  resolution_model: bool = True, orbit_radii_mm: np.ndarray | None = None, cache: bool = True,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", compiled: bool = True):
         nz, ny, nx = grid.shape
         require(ny == nx, "grid.shape", grid.shape, "a square transverse plane (ny == nx)")
         self.grid, self.protocol, self.device = grid, protocol, torch.device(device)
@@ -343,6 +348,7 @@ class SpectProjector:
         self.angles_deg = protocol.angles_deg
         self.n_views = len(self.angles_deg)
         self.resolution_model, self.cache = bool(resolution_model), bool(cache)
+        self.compiled = bool(compiled) and self.device.type == "cpu"
         self._mu = None
         if mu is not None:
             grid.check_array(mu, "mu")
@@ -442,6 +448,9 @@ class SpectProjector:
             attenuation = clear_negligible(self._tensor(factors))
         block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": {},
                  "blur": self._blur(self._shift[views]) if self.resolution_model else None}
+        if self.compiled:
+            block["plan"] = kernels.block_plan(
+                rotation, None if attenuation is None else attenuation.numpy().reshape(n, n, nv, nz), nv, block["blur"])
         if self.cache:
             self._blocks[key] = block
         return block
@@ -629,6 +638,16 @@ class SpectProjector:
         b = columns.shape[1] // nz
         nv = len(block["views"])
         shape = (n, nv, b, nz)
+        if self.compiled:
+            total = self._buffer("forward sum", shape)
+            scatter = excess = None
+            if broad_beam_ratio is not None and block["attenuation"] is not None:
+                factors = block["attenuation"]
+                excess = (factors.pow(broad_beam_ratio) - factors).numpy().reshape(n, n, nv, nz)
+                scatter = torch.empty(shape, dtype=torch.float32, device=self.device)
+            kernels.forward_block(columns.numpy(), nz, block["plan"], total.numpy(), excess=excess,
+                                  scatter=None if scatter is None else scatter.numpy())
+            return total, scatter
         total = self._buffer("forward sum", shape).zero_()
         scatter = None if broad_beam_ratio is None else torch.zeros(n, nv, b, nz, device=self.device)
         attenuation, blur = block["attenuation"], block["blur"]
@@ -722,6 +741,9 @@ class SpectProjector:
         n, nv, b, nz = spread.shape
         shape = tuple(spread.shape)
         clear_negligible(spread, OPERATOR_INPUT_FLOOR)  # before the first plane reads the caller's data
+        if self.compiled:
+            kernels.adjoint_block(spread.numpy(), nz, block["plan"], columns.numpy())
+            return
         attenuation, blur = block["attenuation"], block["blur"]
         if blur is not None:
             # A plane reads (1 - 3 r) spread + 3 r C spread = spread + 3 r (C spread - spread): ``change``.

@@ -1,0 +1,287 @@
+"""Compiled CPU passes of the rotate-and-sum projector (:mod:`spectrial.simulate.projector`).
+
+On the CPU the projector runs each block of views through one compiled pass per direction instead
+of a sequence of torch operations: the forward pass resamples a depth plane, weights it by its
+attenuation and adds it to the running sums while the plane's samples are still in registers, and
+blurs the running sums of one view at a time, so its working arrays (bins x volumes x rows of one
+view) stay in the core's cache; the adjoint applies the transposed steps in reverse order and adds
+each plane's back-projection to the volume straight away. Measured on an AMD EPYC (Zen 3) core at
+64 x 64 x 40, 64 views, batch of 16, one thread: forward 20-26 ms and adjoint 23-25 ms per volume
+against 29 and 30 ms for the same steps as torch operations; OSEM 4 x 8 1.4x faster per volume (1.5x
+on two threads), a single volume no faster (its rows are too narrow). The passes use the threads torch
+is given: the forward splits a batch's views among them, the adjoint the volumes. The torch operations
+remain the projector's path on a GPU.
+
+Both passes compute every output value by the same sequence of operations whatever the batch, its
+slicing or the number of threads (each volume's values depend on that volume alone, and no sum is
+split among threads), so a volume gets the same numbers, bit for bit, alone or in any batch on any
+number of threads. They apply the operator the torch path applies (the same resampling weights,
+attenuation factors and blur plan); the two differ by float32 rounding only, as sums are taken in
+another order (tested to 1e-5 relative).
+
+Array layouts: a volume batch as the resampling's columns ``(y x, volume z)``; projections of a block
+as ``(bin, view, volume, z)``; attenuation factors ``(depth, bin, view, z)``; the resampling as the
+CSR arrays of :func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
+blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane, per-view weights
+``keep`` and ``spread`` ``(depth, view)``; the coarse passes due before plane ``d`` as rows
+``pass_start[d]:pass_start[d + 1]`` of ``pass_taps`` ``(pass, view, 2)``; the coarse step's taps
+``step``; the nearest plane's response ``nearest`` ``(view, taps)``.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from numba import njit
+
+from .numerics import NEGLIGIBLE
+
+_NEGLIGIBLE = np.float32(NEGLIGIBLE)
+
+
+@njit(inline="always", cache=True)
+def _axpy(out, weight, source):
+    """``out += weight * source`` over one row (one multiply and one add per entry, never fused: the rounding
+    is the same in the vectorized body and its scalar remainder)."""
+    for k in range(out.shape[0]):
+        out[k] += weight * source[k]
+
+
+@njit(cache=True)
+def _clear(x):
+    """Set the entries of ``x`` (2-D) of magnitude at most :data:`~spectrial.simulate.numerics.NEGLIGIBLE` to zero."""
+    for i in range(x.shape[0]):
+        row = x[i]
+        for k in range(x.shape[1]):
+            if abs(row[k]) <= _NEGLIGIBLE:
+                row[k] = 0.0
+
+
+@njit(cache=True)
+def _blur(x, spare, taps, nz):
+    """Blur ``x`` ``(bins, volumes x nz)`` in place by the symmetric kernel ``taps`` (``taps[t]`` at offsets
+    ``+-t``) along bins, then along rows within each volume's ``nz`` entries, zero beyond the edges; ``x`` is
+    first cleared below :data:`~spectrial.simulate.numerics.NEGLIGIBLE` (no product with a tap is then
+    subnormal). ``spare`` is scratch of ``x``'s shape."""
+    bins, width = x.shape
+    _clear(x)
+    centre = taps[0]
+    for i in range(bins):
+        out, row = spare[i], x[i]
+        for k in range(width):
+            out[k] = row[k] * centre
+    for t in range(1, min(taps.shape[0], bins)):
+        for i in range(t, bins):
+            _axpy(spare[i], taps[t], x[i - t])
+        for i in range(bins - t):
+            _axpy(spare[i], taps[t], x[i + t])
+    for i in range(bins):
+        out, row = x[i], spare[i]
+        for k in range(width):
+            out[k] = row[k] * centre
+        for t in range(1, min(taps.shape[0], nz)):
+            for c in range(0, width, nz):
+                _axpy(out[c + t:c + nz], taps[t], row[c:c + nz - t])
+                _axpy(out[c:c + nz - t], taps[t], row[c + t:c + nz])
+
+
+@njit(cache=True)
+def _change(running, change, spare, step, nz):
+    """``change = C running - running`` (one coarse step), ``running`` first cleared like a blur's source."""
+    _clear(running)
+    change[:, :] = running
+    _blur(change, spare, step, nz)
+    for j in range(running.shape[0]):
+        _axpy(change[j], np.float32(-1.0), running[j])
+
+
+@njit(cache=True)
+def _add_blurred(total, pending, spare, step, nz):
+    """``total += C pending`` (one coarse step), then ``pending = 0``."""
+    _blur(pending, spare, step, nz)
+    for j in range(total.shape[0]):
+        out, row = total[j], pending[j]
+        for k in range(total.shape[1]):
+            out[k] += row[k]
+            row[k] = 0.0
+
+
+def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spread, pass_start, pass_taps, step,
+             nearest, out, scatter, first_view, last_view):
+    """Projections ``out`` ``(bin, view, volume, z)`` of one block of views of the volumes ``columns``; with
+    ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``) also the unspread scatter
+    ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none)."""
+    n, views, volumes, _ = out.shape
+    width = volumes * nz
+    attenuated, scattered = attenuation.shape[0] > 0, excess.shape[0] > 0
+    for v in range(first_view, last_view):
+        total = np.zeros((n, width), np.float32)
+        pending = np.zeros((n, width), np.float32)
+        spare = np.empty((n, width), np.float32)
+        unspread = np.zeros((n if scattered else 0, width), np.float32)
+        samples = np.empty(width, np.float32)
+        for d in range(n):
+            if pass_start[d + 1] > pass_start[d]:
+                _add_blurred(total, pending, spare, step, nz)
+                for p in range(pass_start[d], pass_start[d + 1]):
+                    _blur(total, spare, pass_taps[p, v], nz)
+            kept, spreading = keep[d, v], spread[d, v]
+            for j in range(n):
+                row = (d * n + j) * views + v
+                if indptr[row] == indptr[row + 1]:
+                    continue
+                samples[:] = 0.0
+                for q in range(indptr[row], indptr[row + 1]):
+                    _axpy(samples, data[q], columns[indices[q]])
+                out_total, out_pending = total[j], pending[j]
+                if attenuated:
+                    factor = attenuation[d, j, v]
+                    for b in range(volumes):
+                        for k in range(nz):
+                            value = samples[b * nz + k] * factor[k]
+                            out_total[b * nz + k] += kept * value
+                            out_pending[b * nz + k] += spreading * value
+                    if scattered:
+                        part, extra = unspread[j], excess[d, j, v]
+                        for b in range(volumes):
+                            for k in range(nz):
+                                part[b * nz + k] += samples[b * nz + k] * extra[k]
+                else:
+                    for k in range(width):
+                        out_total[k] += kept * samples[k]
+                        out_pending[k] += spreading * samples[k]
+        _add_blurred(total, pending, spare, step, nz)
+        _blur(total, spare, nearest[v], nz)
+        for j in range(n):
+            for b in range(volumes):
+                out[j, v, b] = total[j, b * nz:(b + 1) * nz]
+                if scattered:
+                    scatter[j, v, b] = unspread[j, b * nz:(b + 1) * nz]
+
+
+def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, pass_start, pass_taps, step, nearest,
+             columns, first, last):
+    """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``
+    ``(y x, volume z)``, for the volumes ``first:last``: the transpose of :func:`_forward`'s steps in reverse
+    order (every blur is symmetric). A plane reads ``(1 - 3 r) S + 3 r C S = S + 3 r (C S - S)`` of the
+    running spread ``S``."""
+    n, views, _, _ = projections.shape
+    width, offset = (last - first) * nz, first * nz
+    running = np.empty((n, width), np.float32)
+    change = np.empty((n, width), np.float32)
+    spare = np.empty((n, width), np.float32)
+    plane = np.empty(width, np.float32)
+    for v in range(views):
+        for j in range(n):
+            for b in range(last - first):
+                running[j, b * nz:(b + 1) * nz] = projections[j, v, first + b]
+        _blur(running, spare, nearest[v], nz)
+        _change(running, change, spare, step, nz)
+        for d in range(n - 1, -1, -1):
+            spreading = spread[d, v]
+            for j in range(n):
+                row = (d * n + j) * views + v
+                if indptr[row] == indptr[row + 1]:
+                    continue
+                source, changed = running[j], change[j]
+                for k in range(width):
+                    plane[k] = source[k] + spreading * changed[k]
+                if attenuation.shape[0] > 0:
+                    factor = attenuation[d, j, v]
+                    for b in range(last - first):
+                        for k in range(nz):
+                            plane[b * nz + k] *= factor[k]
+                for q in range(indptr[row], indptr[row + 1]):
+                    _axpy(columns[indices[q], offset:offset + width], data[q], plane)  # a contiguous row
+            if pass_start[d + 1] > pass_start[d]:
+                for p in range(pass_start[d], pass_start[d + 1]):
+                    _blur(running, spare, pass_taps[p, v], nz)
+                _change(running, change, spare, step, nz)
+
+
+# One thread per part of the work (views of the forward pass, volumes of the adjoint), each running the
+# compiled pass without the GIL: a part's numbers do not depend on how the work is split, and no OpenMP
+# runtime is started beside torch's (two of them spinning on two cores measured slower than one thread).
+_PASSES = {name: njit(cache=True, nogil=True)(function) for name, function in (("forward", _forward),
+                                                                              ("adjoint", _adjoint))}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def threads() -> int:
+    """Threads the passes use: torch's (:func:`torch.set_num_threads` sets both)."""
+    return max(1, torch.get_num_threads())
+
+
+def _parts(count: int, most: int) -> list[tuple[int, int]]:
+    """``count`` items in at most ``most`` contiguous parts ``(first, last)``."""
+    bounds = np.linspace(0, count, min(count, most) + 1).round().astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _run(name: str, arguments: tuple, parts: list[tuple[int, int]]) -> None:
+    """The compiled pass ``name`` on each part, the parts on threads of a pool kept per size and process (a
+    forked child inherits its parent's pools without their threads)."""
+    if len(parts) == 1:
+        _PASSES[name](*arguments, *parts[0])
+        return
+    key = (os.getpid(), len(parts))
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = ThreadPoolExecutor(len(parts), thread_name_prefix="spectrial-projector")
+    for done in [pool.submit(_PASSES[name], *arguments, *part) for part in parts]:
+        done.result()
+
+
+def _none() -> np.ndarray:
+    return np.empty((0, 0, 0, 0), np.float32)
+
+
+def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, *, excess: np.ndarray | None = None,
+                  scatter: np.ndarray | None = None) -> None:
+    """Write the projections of one block of views (``plan``: :func:`block_plan`) of ``columns`` into ``out``
+    ``(bin, view, volume, z)``, and the unspread scatter into ``scatter`` when ``excess`` is given."""
+    views, volumes = out.shape[1], out.shape[2]
+    # Split among threads only for a batch: one volume's views are too narrow to repay the hand-over.
+    _run("forward", (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
+          plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"],
+          plan["nearest"], out, _none() if scatter is None else scatter),
+         _parts(views, threads() if volumes > 1 else 1))
+
+
+def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndarray) -> None:
+    """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``."""
+    _run("adjoint", (projections, nz, *plan["rotation"], plan["attenuation"], plan["keep"], plan["spread"],
+                     plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"], columns),
+         _parts(projections.shape[2], threads()))
+
+
+def block_plan(rotation, attenuation: np.ndarray | None, views: int, blur: dict | None) -> dict:
+    """The arrays the passes read for one block of ``views`` views: the resampling's CSR arrays, the attenuation
+    factors ``(depth, bin, view, z)`` (or empty), and the blur plan of the projector's block (``blur``, or None
+    for no resolution model: each plane added unblurred)."""
+    n = int(round(np.sqrt(rotation.shape[1])))  # the slice's side: the resampling's columns are (y, x)
+
+    def table(weight) -> np.ndarray:
+        if isinstance(weight, float):
+            return np.full(views, weight, np.float32)
+        return weight.reshape(-1).cpu().numpy().astype(np.float32)
+
+    if blur is None:
+        keep, spread = np.ones((n, views), np.float32), np.zeros((n, views), np.float32)
+        pass_start, pass_taps = np.zeros(n + 1, np.int64), np.zeros((0, views, 2), np.float32)
+        step, nearest = np.ones(1, np.float32), np.ones((views, 1), np.float32)
+    else:
+        keep = np.stack([table(k) for k, _ in blur["split"]])
+        spread = np.stack([table(s) for _, s in blur["split"]])
+        passes = [np.stack([table(t[0]), table(t[1])], axis=1) for plane in blur["coarse"] for t in plane]
+        pass_start = np.concatenate([[0], np.cumsum([len(plane) for plane in blur["coarse"]])]).astype(np.int64)
+        pass_taps = np.stack(passes) if passes else np.zeros((0, views, 2), np.float32)
+        step = np.array(blur["step"], np.float32)
+        nearest = np.ascontiguousarray(np.stack([table(t) for t in blur["nearest"]], axis=1))
+    return {"rotation": (rotation.indptr, rotation.indices, rotation.data),
+            "attenuation": _none() if attenuation is None else attenuation,
+            "keep": keep, "spread": spread, "pass_start": pass_start,
+            "pass_taps": np.ascontiguousarray(pass_taps, np.float32), "step": step, "nearest": nearest}
