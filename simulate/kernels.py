@@ -20,8 +20,8 @@ attenuation factors and blur plan); the two differ by float32 rounding only, as 
 another order (tested to 1e-5 relative).
 
 Array layouts: a volume batch as the resampling's columns ``(y x, volume z)``; projections of a block
-as ``(bin, view, volume, z)``; attenuation factors ``(depth, bin, view, z)``; the resampling as the
-CSR arrays of :func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
+as ``(bin, view, volume, z)``; attenuation factors ``(view, depth, bin, z)`` (a pass reads one view's
+factors in order); the resampling as the CSR arrays of :func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
 blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane, per-view weights
 ``keep`` and ``spread`` ``(depth, view)``; the coarse passes due before plane ``d`` as rows
 ``pass_start[d]:pass_start[d + 1]`` of ``pass_taps`` ``(pass, view, 2)``; the coarse step's taps
@@ -138,14 +138,14 @@ def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spre
                     _axpy(samples, data[q], columns[indices[q]])
                 out_total, out_pending = total[j], pending[j]
                 if attenuated:
-                    factor = attenuation[d, j, v]
+                    factor = attenuation[v, d, j]
                     for b in range(volumes):
                         for k in range(nz):
                             value = samples[b * nz + k] * factor[k]
                             out_total[b * nz + k] += kept * value
                             out_pending[b * nz + k] += spreading * value
                     if scattered:
-                        part, extra = unspread[j], excess[d, j, v]
+                        part, extra = unspread[j], excess[v, d, j]
                         for b in range(volumes):
                             for k in range(nz):
                                 part[b * nz + k] += samples[b * nz + k] * extra[k]
@@ -190,7 +190,7 @@ def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, 
                 for k in range(width):
                     plane[k] = source[k] + spreading * changed[k]
                 if attenuation.shape[0] > 0:
-                    factor = attenuation[d, j, v]
+                    factor = attenuation[v, d, j]
                     for b in range(last - first):
                         for k in range(nz):
                             plane[b * nz + k] *= factor[k]
@@ -260,7 +260,7 @@ def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndar
 
 def block_plan(rotation, attenuation: np.ndarray | None, views: int, blur: dict | None) -> dict:
     """The arrays the passes read for one block of ``views`` views: the resampling's CSR arrays, the attenuation
-    factors ``(depth, bin, view, z)`` (or empty), and the blur plan of the projector's block (``blur``, or None
+    factors ``(view, depth, bin, z)`` (or empty), and the blur plan of the projector's block (``blur``, or None
     for no resolution model: each plane added unblurred)."""
     n = int(round(np.sqrt(rotation.shape[1])))  # the slice's side: the resampling's columns are (y, x)
 

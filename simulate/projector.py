@@ -336,6 +336,7 @@ class SpectProjector:
     DEPTH_CHUNK = 8
     FORWARD_CHUNK = 2
     SLICE_SAMPLES = 64
+    COMPILED_SLICE_VOLUMES = 16
     WORKSPACE_ENTRIES = 64
 
     def __init__(self, grid: Grid, protocol: Protocol, *, mu: np.ndarray | None = None,
@@ -445,12 +446,14 @@ class SpectProjector:
             for d in range(n - 1, -1, -1):
                 np.exp(-(in_front + 0.5 * rotated[d]) * step_cm, out=factors[d, :, :, 0])
                 in_front += rotated[d]
+            if self.compiled:  # the compiled passes read one view's factors at a time: (view, depth, bin, 1, z)
+                factors = factors.transpose(2, 0, 1, 3, 4)
             attenuation = clear_negligible(self._tensor(factors))
         block = {"views": views, "rotation": rotation, "attenuation": attenuation, "chunks": {},
                  "blur": self._blur(self._shift[views]) if self.resolution_model else None}
         if self.compiled:
             block["plan"] = kernels.block_plan(
-                rotation, None if attenuation is None else attenuation.numpy().reshape(n, n, nv, nz), nv, block["blur"])
+                rotation, None if attenuation is None else attenuation.numpy().reshape(nv, n, n, nz), nv, block["blur"])
         if self.cache:
             self._blocks[key] = block
         return block
@@ -574,8 +577,12 @@ class SpectProjector:
         return self._as_output(self._project(x, self._check_views(views))[0], batched, as_numpy)
 
     def _batch_slices(self, batch: int, views: np.ndarray) -> list[slice]:
-        """Slices of a batch of at most :attr:`SLICE_SAMPLES` views x volumes per block."""
-        size = max(1, self.SLICE_SAMPLES // min(len(views), self.BLOCK_VIEWS))
+        """Slices of a batch of at most :attr:`SLICE_SAMPLES` views x volumes per block, or with the compiled passes
+        (which hold one view at a time) of at most :attr:`COMPILED_SLICE_VOLUMES` volumes."""
+        if self.compiled:
+            size = self.COMPILED_SLICE_VOLUMES
+        else:
+            size = max(1, self.SLICE_SAMPLES // min(len(views), self.BLOCK_VIEWS))
         return [slice(i, i + size) for i in range(0, batch, size)]
 
     def _project(self, x: torch.Tensor, views: np.ndarray, *, broad_beam_ratio: float | None = None):
@@ -643,7 +650,7 @@ class SpectProjector:
             scatter = excess = None
             if broad_beam_ratio is not None and block["attenuation"] is not None:
                 factors = block["attenuation"]
-                excess = (factors.pow(broad_beam_ratio) - factors).numpy().reshape(n, n, nv, nz)
+                excess = (factors.pow(broad_beam_ratio) - factors).numpy().reshape(nv, n, n, nz)
                 scatter = torch.empty(shape, dtype=torch.float32, device=self.device)
             kernels.forward_block(columns.numpy(), nz, block["plan"], total.numpy(), excess=excess,
                                   scatter=None if scatter is None else scatter.numpy())
