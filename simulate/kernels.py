@@ -207,7 +207,6 @@ def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, 
 # runtime is started beside torch's (two of them spinning on two cores measured slower than one thread).
 _PASSES = {name: njit(cache=True, nogil=True)(function) for name, function in (("forward", _forward),
                                                                               ("adjoint", _adjoint))}
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def threads() -> int:
@@ -221,41 +220,55 @@ def _parts(count: int, most: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _run(name: str, arguments: tuple, parts: list[tuple[int, int]]) -> None:
-    """The compiled pass ``name`` on each part, the parts on threads of a pool kept per size and process (a
-    forked child inherits its parent's pools without their threads)."""
-    if len(parts) == 1:
-        _PASSES[name](*arguments, *parts[0])
-        return
-    key = (os.getpid(), len(parts))
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(len(parts), thread_name_prefix="spectrial-projector")
-    for done in [pool.submit(_PASSES[name], *arguments, *part) for part in parts]:
-        done.result()
+class Workers:
+    """The threads one projector runs its passes on: a pool made on first need, remade at a new size or in a
+    new process (a forked child inherits its parent's pool without its threads), shut down with its owner."""
+
+    def __init__(self):
+        self._pool: ThreadPoolExecutor | None = None
+        self._key: tuple[int, int] | None = None
+
+    def run(self, name: str, arguments: tuple, parts: list[tuple[int, int]]) -> None:
+        """The compiled pass ``name`` on each part ``(first, last)``, one part per thread."""
+        if len(parts) == 1:
+            _PASSES[name](*arguments, *parts[0])
+            return
+        key = (os.getpid(), len(parts))
+        if self._key != key:
+            if self._pool is not None and self._key[0] == key[0]:
+                self._pool.shutdown(wait=False)
+            self._pool, self._key = ThreadPoolExecutor(len(parts), thread_name_prefix="spectrial-projector"), key
+        for done in [self._pool.submit(_PASSES[name], *arguments, *part) for part in parts]:
+            done.result()
+
+    def __del__(self):
+        if self._pool is not None and self._key[0] == os.getpid():
+            self._pool.shutdown(wait=False)
 
 
 def _none() -> np.ndarray:
     return np.empty((0, 0, 0, 0), np.float32)
 
 
-def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, *, excess: np.ndarray | None = None,
-                  scatter: np.ndarray | None = None) -> None:
+def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, workers: Workers, *,
+                  excess: np.ndarray | None = None, scatter: np.ndarray | None = None) -> None:
     """Write the projections of one block of views (``plan``: :func:`block_plan`) of ``columns`` into ``out``
-    ``(bin, view, volume, z)``, and the unspread scatter into ``scatter`` when ``excess`` is given."""
+    ``(bin, view, volume, z)``, and the unspread scatter into ``scatter`` when ``excess`` is given, on the
+    threads of ``workers``."""
     views, volumes = out.shape[1], out.shape[2]
     # Split among threads only for a batch: one volume's views are too narrow to repay the hand-over.
-    _run("forward", (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
-          plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"],
-          plan["nearest"], out, _none() if scatter is None else scatter),
-         _parts(views, threads() if volumes > 1 else 1))
+    arguments = (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
+                 plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"],
+                 out, _none() if scatter is None else scatter)
+    workers.run("forward", arguments, _parts(views, threads() if volumes > 1 else 1))
 
 
-def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndarray) -> None:
-    """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``."""
-    _run("adjoint", (projections, nz, *plan["rotation"], plan["attenuation"], plan["keep"], plan["spread"],
-                     plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"], columns),
-         _parts(projections.shape[2], threads()))
+def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndarray, workers: Workers) -> None:
+    """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``, on the
+    threads of ``workers``."""
+    arguments = (projections, nz, *plan["rotation"], plan["attenuation"], plan["keep"], plan["spread"],
+                 plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"], columns)
+    workers.run("adjoint", arguments, _parts(projections.shape[2], threads()))
 
 
 def block_plan(rotation, attenuation: np.ndarray | None, views: int, blur: dict | None) -> dict:

@@ -350,6 +350,7 @@ class SpectProjector:
         self.n_views = len(self.angles_deg)
         self.resolution_model, self.cache = bool(resolution_model), bool(cache)
         self.compiled = bool(compiled) and self.device.type == "cpu"
+        self._workers = kernels.Workers() if self.compiled else None
         self._mu = None
         if mu is not None:
             grid.check_array(mu, "mu")
@@ -652,7 +653,7 @@ class SpectProjector:
                 factors = block["attenuation"]
                 excess = (factors.pow(broad_beam_ratio) - factors).numpy().reshape(nv, n, n, nz)
                 scatter = torch.empty(shape, dtype=torch.float32, device=self.device)
-            kernels.forward_block(columns.numpy(), nz, block["plan"], total.numpy(), excess=excess,
+            kernels.forward_block(columns.numpy(), nz, block["plan"], total.numpy(), self._workers, excess=excess,
                                   scatter=None if scatter is None else scatter.numpy())
             return total, scatter
         total = self._buffer("forward sum", shape).zero_()
@@ -749,7 +750,7 @@ class SpectProjector:
         shape = tuple(spread.shape)
         clear_negligible(spread, OPERATOR_INPUT_FLOOR)  # before the first plane reads the caller's data
         if self.compiled:
-            kernels.adjoint_block(spread.numpy(), nz, block["plan"], columns.numpy())
+            kernels.adjoint_block(spread.numpy(), nz, block["plan"], columns.numpy(), self._workers)
             return
         attenuation, blur = block["attenuation"], block["blur"]
         if blur is not None:
