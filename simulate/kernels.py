@@ -6,11 +6,10 @@ attenuation and adds it to the running sums while the plane's samples are still 
 blurs the running sums of one view at a time, so its working arrays (bins x volumes x rows of one
 view) stay in the core's cache; the adjoint applies the transposed steps in reverse order and adds
 each plane's back-projection to the volume straight away. Measured on an AMD EPYC (Zen 3) core at
-64 x 64 x 40, 64 views, batch of 16, one thread: forward 20-26 ms and adjoint 23-25 ms per volume
-against 29 and 30 ms for the same steps as torch operations; OSEM 4 x 8 1.4x faster per volume (1.5x
-on two threads), a single volume no faster (its rows are too narrow). The passes use the threads torch
-is given: the forward splits a batch's views among them, the adjoint the volumes. The torch operations
-remain the projector's path on a GPU.
+64 x 64 x 40, 64 views, one thread: forward and adjoint 16 and 19 ms per volume of a batch of 16 against
+24 and 30 ms for the same steps as torch operations, OSEM 4 x 8 1.6x faster per volume of a batch and
+1.5x for one volume (README, Performance). Both passes split a batch's volumes among the threads torch is
+given. The torch operations remain the projector's path on a GPU.
 
 Both passes compute every output value by the same sequence of operations whatever the batch, its
 slicing or the number of threads (each volume's values depend on that volume alone, and no sum is
@@ -30,6 +29,7 @@ blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane, 
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,7 +42,7 @@ from .numerics import NEGLIGIBLE
 _NEGLIGIBLE = np.float32(NEGLIGIBLE)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always")
 def _axpy(out, weight, source):
     """``out += weight * source`` over one row (one multiply and one add per entry, never fused: the rounding
     is the same in the vectorized body and its scalar remainder)."""
@@ -50,7 +50,7 @@ def _axpy(out, weight, source):
         out[k] += weight * source[k]
 
 
-@njit(cache=True)
+@njit
 def _clear(x):
     """Set the entries of ``x`` (2-D) of magnitude at most :data:`~spectrial.simulate.numerics.NEGLIGIBLE` to zero."""
     for i in range(x.shape[0]):
@@ -60,7 +60,7 @@ def _clear(x):
                 row[k] = 0.0
 
 
-@njit(cache=True)
+@njit
 def _blur(x, spare, taps, nz):
     """Blur ``x`` ``(bins, volumes x nz)`` in place by the symmetric kernel ``taps`` (``taps[t]`` at offsets
     ``+-t``) along bins, then along rows within each volume's ``nz`` entries, zero beyond the edges; ``x`` is
@@ -88,7 +88,7 @@ def _blur(x, spare, taps, nz):
                 _axpy(out[c:c + nz - t], taps[t], row[c + t:c + nz])
 
 
-@njit(cache=True)
+@njit
 def _change(running, change, spare, step, nz):
     """``change = C running - running`` (one coarse step), ``running`` first cleared like a blur's source."""
     _clear(running)
@@ -98,7 +98,7 @@ def _change(running, change, spare, step, nz):
         _axpy(change[j], np.float32(-1.0), running[j])
 
 
-@njit(cache=True)
+@njit
 def _add_blurred(total, pending, spare, step, nz):
     """``total += C pending`` (one coarse step), then ``pending = 0``."""
     _blur(pending, spare, step, nz)
@@ -110,14 +110,15 @@ def _add_blurred(total, pending, spare, step, nz):
 
 
 def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spread, pass_start, pass_taps, step,
-             nearest, out, scatter, first_view, last_view):
-    """Projections ``out`` ``(bin, view, volume, z)`` of one block of views of the volumes ``columns``; with
-    ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``) also the unspread scatter
-    ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none)."""
-    n, views, volumes, _ = out.shape
+             nearest, out, scatter, first_volume, last):
+    """Projections ``out`` ``(bin, view, volume, z)`` of one block of views of the volumes ``columns``, for the
+    volumes ``first_volume:last``; with ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``)
+    also the unspread scatter ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none)."""
+    n, views, _, _ = out.shape
+    volumes, offset = last - first_volume, first_volume * nz
     width = volumes * nz
     attenuated, scattered = attenuation.shape[0] > 0, excess.shape[0] > 0
-    for v in range(first_view, last_view):
+    for v in range(views):
         total = np.zeros((n, width), np.float32)
         pending = np.zeros((n, width), np.float32)
         spare = np.empty((n, width), np.float32)
@@ -135,7 +136,7 @@ def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spre
                     continue
                 samples[:] = 0.0
                 for q in range(indptr[row], indptr[row + 1]):
-                    _axpy(samples, data[q], columns[indices[q]])
+                    _axpy(samples, data[q], columns[indices[q], offset:offset + width])
                 out_total, out_pending = total[j], pending[j]
                 if attenuated:
                     factor = attenuation[v, d, j]
@@ -157,9 +158,9 @@ def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spre
         _blur(total, spare, nearest[v], nz)
         for j in range(n):
             for b in range(volumes):
-                out[j, v, b] = total[j, b * nz:(b + 1) * nz]
+                out[j, v, first_volume + b] = total[j, b * nz:(b + 1) * nz]
                 if scattered:
-                    scatter[j, v, b] = unspread[j, b * nz:(b + 1) * nz]
+                    scatter[j, v, first_volume + b] = unspread[j, b * nz:(b + 1) * nz]
 
 
 def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, pass_start, pass_taps, step, nearest,
@@ -202,11 +203,18 @@ def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, 
                 _change(running, change, spare, step, nz)
 
 
-# One thread per part of the work (views of the forward pass, volumes of the adjoint), each running the
-# compiled pass without the GIL: a part's numbers do not depend on how the work is split, and no OpenMP
-# runtime is started beside torch's (two of them spinning on two cores measured slower than one thread).
-_PASSES = {name: njit(cache=True, nogil=True)(function) for name, function in (("forward", _forward),
-                                                                              ("adjoint", _adjoint))}
+def _compiled(function):
+    """``function`` compiled without the GIL, kept in numba's on-disk cache (the helpers it calls are compiled into
+    it); where no cache location is writable, compiled anew in each process instead."""
+    try:
+        return njit(cache=True, nogil=True)(function)
+    except RuntimeError as error:  # numba: "cannot cache function ...: no locator available"
+        logging.getLogger(__name__).warning("compiling %s in every process: %s (set NUMBA_CACHE_DIR to a writable "
+                                            "folder to keep it)", function.__name__, error)
+        return njit(nogil=True)(function)
+
+
+_PASSES = {"forward": _compiled(_forward), "adjoint": _compiled(_adjoint)}
 
 
 def threads() -> int:
@@ -221,8 +229,11 @@ def _parts(count: int, most: int) -> list[tuple[int, int]]:
 
 
 class Workers:
-    """The threads one projector runs its passes on: a pool made on first need, remade at a new size or in a
-    new process (a forked child inherits its parent's pool without its threads), shut down with its owner."""
+    """The threads one projector runs its passes on, one part of the batch's volumes each, running the compiled
+    pass without the GIL (a part's numbers do not depend on how the batch is split; no OpenMP runtime is started
+    beside torch's: two of them spinning on two cores measured slower than one thread). A pool made on first
+    need, remade at a new size or in a new process (a forked child inherits its parent's pool without its
+    threads), shut down with its owner."""
 
     def __init__(self):
         self._pool: ThreadPoolExecutor | None = None
@@ -255,12 +266,10 @@ def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, wor
     """Write the projections of one block of views (``plan``: :func:`block_plan`) of ``columns`` into ``out``
     ``(bin, view, volume, z)``, and the unspread scatter into ``scatter`` when ``excess`` is given, on the
     threads of ``workers``."""
-    views, volumes = out.shape[1], out.shape[2]
-    # Split among threads only for a batch: one volume's views are too narrow to repay the hand-over.
     arguments = (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
                  plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"],
                  out, _none() if scatter is None else scatter)
-    workers.run("forward", arguments, _parts(views, threads() if volumes > 1 else 1))
+    workers.run("forward", arguments, _parts(out.shape[2], threads()))
 
 
 def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndarray, workers: Workers) -> None:
