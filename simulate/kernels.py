@@ -20,7 +20,8 @@ another order (tested to 1e-5 relative).
 
 Array layouts: a volume batch as the resampling's columns ``(y x, volume z)``; projections of a block
 as ``(bin, view, volume, z)``; attenuation factors ``(view, depth, bin, z)`` (a pass reads one view's
-factors in order); the resampling as the CSR arrays of :func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
+factors in order); the resampling as the CSR arrays of
+:func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
 blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane, per-view weights
 ``keep`` and ``spread`` ``(depth, view)``; the coarse passes due before plane ``d`` as rows
 ``pass_start[d]:pass_start[d + 1]`` of ``pass_taps`` ``(pass, view, 2)``; the coarse step's taps

@@ -42,8 +42,9 @@ def test_compiled_scatter_projection_matches_the_torch_operations(phantom):
     protocol, ph = phantom
     compiled, operations = (SpectProjector(ph.grid, protocol, mu=ph.mu, compiled=c) for c in (True, False))
     x = torch.as_tensor(ph.activity, dtype=torch.float32)
-    primary, scatter = compiled.forward_with_scatter(x, broad_beam_ratio=0.7, scatter_fwhm_mm=20.0)
-    reference_primary, reference_scatter = operations.forward_with_scatter(x, broad_beam_ratio=0.7, scatter_fwhm_mm=20.0)
+    options = dict(broad_beam_ratio=0.7, scatter_fwhm_mm=20.0)
+    primary, scatter = compiled.forward_with_scatter(x, **options)
+    reference_primary, reference_scatter = operations.forward_with_scatter(x, **options)
     assert torch.equal(primary, compiled.forward(x))
     assert _relative(primary, reference_primary) < 1e-5 and _relative(scatter, reference_scatter) < 1e-5
 
