@@ -253,6 +253,12 @@ class Workers:
         for done in [self._pool.submit(_PASSES[name], *arguments, *part) for part in parts]:
             done.result()
 
+    def __getstate__(self) -> dict:  # a pickled projector (sent to another process) takes no threads along
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
     def __del__(self):
         if self._pool is not None and self._key[0] == os.getpid():
             self._pool.shutdown(wait=False)
