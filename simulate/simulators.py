@@ -206,7 +206,8 @@ class MonteCarloSimulator(Simulator):
     def simulate(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
         self.check(scatter=scatter is not None)
         projector = SpectProjector(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
-                                   orbit_radii_mm=orbit_radii_mm, cache=False, device=device)
+                                   orbit_radii_mm=orbit_radii_mm, cache=False, device=device,
+                                   compiled=False)  # its primaries are expected counts: see AnalyticSimulator
         result = montecarlo_projections(phantom, projector, histories=self.histories,
                                         seed=rng.bit_generator.seed_seq, detector_factor=detector_factor)
         expected = result.projections
