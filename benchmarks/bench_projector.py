@@ -117,7 +117,7 @@ def measure(args) -> dict:
     fine = Grid.centered((128, 128, 128), 3.2)
     phantom = make_phantom(AnatomyParameters(), fine)
     start = time.perf_counter()
-    simulator = SpectProjector(fine, Protocol(), mu=phantom.mu, cache=False, compiled=False)  # as the simulators
+    simulator = SpectProjector.for_expected_counts(fine, Protocol(), mu=phantom.mu, cache=False)  # as the simulators
     expected_projections(phantom, simulator, detector_factor=2, scatter=ScatterModel())
     figures["trial simulation: 128^3 phantom -> 64 views x 64 x 64 with scatter, setup included, s"] = (
         time.perf_counter() - start)

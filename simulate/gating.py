@@ -126,8 +126,8 @@ def gated_expected_projections(frames: Sequence[GatedFrame], protocol: Protocol,
         weights = {id(p): sum(f.time_fraction for f in group if f.phantom is p) for p in unique}
         mu = unique[0].mu if len(unique) == 1 else (
             sum(weights[id(p)] * p.mu.astype(np.float64) for p in unique) / sum(weights.values())).astype(np.float32)
-        projector = SpectProjector(grid, protocol, mu=mu, resolution_model=True, orbit_radii_mm=radii, cache=False,
-                                   device=device, compiled=False)  # expected counts: see AnalyticSimulator
+        projector = SpectProjector.for_expected_counts(grid, protocol, mu=mu, resolution_model=True,
+                                                       orbit_radii_mm=radii, cache=False, device=device)
         radii = projector.radii_mm if radii is None else radii
         # The instants through the projector as one batch: a volume's numbers do not depend on its batch.
         kbq = np.stack([p.activity for p in unique]).astype(np.float32) * np.float32(grid.voxel_ml)

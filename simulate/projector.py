@@ -380,6 +380,15 @@ class SpectProjector:
             self._sigma = protocol.system_fwhm_mm(distance) / FWHM_PER_SIGMA / grid.voxel_mm
             self._variance = np.array([kernel_variance(gaussian_taps(s)) for s in self._sigma])
 
+    @classmethod
+    def for_expected_counts(cls, grid: Grid, protocol: Protocol, **options) -> "SpectProjector":
+        """The projector a simulation draws its noise from: the torch operations on every device
+        (``compiled=False``), so that expected counts never change with an optimization of the compiled
+        passes. Poisson draws depend on the last bit of their mean (numpy's sampler rejects a varying number
+        of uniforms), so expected counts that differ by rounding would draw other noise realizations.
+        ``options`` as for the constructor."""
+        return cls(grid, protocol, compiled=False, **options)
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(self.device)
 

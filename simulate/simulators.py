@@ -93,11 +93,8 @@ class AnalyticSimulator(Simulator):
     name: ClassVar[str] = "analytic"
 
     def expected(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
-        # Expected counts come from the torch operations on every device (compiled=False): Poisson draws depend
-        # on the last bit of their mean (numpy's sampler rejects a varying number of uniforms), so expected
-        # counts that differ by rounding would draw other noise realizations.
-        projector = SpectProjector(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
-                                   orbit_radii_mm=orbit_radii_mm, cache=False, device=device, compiled=False)
+        projector = SpectProjector.for_expected_counts(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
+                                                       orbit_radii_mm=orbit_radii_mm, cache=False, device=device)
         return expected_projections(phantom, projector, detector_factor=detector_factor, scatter=scatter)
 
     def describe(self) -> str:
@@ -205,9 +202,8 @@ class MonteCarloSimulator(Simulator):
 
     def simulate(self, phantom, protocol, *, orbit_radii_mm, detector_factor, scatter, supersampling, device, rng):
         self.check(scatter=scatter is not None)
-        projector = SpectProjector(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
-                                   orbit_radii_mm=orbit_radii_mm, cache=False, device=device,
-                                   compiled=False)  # its primaries are expected counts: see AnalyticSimulator
+        projector = SpectProjector.for_expected_counts(phantom.grid, protocol, mu=phantom.mu, resolution_model=True,
+                                                       orbit_radii_mm=orbit_radii_mm, cache=False, device=device)
         result = montecarlo_projections(phantom, projector, histories=self.histories,
                                         seed=rng.bit_generator.seed_seq, detector_factor=detector_factor)
         expected = result.projections

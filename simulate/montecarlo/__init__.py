@@ -231,9 +231,8 @@ def simulate_scatter(activity_kbq: np.ndarray, mu: np.ndarray, grid: Grid, proto
                 mu_node[inside] = density[inside] * cross_sections(name, node).sum()
         mu_node = coarsen_mean(mu_node, int(detector_factor) * factor).astype(np.float32)
         # One block per view: each view has its own sources (the multiple-projection scheme).
-        projector = SpectProjector(scoring_grid, protocol, mu=mu_node, resolution_model=True,
-                                   orbit_radii_mm=orbit_radii_mm, cache=True, device=device,
-                                   compiled=False)  # expected counts: see simulators.AnalyticSimulator
+        projector = SpectProjector.for_expected_counts(scoring_grid, protocol, mu=mu_node, resolution_model=True,
+                                                       orbit_radii_mm=orbit_radii_mm, cache=True, device=device)
         for v in range(detection.n_views):
             out[:, v] += projector.forward(sources[v, k].to(torch.float32), views=[v])[:, 0]
         del projector

@@ -22,8 +22,7 @@ def static():
 def test_motion_free_gates_split_the_static_acquisition_by_time(static):
     frames = make_gated_phantoms(ANATOMY, GRID, cardiac=CardiacMotion(ejection_fraction=0.0), gates=8)
     gated = gated_expected_projections(frames, PROTOCOL, gates=8, detector_factor=2, scatter=ScatterModel())
-    # As the still simulator projects (expected counts through the torch operations on every device).
-    projector = SpectProjector(GRID, PROTOCOL, mu=static.mu, cache=False, compiled=False)
+    projector = SpectProjector.for_expected_counts(GRID, PROTOCOL, mu=static.mu, cache=False)  # as the simulator
     reference = expected_projections(static, projector, detector_factor=2, scatter=ScatterModel())
     # The time-averaged acquisition of a still phantom is today's acquisition, bit for bit.
     assert np.array_equal(gated.ungated.counts, reference.counts)
