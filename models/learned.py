@@ -138,7 +138,9 @@ class NetworkDenoiser(EnhancementMethod):
         level. When allowed, each such use is logged and :meth:`untrained_doses` names the doses, so a
         trial's report can say so.
     batch_size : int
-        Images per forward pass.
+        Images per forward pass (two or more: a single image runs beside a copy of itself, see
+        :func:`~spectrial.models.networks.apply_network`); two measured fastest for the default U-Net on the
+        default trial's images.
     domain : str
         ``image`` (denoise reconstructions) or ``projection`` (denoise the photopeak counts before
         reconstruction, e.g. a network trained with ``domain = "projection"`` in its training file).
@@ -151,7 +153,7 @@ class NetworkDenoiser(EnhancementMethod):
     checkpoint: str = ""
     dose_checkpoints: tuple[str, ...] = ()
     allow_other_doses: bool = False
-    batch_size: int = 4
+    batch_size: int = 2
     domain: str = "image"
     device: str = "cpu"
 

@@ -18,6 +18,7 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -196,27 +197,39 @@ def network_input(images: torch.Tensor, dose_fraction: float, dose_conditioned: 
 
 
 def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float, *, scale: torch.Tensor,
-                  batch_size: int = 4, device: str | torch.device = "cpu") -> torch.Tensor:
+                  batch_size: int = 2, device: str | torch.device = "cpu") -> torch.Tensor:
     """Run a network on ``(batch, z, y, x)`` images: each image divided by its ``scale`` (networks see
     unit-level intensities), edge-padded to the network's size multiple, in chunks of ``batch_size``,
-    on ``device`` (the result comes back to the CPU); a network held elsewhere runs as a copy on ``device``."""
+    on ``device`` (the result comes back to the CPU); a network held elsewhere runs as a copy on ``device``.
+
+    No chunk holds a single image (a last one joins the chunk before it; a lone image runs beside a copy of
+    itself): on the CPU oneDNN runs a batch of one through another algorithm than larger batches, measured 6x
+    slower for the default U-Net and different in the last bits, while every batch of two or more gives each
+    image the same numbers. So an image gets the same result alone or in any batch."""
     multiple = getattr(network, "multiple", 1)
     pads = [(-n) % multiple for n in images.shape[1:]]
     device = torch.device(device)
     where = next(network.parameters(), torch.empty(0, device=device)).device
     if where.type != device.type or (device.index is not None and where.index != device.index):
         network = copy.deepcopy(network).to(device)  # never move the caller's (cached) network
+    count, size = images.shape[0], max(2, int(batch_size))
+    starts = list(range(0, count, size))
+    if len(starts) > 1 and count - starts[-1] == 1:
+        starts.pop()
     out = []
     with torch.inference_mode():
-        for i in range(0, images.shape[0], batch_size):
-            chunk = clear_negligible(images[i:i + batch_size] / scale[i:i + batch_size, None, None, None]).to(device)
-            x = network_input(chunk, dose_fraction, getattr(network, "dose_conditioned", False))
+        for i, j in zip(starts, starts[1:] + [count]):
+            chunk, scales = images[i:j], scale[i:j, None, None, None]
+            if j - i == 1:
+                chunk, scales = chunk.expand(2, *chunk.shape[1:]), scales.expand(2, 1, 1, 1)
+            x = network_input(clear_negligible(chunk / scales).to(device), dose_fraction,
+                              getattr(network, "dose_conditioned", False))
             x = nn.functional.pad(x, [0, pads[2], 0, pads[1], 0, pads[0]], mode="replicate")
             # Channels-last input lets oneDNN run the 3-D convolutions in its blocked layout: measured 1.6-1.8x
             # faster for the default U-Net on one CPU thread (outputs equal to 4e-7 of unit-level images).
             x = x.contiguous(memory_format=torch.channels_last_3d)
-            y = network(x)[:, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()
-            out.append(y * scale[i:i + batch_size, None, None, None])
+            y = network(x)[:j - i, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()
+            out.append(y * scale[i:j, None, None, None])
     return torch.cat(out)
 
 
@@ -224,4 +237,12 @@ def intensity_scale(images: torch.Tensor) -> torch.Tensor:
     """Per-image intensity scale ``(batch,)``: the 99.5th percentile (about the myocardium's level in
     a cardiac image), so networks train and run on unit-level intensities whatever the dose."""
     flat = images.reshape(images.shape[0], -1)
-    return torch.quantile(flat, 0.995, dim=1).clamp_min(1e-6)
+    # torch.quantile's value (linear interpolation between the two order statistics around the rank, the rank
+    # and its weight in the images' dtype), found by selection instead of a full sort: the same numbers, measured
+    # 8x faster on a batch of 16 trial images (0.23 s -> 0.03 s on one thread).
+    rank = torch.tensor(0.995, dtype=flat.dtype) * (flat.shape[1] - 1)
+    below = int(rank.floor())
+    above = min(below + 1, flat.shape[1] - 1)
+    ordered = np.partition(flat.detach().cpu().numpy(), (below, above), axis=1)
+    scale = torch.lerp(torch.from_numpy(ordered[:, below]), torch.from_numpy(ordered[:, above]), rank - below)
+    return scale.clamp_min(1e-6).to(images.device)

@@ -56,3 +56,30 @@ def test_checkpoint_round_trip_keeps_the_weights_exactly_and_refuses_other_archi
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(InvalidParameterError, match="junk.pt"):
         NetworkDenoiser(str(tmp_path / "junk.pt"))(volume, dose_fraction=0.5)
+
+
+@pytest.mark.parametrize("voxels", [7, 200, 201, 4096, 5000])
+def test_intensity_scale_is_the_99_5th_percentile_as_torch_quantile_defines_it(voxels):
+    # Linear interpolation between the order statistics around rank 0.995 (n - 1), bit for bit, on images with
+    # many equal values (zeros outside a body) and on ones without.
+    generator = torch.Generator().manual_seed(voxels)
+    images = torch.rand(4, voxels, generator=generator) ** 3 * 50.0
+    images[::2, : voxels // 2] = 0.0
+    expected = torch.quantile(images, 0.995, dim=1).clamp_min(1e-6)
+    assert torch.equal(intensity_scale(images.reshape(4, 1, 1, voxels)), expected)
+    assert torch.equal(intensity_scale(torch.zeros(2, 3, 4, 5)), torch.full((2,), 1e-6))
+
+
+def test_an_image_gets_the_same_numbers_alone_or_in_any_batch():
+    torch.manual_seed(3)
+    network = make_network("unet3d", dose_conditioned=True)
+    for parameter in network.parameters():  # a network that is not the identity
+        torch.nn.init.normal_(parameter, std=0.2)
+    network.eval()
+    images = torch.rand(5, 8, 12, 12) * 10.0
+    scale = intensity_scale(images)
+    together = {size: apply_network(network, images, 0.5, scale=scale, batch_size=size) for size in (1, 2, 3, 4, 5)}
+    alone = torch.cat([apply_network(network, images[i:i + 1], 0.5, scale=scale[i:i + 1]) for i in range(5)])
+    assert not torch.equal(alone, images)
+    for size, out in together.items():
+        assert torch.equal(out, alone), size
