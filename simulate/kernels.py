@@ -19,12 +19,14 @@ attenuation factors and blur plan); the two differ by float32 rounding only, as 
 another order (tested to 1e-5 relative).
 
 Array layouts: a volume batch as the resampling's columns ``(y x, volume z)``; projections of a block
-as ``(bin, view, volume, z)``; attenuation factors ``(view, depth, bin, z)`` (a pass reads one view's
-factors in order); the resampling as the CSR arrays of
-:func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth, bin, view)``). The
-blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane, per-view weights
-``keep`` and ``spread`` ``(depth, view)``; the coarse passes due before plane ``d`` as rows
-``pass_start[d]:pass_start[d + 1]`` of ``pass_taps`` ``(pass, view, 2)``; the coarse step's taps
+as ``(bin, view, volume, z)``; a view's running sums as ``(bin, volume z)``, extended by the blur's
+``margin`` beyond the detector's edges (that many more bins on each side, and rows on each side of each
+volume's rows), so that counts a blur step moves past an edge come back where later steps move them
+back; attenuation factors ``(view, depth, bin, z)`` (a pass reads one view's factors in order); the
+resampling as the CSR arrays of :func:`~spectrial.simulate.projector.rotation_matrix` (rows ``(depth,
+bin, view)``). The blur plan (:func:`~spectrial.simulate.projector.depth_blur_plan`) as per-plane,
+per-view weights ``keep`` and ``spread`` ``(depth, view)``; the coarse passes due before plane ``d`` as
+rows ``pass_start[d]:pass_start[d + 1]`` of ``pass_taps`` ``(pass, view, 2)``; the coarse step's taps
 ``step``; the nearest plane's response ``nearest`` ``(view, taps)``.
 """
 
@@ -75,6 +77,23 @@ def _resample(samples, columns, offset, width, indices, data, start, stop):
         samples[:] = 0.0
         for q in range(start, stop):
             _axpy(samples, data[q], columns[indices[q], offset:offset + width])
+
+
+@njit(inline="always")
+def _add_plane(total, pending, samples, factor, kept, spreading):
+    """One volume's row of a plane into the running sums: ``total += kept a x``, ``pending += spreading a x``
+    (``a`` its attenuation factors)."""
+    for k in range(total.shape[0]):
+        value = samples[k] * factor[k]
+        total[k] += kept * value
+        pending[k] += spreading * value
+
+
+@njit(inline="always")
+def _read_plane(plane, source, changed, factor, spreading):
+    """One volume's row of a plane of the adjoint: ``plane = a (S + spreading (C S - S))``."""
+    for k in range(plane.shape[0]):
+        plane[k] = (source[k] + spreading * changed[k]) * factor[k]
 
 
 @njit
@@ -140,96 +159,104 @@ def _add_blurred(total, pending, spare, step, nz):
 
 
 def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spread, pass_start, pass_taps, step,
-             nearest, out, scatter, first_volume, last):
+             nearest, margin, out, scatter, first_volume, last):
     """Projections ``out`` ``(bin, view, volume, z)`` of one block of views of the volumes ``columns``, for the
     volumes ``first_volume:last``; with ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``)
-    also the unspread scatter ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none)."""
+    also the unspread scatter ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none). The
+    running sums extend ``margin`` bins and rows beyond the detector's edges (each volume's rows apart)."""
     n, views, _, _ = out.shape
     volumes, offset = last - first_volume, first_volume * nz
     width = volumes * nz
+    rows, length = n + 2 * margin, nz + 2 * margin  # the running sums' bins, and rows per volume
     attenuated, scattered = attenuation.shape[0] > 0, excess.shape[0] > 0
+    unit = np.ones(nz, np.float32)  # the factors without attenuation
+    total = np.empty((rows, volumes * length), np.float32)
+    pending = np.empty((rows, volumes * length), np.float32)
+    spare = np.empty((rows, volumes * length), np.float32)
+    unspread = np.empty((n if scattered else 0, width), np.float32)
+    samples = np.empty(width, np.float32)
     for v in range(views):
-        total = np.zeros((n, width), np.float32)
-        pending = np.zeros((n, width), np.float32)
-        spare = np.empty((n, width), np.float32)
-        unspread = np.zeros((n if scattered else 0, width), np.float32)
-        samples = np.empty(width, np.float32)
+        total[:, :] = 0.0
+        pending[:, :] = 0.0
+        unspread[:, :] = 0.0
         for d in range(n):
             if pass_start[d + 1] > pass_start[d]:
-                _add_blurred(total, pending, spare, step, nz)
+                _add_blurred(total, pending, spare, step, length)
                 for p in range(pass_start[d], pass_start[d + 1]):
-                    _blur(total, spare, pass_taps[p, v], nz)
+                    _blur(total, spare, pass_taps[p, v], length)
             kept, spreading = keep[d, v], spread[d, v]
             for j in range(n):
                 row = (d * n + j) * views + v
                 if indptr[row] == indptr[row + 1]:
                     continue
                 _resample(samples, columns, offset, width, indices, data, indptr[row], indptr[row + 1])
-                out_total, out_pending = total[j], pending[j]
+                out_total, out_pending = total[j + margin], pending[j + margin]
                 if attenuated:
                     factor = attenuation[v, d, j]
                     for b in range(volumes):
-                        for k in range(nz):
-                            value = samples[b * nz + k] * factor[k]
-                            out_total[b * nz + k] += kept * value
-                            out_pending[b * nz + k] += spreading * value
+                        at = b * length + margin
+                        _add_plane(out_total[at:at + nz], out_pending[at:at + nz], samples[b * nz:(b + 1) * nz],
+                                   factor, kept, spreading)
                     if scattered:
                         part, extra = unspread[j], excess[v, d, j]
                         for b in range(volumes):
                             for k in range(nz):
                                 part[b * nz + k] += samples[b * nz + k] * extra[k]
                 else:
-                    for k in range(width):
-                        out_total[k] += kept * samples[k]
-                        out_pending[k] += spreading * samples[k]
-        _add_blurred(total, pending, spare, step, nz)
-        _blur(total, spare, nearest[v], nz)
+                    for b in range(volumes):
+                        at = b * length + margin
+                        _add_plane(out_total[at:at + nz], out_pending[at:at + nz], samples[b * nz:(b + 1) * nz],
+                                   unit, kept, spreading)
+        _add_blurred(total, pending, spare, step, length)
+        _blur(total, spare, nearest[v], length)
         for j in range(n):
             for b in range(volumes):
-                out[j, v, first_volume + b] = total[j, b * nz:(b + 1) * nz]
+                at = b * length + margin
+                out[j, v, first_volume + b] = total[j + margin, at:at + nz]
                 if scattered:
                     scatter[j, v, first_volume + b] = unspread[j, b * nz:(b + 1) * nz]
 
 
 def _adjoint(projections, nz, indptr, indices, data, attenuation, keep, spread, pass_start, pass_taps, step, nearest,
-             columns, first, last):
+             margin, columns, first, last):
     """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``
     ``(y x, volume z)``, for the volumes ``first:last``: the transpose of :func:`_forward`'s steps in reverse
-    order (every blur is symmetric). A plane reads ``(1 - 3 r) S + 3 r C S = S + 3 r (C S - S)`` of the
-    running spread ``S``."""
+    order (every blur is symmetric; the projections extended by ``margin``, zero there). A plane reads
+    ``(1 - 3 r) S + 3 r C S = S + 3 r (C S - S)`` of the running spread ``S``."""
     n, views, _, _ = projections.shape
-    width, offset = (last - first) * nz, first * nz
-    running = np.empty((n, width), np.float32)
-    change = np.empty((n, width), np.float32)
-    spare = np.empty((n, width), np.float32)
+    volumes, offset = last - first, first * nz
+    width = volumes * nz
+    rows, length = n + 2 * margin, nz + 2 * margin
+    running = np.empty((rows, volumes * length), np.float32)
+    change = np.empty((rows, volumes * length), np.float32)
+    spare = np.empty((rows, volumes * length), np.float32)
     plane = np.empty(width, np.float32)
+    unit = np.ones(nz, np.float32)  # the factors without attenuation
     for v in range(views):
+        running[:, :] = 0.0
         for j in range(n):
-            for b in range(last - first):
-                running[j, b * nz:(b + 1) * nz] = projections[j, v, first + b]
-        _blur(running, spare, nearest[v], nz)
-        _change(running, change, spare, step, nz)
+            for b in range(volumes):
+                at = b * length + margin
+                running[j + margin, at:at + nz] = projections[j, v, first + b]
+        _blur(running, spare, nearest[v], length)
+        _change(running, change, spare, step, length)
         for d in range(n - 1, -1, -1):
             spreading = spread[d, v]
             for j in range(n):
                 row = (d * n + j) * views + v
                 if indptr[row] == indptr[row + 1]:
                     continue
-                source, changed = running[j], change[j]
-                if attenuation.shape[0] > 0:
-                    factor = attenuation[v, d, j]
-                    for b in range(last - first):
-                        for k in range(nz):
-                            plane[b * nz + k] = (source[b * nz + k] + spreading * changed[b * nz + k]) * factor[k]
-                else:
-                    for k in range(width):
-                        plane[k] = source[k] + spreading * changed[k]
+                source, changed = running[j + margin], change[j + margin]
+                factor = attenuation[v, d, j] if attenuation.shape[0] > 0 else unit
+                for b in range(volumes):
+                    at = b * length + margin
+                    _read_plane(plane[b * nz:(b + 1) * nz], source[at:at + nz], changed[at:at + nz], factor, spreading)
                 for q in range(indptr[row], indptr[row + 1]):
                     _axpy(columns[indices[q], offset:offset + width], data[q], plane)  # a contiguous row
             if pass_start[d + 1] > pass_start[d]:
                 for p in range(pass_start[d], pass_start[d + 1]):
-                    _blur(running, spare, pass_taps[p, v], nz)
-                _change(running, change, spare, step, nz)
+                    _blur(running, spare, pass_taps[p, v], length)
+                _change(running, change, spare, step, length)
 
 
 def _compiled(function):
@@ -303,7 +330,7 @@ def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, wor
     threads of ``workers``."""
     arguments = (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
                  plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"],
-                 out, _none() if scatter is None else scatter)
+                 plan["margin"], out, _none() if scatter is None else scatter)
     workers.run("forward", arguments, _parts(out.shape[2], threads()))
 
 
@@ -311,7 +338,7 @@ def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndar
     """Add the back-projection of one block's ``projections`` ``(bin, view, volume, z)`` to ``columns``, on the
     threads of ``workers``."""
     arguments = (projections, nz, *plan["rotation"], plan["attenuation"], plan["keep"], plan["spread"],
-                 plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"], columns)
+                 plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"], plan["margin"], columns)
     workers.run("adjoint", arguments, _parts(projections.shape[2], threads()))
 
 
@@ -330,6 +357,7 @@ def block_plan(rotation, attenuation: np.ndarray | None, views: int, blur: dict 
         keep, spread = np.ones((n, views), np.float32), np.zeros((n, views), np.float32)
         pass_start, pass_taps = np.zeros(n + 1, np.int64), np.zeros((0, views, 2), np.float32)
         step, nearest = np.ones(1, np.float32), np.ones((views, 1), np.float32)
+        margin = 0
     else:
         keep = np.stack([table(k) for k, _ in blur["split"]])
         spread = np.stack([table(s) for _, s in blur["split"]])
@@ -338,7 +366,9 @@ def block_plan(rotation, attenuation: np.ndarray | None, views: int, blur: dict 
         pass_taps = np.stack(passes) if passes else np.zeros((0, views, 2), np.float32)
         step = np.array(blur["step"], np.float32)
         nearest = np.ascontiguousarray(np.stack([table(t) for t in blur["nearest"]], axis=1))
+        margin = int(blur["margin"])
     return {"rotation": (rotation.indptr, rotation.indices, rotation.data),
             "attenuation": _none() if attenuation is None else attenuation,
             "keep": keep, "spread": spread, "pass_start": pass_start,
-            "pass_taps": np.ascontiguousarray(pass_taps, np.float32), "step": step, "nearest": nearest}
+            "pass_taps": np.ascontiguousarray(pass_taps, np.float32), "step": step, "nearest": nearest,
+            "margin": margin}

@@ -171,3 +171,25 @@ def test_back_projection_is_the_exact_transpose_of_projection(orbit):
     forward = np.vdot(projector.forward(x).astype(np.float64), y)
     backward = np.vdot(x.astype(np.float64), projector.adjoint(y))
     assert backward == pytest.approx(forward, rel=1e-5)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_source_at_the_detectors_edge_gets_its_planes_whole_kernel_cut_at_the_edge(compiled):
+    # The response to a point source in the edge row (or edge bin) is the response to the same source away from the
+    # edges, shifted, with what falls beyond the detector cut off: a blur taken in steps carries the counts it moved
+    # past the edge back in, as the plane's whole kernel applied at once would (with those counts dropped at each
+    # step, 4 % of the edge rows' counts were lost for the default trial's phantom and 0.17 % of all counts).
+    grid = Grid.centered((16, 24, 24), 6.4)
+    protocol = Protocol(n_views=1, heads=1, start_angle_deg=0.0, matrix=24, pixel_mm=6.4, radius_mm=200.0)
+    projector = SpectProjector(grid, protocol, compiled=compiled)
+    for depth in (2, 12, 21):  # view 0 faces -y: far, middle and near the detector
+        sources = np.zeros((3, *grid.shape), np.float32)
+        sources[0, 8, depth, 12] = 1.0  # away from every edge
+        sources[1, 0, depth, 12] = 1.0  # in the first row
+        sources[2, 8, depth, 0] = 1.0  # in the first bin
+        inner, row_edge, bin_edge = projector.forward(sources)[:, 0].astype(np.float64)  # (z, bin) each
+        scale = inner.max()
+        assert inner[:, 12].sum() < 0.999 * inner.sum() and np.all(inner[[0, -1]] < 1e-6 * scale)
+        np.testing.assert_allclose(row_edge[:8], inner[8:], atol=2e-6 * scale, rtol=0)
+        np.testing.assert_allclose(bin_edge[:, :12], inner[:, 12:], atol=2e-6 * scale, rtol=0)
+        assert np.all(row_edge[8:] < 1e-6 * scale) and np.all(bin_edge[:, 12:] < 1e-6 * scale)
