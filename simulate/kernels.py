@@ -9,7 +9,8 @@ each plane's back-projection to the volume straight away. Measured on an AMD EPY
 64 x 64 x 40, 64 views, one thread: forward and adjoint 16 and 19 ms per volume of a batch of 16 against
 24 and 30 ms for the same steps as torch operations, OSEM 4 x 8 1.6x faster per volume of a batch and
 1.5x for one volume (README, Performance). Both passes split a batch's volumes among the threads torch is
-given. The torch operations remain the projector's path on a GPU.
+given; the forward pass of fewer volumes than threads (one volume) splits the views instead. The torch
+operations remain the projector's path on a GPU.
 
 Both passes compute every output value by the same sequence of operations whatever the batch, its
 slicing or the number of threads (each volume's values depend on that volume alone, and no sum is
@@ -159,9 +160,9 @@ def _add_blurred(total, pending, spare, step, nz):
 
 
 def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spread, pass_start, pass_taps, step,
-             nearest, margin, out, scatter, first_volume, last):
+             nearest, margin, out, scatter, first_volume, last, first_view, last_view):
     """Projections ``out`` ``(bin, view, volume, z)`` of one block of views of the volumes ``columns``, for the
-    volumes ``first_volume:last``; with ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``)
+    volumes ``first_volume:last`` and the block's views ``first_view:last_view``; with ``excess`` (``a ** ratio - a`` per sample, laid out as ``attenuation``)
     also the unspread scatter ``scatter`` (same shape). ``attenuation`` and ``excess`` may be empty (none). The
     running sums extend ``margin`` bins and rows beyond the detector's edges (each volume's rows apart)."""
     n, views, _, _ = out.shape
@@ -175,7 +176,7 @@ def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spre
     spare = np.empty((rows, volumes * length), np.float32)
     unspread = np.empty((n if scattered else 0, width), np.float32)
     samples = np.empty(width, np.float32)
-    for v in range(views):
+    for v in range(first_view, last_view):
         total[:, :] = 0.0
         pending[:, :] = 0.0
         unspread[:, :] = 0.0
@@ -295,8 +296,9 @@ class Workers:
         self._pool: ThreadPoolExecutor | None = None
         self._key: tuple[int, int] | None = None
 
-    def run(self, name: str, arguments: tuple, parts: list[tuple[int, int]]) -> None:
-        """The compiled pass ``name`` on each part ``(first, last)``, one part per thread."""
+    def run(self, name: str, arguments: tuple, parts: list[tuple[int, ...]]) -> None:
+        """The compiled pass ``name`` on each part (its last arguments: the volumes ``first, last``, and for the
+        forward pass the views), one part per thread."""
         if len(parts) == 1:
             _PASSES[name](*arguments, *parts[0])
             return
@@ -331,7 +333,12 @@ def forward_block(columns: np.ndarray, nz: int, plan: dict, out: np.ndarray, wor
     arguments = (columns, nz, *plan["rotation"], plan["attenuation"], _none() if excess is None else excess,
                  plan["keep"], plan["spread"], plan["pass_start"], plan["pass_taps"], plan["step"], plan["nearest"],
                  plan["margin"], out, _none() if scatter is None else scatter)
-    workers.run("forward", arguments, _parts(out.shape[2], threads()))
+    volumes, views = out.shape[2], out.shape[1]
+    if volumes >= threads():  # each thread some volumes, all views
+        parts = [(first, last, 0, views) for first, last in _parts(volumes, threads())]
+    else:  # fewer volumes than threads (one volume): each thread some views, every view's sums its own
+        parts = [(0, volumes, first, last) for first, last in _parts(views, threads())]
+    workers.run("forward", arguments, parts)
 
 
 def adjoint_block(projections: np.ndarray, nz: int, plan: dict, columns: np.ndarray, workers: Workers) -> None:

@@ -31,11 +31,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import torch
 
 from spectrial.phantoms.errors import InvalidParameterError, require
 
 from .images import Projections
-from .projector import FWHM_PER_SIGMA, SpectProjector, gaussian_blur_matrix
+from .projector import FWHM_PER_SIGMA, SpectProjector, banded_product, gaussian_blur_matrix
 from .protocol import Protocol
 
 WATER_MU_NARROW_PER_CM = 0.154  # 140.5 keV, NIST XCOM
@@ -125,7 +126,8 @@ def tew_estimate(projections: Projections, *, smoothing_fwhm_mm: float = 0.0) ->
         # Normalize rows so counts near the detector's edges are not lost to the zero padding.
         blur_z /= blur_z.sum(axis=1, keepdims=True)
         blur_bins /= blur_bins.sum(axis=1, keepdims=True)
-        estimate = blur_z @ estimate @ blur_bins.T
+        smoothed = banded_product(blur_bins, banded_product(blur_z, torch.from_numpy(estimate), -2), -1)
+        estimate = smoothed.numpy()
     return estimate.astype(np.float32)
 
 

@@ -58,14 +58,18 @@ def test_a_volumes_numbers_do_not_depend_on_its_batch_or_the_thread_count(phanto
     threads = torch.get_num_threads()
     try:
         results = []
-        for count in (1, 2, 3):
+        for count in (1, 2, 3):  # one volume on more threads: its views split among them
             torch.set_num_threads(count)
-            results.append((system.forward(x), system.adjoint(y), system.forward(x[2]), system.adjoint(y[2])))
+            results.append((system.forward(x), system.adjoint(y), system.forward(x[2]), system.adjoint(y[2]),
+                            system.forward_with_scatter(x, broad_beam_ratio=0.78, scatter_fwhm_mm=40.0),
+                            system.forward_with_scatter(x[2], broad_beam_ratio=0.78, scatter_fwhm_mm=40.0)))
     finally:
         torch.set_num_threads(threads)
-    for forward, adjoint, one_forward, one_adjoint in results:
+    for forward, adjoint, one_forward, one_adjoint, with_scatter, one_with_scatter in results:
         assert torch.equal(forward, results[0][0]) and torch.equal(adjoint, results[0][1])
         assert torch.equal(one_forward, forward[2]) and torch.equal(one_adjoint, adjoint[2])
+        for part, one_part, first in zip(with_scatter, one_with_scatter, results[0][4]):
+            assert torch.equal(part, first) and torch.equal(one_part, part[2])
 
 
 def test_compiled_osem_reconstructs_what_the_torch_operations_reconstruct(phantom):

@@ -193,3 +193,27 @@ def test_a_source_at_the_detectors_edge_gets_its_planes_whole_kernel_cut_at_the_
         np.testing.assert_allclose(row_edge[:8], inner[8:], atol=2e-6 * scale, rtol=0)
         np.testing.assert_allclose(bin_edge[:, :12], inner[:, 12:], atol=2e-6 * scale, rtol=0)
         assert np.all(row_edge[8:] < 1e-6 * scale) and np.all(bin_edge[:, 12:] < 1e-6 * scale)
+
+
+def test_banded_product_is_the_matrix_product_with_the_same_numbers_on_any_number_of_threads():
+    # The scatter spread and the TEW smoothing multiply by a blur matrix along one axis: the product (to float32
+    # rounding of a float64 reference), computed so that no sum depends on how many threads run it.
+    import torch
+    from spectrial.simulate.projector import banded_product
+    rng = np.random.default_rng(5)
+    x = torch.as_tensor(rng.random((3, 7, 40, 33)), dtype=torch.float32)
+    matrix = gaussian_blur_matrix(40, 2.5).astype(np.float32)
+    expected = np.einsum("ij,abjc->abic", matrix.astype(np.float64), x.numpy().astype(np.float64))
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            results.append(banded_product(matrix, x, 2))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(results[0].numpy(), expected, rtol=2e-6, atol=1e-6)
+    for result in results[1:]:
+        assert torch.equal(result, results[0])
+    np.testing.assert_allclose(banded_product(matrix[:33, :33], x, -1).numpy(),
+                               np.einsum("ij,abcj->abci", matrix[:33, :33], x.numpy()), rtol=2e-6, atol=1e-6)
