@@ -70,7 +70,7 @@ def problem(size: int, protocol, batch: int, figures: dict) -> None:
         figures[f"{label}: adjoint x{b}, ms/volume"] = best_of(lambda: system.adjoint(y)) / b * 1e3
     scatter = ScatterModel()
     figures[f"{label}: forward with scatter x1, ms"] = best_of(lambda: scatter.project(system, phantom.activity),
-                                                              repeats=1) * 1e3
+                                                              repeats=3) * 1e3
     expected = expected_projections(phantom, system, scatter=scatter)
     counts = np.random.default_rng(0).poisson(np.repeat(expected.counts[None], batch, axis=0)).astype(np.float32)
     windows = {k: np.random.default_rng(1).poisson(np.repeat(w[None], batch, axis=0)).astype(np.float32)
