@@ -229,7 +229,7 @@ def apply_network(network: nn.Module, images: torch.Tensor, dose_fraction: float
             # faster for the default U-Net on one CPU thread (outputs equal to 4e-7 of unit-level images).
             x = x.contiguous(memory_format=torch.channels_last_3d)
             y = network(x)[:j - i, 0, :images.shape[1], :images.shape[2], :images.shape[3]].cpu()
-            out.append(y * scale[i:j, None, None, None])
+            out.append(y * scales[:j - i])
     return torch.cat(out)
 
 

@@ -192,22 +192,16 @@ def _forward(columns, nz, indptr, indices, data, attenuation, excess, keep, spre
                     continue
                 _resample(samples, columns, offset, width, indices, data, indptr[row], indptr[row + 1])
                 out_total, out_pending = total[j + margin], pending[j + margin]
-                if attenuated:
-                    factor = attenuation[v, d, j]
+                factor = attenuation[v, d, j] if attenuated else unit
+                for b in range(volumes):
+                    at = b * length + margin
+                    _add_plane(out_total[at:at + nz], out_pending[at:at + nz], samples[b * nz:(b + 1) * nz],
+                               factor, kept, spreading)
+                if scattered:  # (only with attenuation)
+                    part, extra = unspread[j], excess[v, d, j]
                     for b in range(volumes):
-                        at = b * length + margin
-                        _add_plane(out_total[at:at + nz], out_pending[at:at + nz], samples[b * nz:(b + 1) * nz],
-                                   factor, kept, spreading)
-                    if scattered:
-                        part, extra = unspread[j], excess[v, d, j]
-                        for b in range(volumes):
-                            for k in range(nz):
-                                part[b * nz + k] += samples[b * nz + k] * extra[k]
-                else:
-                    for b in range(volumes):
-                        at = b * length + margin
-                        _add_plane(out_total[at:at + nz], out_pending[at:at + nz], samples[b * nz:(b + 1) * nz],
-                                   unit, kept, spreading)
+                        for k in range(nz):
+                            part[b * nz + k] += samples[b * nz + k] * extra[k]
         _add_blurred(total, pending, spare, step, length)
         _blur(total, spare, nearest[v], length)
         for j in range(n):
