@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("trial", nargs="?", help="trial TOML file (default: the embedded quick trial)")
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>); a rerun into the "
                                    "same directory resumes, reusing every unit already stored in its units/ folder")
-    run.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                     help="parallel worker processes (default: number of CPU cores; 1: in this process); results "
-                          "do not depend on it")
+    run.add_argument("--workers", type=int, default=None,
+                     help="parallel worker processes (default: one per CPU core, as many as fit in memory; 1: in this "
+                          "process); results do not depend on it")
     run.add_argument("--force", action="store_true",
                      help="run into a directory that holds files spectrial did not write (they are kept) or another "
                           "trial specification's results (its tables, report and evidence are replaced)")
@@ -139,12 +138,15 @@ def _run(args) -> int:
 
     from .analysis import format_p
     from .figures import dose_label
+    from .preflight import default_workers
     from .progress import TrialProgressBar
     from .spec import load_trial
     from .statistics import comparison_verdict
     from .trial import run_trial
 
     spec = load_trial(args.trial)
+    if args.workers is None:
+        args.workers = default_workers(spec)
     if args.workers < 1:
         raise SpectrialError(f"--workers={args.workers} is not allowed: expected a positive integer")
     out = Path(args.out) if args.out else Path("spectrial-results") / spec.name

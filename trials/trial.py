@@ -64,7 +64,9 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     out_dir : path
         Results directory; its ``units/`` store is reused, the derived files are replaced when the trial completes.
     workers : int
-        Local worker processes (1: in this process); results do not depend on it.
+        Local worker processes (1: in this process); results do not depend on it. More than fit in memory
+        together are refused (:func:`~.preflight.check_workers`, which names the most that fit; more than the
+        CPU cores are warned of).
     scheduler : str, optional
         Address of a Dask scheduler to run the units on instead (``tcp://host:8786``).
     progress : bool or callable, optional
@@ -90,6 +92,8 @@ def run_trial(spec: TrialSpec, out_dir: str | os.PathLike, *, workers: int = 1, 
     out_dir = Path(out_dir)
     started, start = time.time(), time.perf_counter()
     preflight.check_plan_size(spec)  # everything that needs no simulation, before the first unit
+    if scheduler is None and spec.execution.cluster.kind == "none":
+        preflight.check_workers(spec, workers)  # local worker processes: as many as fit in memory
     preflight.check_methods(spec)
     preflight.check_phantom_source(spec)
     patients = trial_patients(spec)

@@ -167,6 +167,8 @@ def command_cases(tmp_path):
         "workers negative": (["run", trial, "--workers", "-3", "--out", str(tmp_path / "w3")], "--workers=-3",
                              tmp_path / "w3"),
         "workers not a number": (["run", trial, "--workers", "two"], "argument --workers", None),
+        "more workers than fit in memory": (["run", trial, "--workers", "100000", "--out", str(tmp_path / "wmany")],
+                                            "workers=100000 is not allowed", tmp_path / "wmany"),
         "unknown option": (["run", trial, "--wrokers", "2"], "unrecognized arguments: --wrokers", None),
         "trial file missing": (["run", str(tmp_path / "nope.toml")], "nope.toml' does not exist", None),
         "out is a file": (["run", trial, "--out", str(a_file)], "is a file", None),
@@ -185,7 +187,8 @@ def command_cases(tmp_path):
     }
 
 
-COMMAND_CASES = ["workers 0", "workers negative", "workers not a number", "unknown option", "trial file missing",
+COMMAND_CASES = ["workers 0", "workers negative", "workers not a number", "more workers than fit in memory",
+                 "unknown option", "trial file missing",
                  "out is a file", "out holds the user's files", "out has a folder where results.csv goes, even forced",
                  "out has a link where evidence goes, even forced", "patient out of range", "defect out of range",
                  "report of a missing folder", "show-config of a missing file", "no command"]

@@ -5,7 +5,10 @@ import pytest
 
 from spectrial.phantoms import InvalidParameterError
 from spectrial.trials.cases import trial_patients
-from spectrial.trials.preflight import MEMORY_SHARE, check_patients, check_plan_size, plan_memory_bytes
+from spectrial.trials import preflight
+from spectrial.trials.preflight import (MEMORY_SHARE, PROCESS_BYTES, check_patients, check_plan_size, check_workers,
+                                       max_workers, plan_memory_bytes)
+from spectrial.trials.spec import load_trial
 
 from tests.trials.small_trial import small
 
@@ -41,3 +44,44 @@ def test_a_field_of_view_that_cuts_off_a_body_is_refused():
     narrow = small(protocol={"pixel_mm": 12.0})  # 192 mm does not
     with pytest.raises(InvalidParameterError, match="field of view .* must cover the body"):
         check_patients(narrow, trial_patients(narrow))
+
+
+def test_local_workers_must_fit_in_memory_together_and_the_refusal_names_the_most_that_fit():
+    spec = small()
+    memory = 8_000_000_000
+    most = max_workers(spec, memory_bytes=memory)
+    assert most >= 2
+    check_workers(spec, most, memory_bytes=memory, cores=most)
+    with pytest.raises(InvalidParameterError, match=f"workers={most + 1} is not allowed.* at most {most} "):
+        check_workers(spec, most + 1, memory_bytes=memory, cores=most + 1)
+    # Each worker holds its own process and unit, the main process its own share: twice the memory holds at
+    # least twice the workers, and no amount of memory holds more workers than its share over one process's.
+    assert max_workers(spec, memory_bytes=2 * memory) >= 2 * most
+    assert most <= MEMORY_SHARE * memory / PROCESS_BYTES
+    check_workers(spec, 1, memory_bytes=1)  # one worker is the in-process run: check_plan_size's business
+
+
+def test_the_worker_estimate_covers_the_default_trials_measured_worker():
+    # Measured: 0.87-0.89 GB peak private memory per worker process of the default trial (2 workers).
+    _, unit = plan_memory_bytes(load_trial(None))
+    assert unit + PROCESS_BYTES >= 0.89e9
+
+
+def test_more_workers_than_cores_is_warned_of(caplog):
+    spec = small()
+    with caplog.at_level("WARNING", logger="spectrial.trials.preflight"):
+        check_workers(spec, 2, memory_bytes=64_000_000_000, cores=2)
+        assert not caplog.records
+        check_workers(spec, 3, memory_bytes=64_000_000_000, cores=2)
+    assert len(caplog.records) == 1 and "workers=3 is more than this machine's 2 CPU cores" in caplog.text
+
+
+def test_the_default_worker_count_is_one_per_core_as_many_as_fit(monkeypatch):
+    spec = small()
+    monkeypatch.setattr(preflight.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 64_000_000_000)
+    assert preflight.default_workers(spec) == 4
+    monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 2_500_000_000)  # room for two
+    assert preflight.default_workers(spec) == max_workers(spec, memory_bytes=2_500_000_000) == 2
+    monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 500_000_000)  # not even one beside this process
+    assert preflight.default_workers(spec) == 1
