@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results directory (default: spectrial-results/<trial name>); a rerun into the "
                                    "same directory resumes, reusing every unit already stored in its units/ folder")
     run.add_argument("--workers", type=int, default=None,
-                     help="parallel worker processes (default: one per CPU core, as many as fit in memory; 1: in this "
+                     help="parallel worker processes (default: one per usable CPU core, as many as fit in memory; 1: in this "
                           "process); results do not depend on it")
     run.add_argument("--force", action="store_true",
                      help="run into a directory that holds files spectrial did not write (they are kept) or another "

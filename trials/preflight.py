@@ -117,15 +117,25 @@ def max_workers(spec: TrialSpec, *, memory_bytes: int | None = None) -> int:
     return max(1, int((available - main) // each))
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity where the system reports one (a batch job's allocation,
+    ``taskset``), else every core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
+
+
 def default_workers(spec: TrialSpec) -> int:
-    """Local worker processes for a run that names none: one per CPU core, as many as fit in memory."""
-    return max(1, min(os.cpu_count() or 1, max_workers(spec)))
+    """Local worker processes for a run that names none: one per usable CPU core, as many as fit in memory."""
+    return max(1, min(usable_cores(), max_workers(spec)))
 
 
 def check_workers(spec: TrialSpec, workers: int, *, memory_bytes: int | None = None,
                   cores: int | None = None) -> None:
     """Refuse more local worker processes than fit in memory together (each runs one unit at a time: measured
-    0.9 GB for the default trial's), naming the most that fit; warn of more workers than CPU cores, which share
+    0.9 GB for the default trial's), naming the most that fit; warn of more workers than usable CPU cores
+    (:func:`usable_cores`), which share
     the cores and make the trial slower, not faster (measured: the default trial 94 s with 8 workers on 2 cores,
     66 s with 2). One worker runs in this process and needs no check beyond :func:`check_plan_size`."""
     workers = int(workers)
@@ -138,10 +148,10 @@ def check_workers(spec: TrialSpec, workers: int, *, memory_bytes: int | None = N
             f"unit's volumes and projections, and the process itself), {workers} of them about {_size(workers * each)}, "
             f"more than the {_size(available - main)} this machine can spare; expected at most "
             f"{max_workers(spec, memory_bytes=memory_bytes)} (or a cluster: --scheduler, or [execution.cluster])")
-    cores = os.cpu_count() if cores is None else int(cores)
-    if cores and workers > cores:
-        log.warning("workers=%d is more than this machine's %d CPU cores: the workers share them, so the trial runs "
-                    "slower, not faster (its results are the same)", workers, cores)
+    cores = usable_cores() if cores is None else int(cores)
+    if workers > cores:
+        log.warning("workers=%d is more than the %d CPU cores this process may use: the workers share them, so the "
+                    "trial runs slower, not faster (its results are the same)", workers, cores)
 
 
 def check_methods(spec: TrialSpec) -> None:

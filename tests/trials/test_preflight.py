@@ -1,6 +1,8 @@
 """Checks before the first unit: memory the plan needs, a field of view that covers every body, an observer
 region inside the image."""
 
+import os
+
 import pytest
 
 from spectrial.phantoms import InvalidParameterError
@@ -73,15 +75,27 @@ def test_more_workers_than_cores_is_warned_of(caplog):
         check_workers(spec, 2, memory_bytes=64_000_000_000, cores=2)
         assert not caplog.records
         check_workers(spec, 3, memory_bytes=64_000_000_000, cores=2)
-    assert len(caplog.records) == 1 and "workers=3 is more than this machine's 2 CPU cores" in caplog.text
+    assert len(caplog.records) == 1 and "workers=3 is more than the 2 CPU cores this process may use" in caplog.text
 
 
 def test_the_default_worker_count_is_one_per_core_as_many_as_fit(monkeypatch):
     spec = small()
-    monkeypatch.setattr(preflight.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(preflight, "usable_cores", lambda: 4)
     monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 64_000_000_000)
     assert preflight.default_workers(spec) == 4
     monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 2_500_000_000)  # room for two
     assert preflight.default_workers(spec) == max_workers(spec, memory_bytes=2_500_000_000) == 2
     monkeypatch.setattr(preflight, "physical_memory_bytes", lambda: 500_000_000)  # not even one beside this process
     assert preflight.default_workers(spec) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU affinity on this platform")
+def test_usable_cores_follow_the_process_affinity():
+    # A batch job or taskset confines a process to some cores; os.cpu_count() still reports the machine's.
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})
+        assert preflight.usable_cores() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert preflight.usable_cores() == len(allowed)
