@@ -18,7 +18,8 @@ Both packages weight a voxel by the attenuation of the voxels in front of it and
 
 Timings: the best of ``--repeats`` after a warm-up, torch on the same number of threads. spectrial
 is timed three ways: a fresh system model (its per-anatomy setup included, the fair match for one
-PyTomography call, which computes its normalization back-projections inside OSEM), a system model
+PyTomography call, which computes its normalization back-projections inside OSEM; the resampling matrices
+depend on the geometry alone and are shared by every system model of a process, as in a trial), a system model
 reused (how a trial runs: one per anatomy, shared by every noise realization and dose), and a batch
 of 16 realizations per call (amortised per volume).
 """
