@@ -162,8 +162,8 @@ def population_parameters(patients: list[dict]) -> tuple[dict[str, list[float]],
     return varying, {name: columns[name][1] for name in varying}
 
 
-def _figure(fig, name: str, figure_dir: Path) -> str:
-    png = figures.png_bytes(fig)
+def _embed(png: bytes, name: str, figure_dir: Path) -> str:
+    """Write a figure's PNG under ``figure_dir`` and return it as a data URI for the page."""
     (figure_dir / f"{name}.png").write_bytes(png)
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
@@ -333,8 +333,76 @@ def _verification_rows(record: dict) -> list[dict]:
              "unit": "", "passed": False} for c in record["checks"] if c["error"]]
 
 
-def build_report(results_dir) -> Path:
+FIGURES = {  # the report's figures: key -> PNG file name under figures/ (drawn when their data exist)
+    "auc_vs_dose": "auc_vs_dose", "roc": "roc_curves", "fidelity": "fidelity_vs_auc", "function": "ef_error_vs_dose",
+    "views_present": "views_defect_present", "views_absent": "views_defect_absent", "polar": "polar_maps",
+    "population": "population"}
+
+
+def _inputs(results_dir: Path) -> dict:
+    """What the report reads from a results directory (refusing one that lacks a file it needs)."""
+    needed = [outputs.RESULTS_CSV, outputs.SCORES_CSV, outputs.PATIENTS_JSON,
+              evidence.RESOLVED_SPEC, evidence.MANIFEST, evidence.VERIFICATION]
+    missing = [name for name in needed if not (results_dir / name).is_file()]
+    if missing:
+        raise InvalidParameterError(f"results_dir={str(results_dir)!r} is not a complete spectrial results directory: "
+                                    f"missing {', '.join(missing)}")
+    return _figure_inputs(results_dir)
+
+
+def _figure_inputs(results_dir: Path) -> dict:
+    """The tables, examples and specification the figures are drawn from (no evidence files needed)."""
+    spec = load_trial(results_dir / evidence.RESOLVED_SPEC)
+    patients = json.loads((results_dir / outputs.PATIENTS_JSON).read_text())
+    example_file = results_dir / outputs.EXAMPLES_NPZ  # absent when the example patient's units failed
+    function_file = results_dir / outputs.FUNCTION_CSV  # gated trials with the functional task only
+    parameters, units = population_parameters(patients)
+    return {"spec": spec, "results": outputs.read_table(results_dir / outputs.RESULTS_CSV),
+            "scores": outputs.read_table(results_dir / outputs.SCORES_CSV), "patients": patients,
+            "examples": outputs.read_examples(example_file) if example_file.is_file() else None,
+            "function": (functional.function_summary(outputs.read_table(function_file),
+                                                     confidence=spec.statistics.confidence)
+                         if function_file.is_file() else []),
+            "parameters": parameters, "units": units}
+
+
+def _draw(key: str, data: dict):
+    """Figure ``key`` of :data:`FIGURES` (None when the trial has no data for it)."""
+    spec, results, examples = data["spec"], data["results"], data["examples"]
+    stat = spec.statistics
+    names = {**spec.method_names, **spec.defect_names}
+    if key == "auc_vs_dose":
+        return figures.auc_vs_dose(results, confidence=stat.confidence, names=names,
+                                   interval=interval_name(stat.ci_method))
+    if key == "roc":
+        return figures.roc_curves(data["scores"], results, names=names)
+    if key == "fidelity":
+        return figures.fidelity_vs_auc(results, names=names)
+    if key == "function":
+        return (figures.ef_error_vs_dose(data["function"], names=names, confidence=stat.confidence)
+                if data["function"] else None)
+    if key in ("views_present", "views_absent"):
+        return figures.example_views(examples, 0 if key == "views_present" else 1, names=names) if examples else None
+    if key == "polar":
+        return figures.polar_maps(examples, names=names) if examples else None
+    if key == "population":
+        return figures.population(data["parameters"], data["units"]) if data["parameters"] else None
+    raise InvalidParameterError(f"figure {key!r} is unknown: expected one of {sorted(FIGURES)}")
+
+
+def figure_png(task: tuple[str, str]) -> tuple[str, bytes | None]:
+    """``(results_dir, key)`` -> ``(key, PNG bytes)`` of one report figure (None when it has no data), drawn from
+    the directory's tables alone: so that a trial's worker processes can draw the figures while the trial's
+    process runs the code verification (:func:`build_report` takes them as ``figures``)."""
+    results_dir, key = task
+    fig = _draw(key, _figure_inputs(Path(results_dir)))
+    return key, None if fig is None else figures.png_bytes(fig)
+
+
+def build_report(results_dir, *, figures_png: dict[str, bytes | None] | None = None) -> Path:
     """Render ``report.html`` (and ``figures/*.png``) from a results directory; returns the report path.
+
+    ``figures_png`` holds figures already drawn by :func:`figure_png` (by key); the others are drawn here.
 
     Raises
     ------
@@ -344,45 +412,23 @@ def build_report(results_dir) -> Path:
     import jinja2
 
     results_dir = Path(results_dir)
-    needed = [outputs.RESULTS_CSV, outputs.SCORES_CSV, outputs.PATIENTS_JSON,
-              evidence.RESOLVED_SPEC, evidence.MANIFEST, evidence.VERIFICATION]
-    missing = [name for name in needed if not (results_dir / name).is_file()]
-    if missing:
-        raise InvalidParameterError(f"results_dir={str(results_dir)!r} is not a complete spectrial results directory: "
-                                    f"missing {', '.join(missing)}")
-    spec = load_trial(results_dir / evidence.RESOLVED_SPEC)
-    results = outputs.read_table(results_dir / outputs.RESULTS_CSV)
-    scores = outputs.read_table(results_dir / outputs.SCORES_CSV)
-    patients = json.loads((results_dir / outputs.PATIENTS_JSON).read_text())
-    example_file = results_dir / outputs.EXAMPLES_NPZ  # absent when the example patient's units failed
-    examples = outputs.read_examples(example_file) if example_file.is_file() else None
+    data = _inputs(results_dir)
+    spec, results, patients = data["spec"], data["results"], data["patients"]
+    function, parameters, units = data["function"], data["parameters"], data["units"]
     manifest = json.loads((results_dir / evidence.MANIFEST).read_text())
     verification = json.loads((results_dir / evidence.VERIFICATION).read_text())
-    parameters, units = population_parameters(patients)
-    function_file = results_dir / outputs.FUNCTION_CSV  # gated trials with the functional task only
-    function = (functional.function_summary(outputs.read_table(function_file), confidence=spec.statistics.confidence)
-                if function_file.is_file() else [])
 
     figure_dir = results_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
     stat = spec.statistics
     methods, defects = spec.method_names, spec.defect_names
-    names = {**methods, **defects}
-    images = {
-        "auc_vs_dose": _figure(figures.auc_vs_dose(results, confidence=stat.confidence, names=names,
-                                                   interval=interval_name(stat.ci_method)), "auc_vs_dose",
-                               figure_dir),
-        "roc": _figure(figures.roc_curves(scores, results, names=names), "roc_curves", figure_dir),
-        "fidelity": _figure(figures.fidelity_vs_auc(results, names=names), "fidelity_vs_auc", figure_dir),
-        "function": _figure(figures.ef_error_vs_dose(function, names=names, confidence=stat.confidence),
-                            "ef_error_vs_dose", figure_dir) if function else None,
-        "views_present": _figure(figures.example_views(examples, 0, names=names), "views_defect_present", figure_dir)
-        if examples else None,
-        "views_absent": _figure(figures.example_views(examples, 1, names=names), "views_defect_absent", figure_dir)
-        if examples else None,
-        "polar": _figure(figures.polar_maps(examples, names=names), "polar_maps", figure_dir) if examples else None,
-        "population": _figure(figures.population(parameters, units), "population", figure_dir) if parameters else None,
-    }
+    drawn = dict(figures_png or {})
+    images = {}
+    for key, file_name in FIGURES.items():
+        if key not in drawn:
+            fig = _draw(key, data)
+            drawn[key] = None if fig is None else figures.png_bytes(fig)
+        images[key] = None if drawn[key] is None else _embed(drawn[key], file_name, figure_dir)
     environment = jinja2.Environment(loader=jinja2.PackageLoader("spectrial.trials", "templates"),
                                      autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     rows = _answer_rows(results, methods, defects)

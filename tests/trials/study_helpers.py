@@ -23,7 +23,7 @@ def run_tiny_trial(folder, **changes):
     spec = small(**changes)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trial, "run_checks", lambda: run_checks(()))
-        patch.setattr(trial.report, "build_report", lambda stage: None)
+        patch.setattr(trial.report, "build_report", lambda stage, **figures: None)
         trial.run_trial(spec, folder)
     return spec
 

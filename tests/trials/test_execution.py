@@ -199,6 +199,10 @@ def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committe
     whole = run_trial(spec, tmp_path / "whole", workers=1)
     for name in ("results.csv", "scores.csv", "fidelity.csv", "patients.json"):
         assert (out / name).read_bytes() == (whole.out_dir / name).read_bytes(), name
+    drawn_here = sorted((whole.out_dir / "figures").glob("*.png"))
+    assert len(drawn_here) >= 5  # the resumed run's worker processes drew its figures, the whole run's this process
+    for png in drawn_here:
+        assert (out / "figures" / png.name).read_bytes() == png.read_bytes(), png.name
     uninterrupted = ResultStore.reader(whole.out_dir / "units")
     for key in keys:  # every part's arrays, bit for bit (their meta records differ in host and timing)
         assert store.load(key)[0]["payload_sha256"] == uninterrupted.load(key)[0]["payload_sha256"], key

@@ -76,3 +76,16 @@ def test_import_path_and_torchscript_plug_ins_run_inside_a_tiny_trial(tmp_path, 
     assert [r["noiseless_rmse"] for r in same] == [r["noiseless_rmse"] for r in plain]
     manifest = json.loads((out / "evidence" / "manifest.json").read_text())
     assert "smoother.pt" in json.dumps(manifest)  # the TorchScript file is hashed into the evidence
+
+
+def test_the_reports_figures_are_drawn_in_the_trials_process_when_its_workers_cannot(tmp_path, caplog):
+    from spectrial.trials.execution import ProcessExecutor, WorkersLost
+
+    class Lost(ProcessExecutor):
+        def map_unordered(self, fn, tasks):
+            raise WorkersLost("a worker process died")
+            yield
+
+    with caplog.at_level("WARNING", logger="spectrial.trials.trial"):
+        drawn = trial._FiguresInWorkers(tmp_path, Lost(2)).result()
+    assert drawn == {} and "drawing them here" in caplog.text  # build_report then draws every figure itself
