@@ -135,9 +135,9 @@ def check_workers(spec: TrialSpec, workers: int, *, memory_bytes: int | None = N
                   cores: int | None = None) -> None:
     """Refuse more local worker processes than fit in memory together (each runs one unit at a time: measured
     0.9 GB for the default trial's), naming the most that fit; warn of more workers than usable CPU cores
-    (:func:`usable_cores`), which share
-    the cores and make the trial slower, not faster (measured: the default trial 94 s with 8 workers on 2 cores,
-    66 s with 2). One worker runs in this process and needs no check beyond :func:`check_plan_size`."""
+    (:func:`usable_cores`), which share the cores and make the trial slower, not faster (measured: the default
+    trial 94 s with 8 workers on 2 cores, 66 s with 2). One worker runs in this process and needs no check
+    beyond :func:`check_plan_size`."""
     workers = int(workers)
     if workers <= 1:
         return

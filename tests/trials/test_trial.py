@@ -89,3 +89,4 @@ def test_the_reports_figures_are_drawn_in_the_trials_process_when_its_workers_ca
     with caplog.at_level("WARNING", logger="spectrial.trials.trial"):
         drawn = trial._FiguresInWorkers(tmp_path, Lost(2)).result()
     assert drawn == {} and "drawing them here" in caplog.text  # build_report then draws every figure itself
+    assert sorted(trial.FIGURE_ORDER) == sorted(trial.report.FIGURES)  # the workers are given every figure
