@@ -83,9 +83,14 @@ def _size(n: float) -> str:
     return f"{n:.3g} PB"
 
 
+def _spare_memory(memory_bytes: int | None) -> float:
+    """The share of this machine's memory (or of ``memory_bytes``) a trial may take (bytes)."""
+    return MEMORY_SHARE * (physical_memory_bytes() if memory_bytes is None else memory_bytes)
+
+
 def check_plan_size(spec: TrialSpec, *, memory_bytes: int | None = None) -> None:
     """Refuse a plan whose estimated memory exceeds :data:`MEMORY_SHARE` of this machine's."""
-    available = MEMORY_SHARE * (physical_memory_bytes() if memory_bytes is None else memory_bytes)
+    available = _spare_memory(memory_bytes)
     main, worker = plan_memory_bytes(spec)
     sim, p = spec.simulation, spec.protocol
     if main > available:
@@ -104,9 +109,8 @@ def check_plan_size(spec: TrialSpec, *, memory_bytes: int | None = None) -> None
 def _worker_budget(spec: TrialSpec, memory_bytes: int | None) -> tuple[float, float, float]:
     """Memory this machine can spare for a trial's local workers, and what each of them needs (bytes), and what
     the main process needs."""
-    available = MEMORY_SHARE * (physical_memory_bytes() if memory_bytes is None else memory_bytes)
     main, worker = plan_memory_bytes(spec)
-    return available, worker + PROCESS_BYTES, main + PROCESS_BYTES
+    return _spare_memory(memory_bytes), worker + PROCESS_BYTES, main + PROCESS_BYTES
 
 
 def max_workers(spec: TrialSpec, *, memory_bytes: int | None = None) -> int:

@@ -164,7 +164,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committed_parts(tmp_path):
+def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committed_parts(tmp_path, caplog):
     trial = tmp_path / "trial.toml"
     trial.write_text(SMALL)
     out = tmp_path / "killed"
@@ -190,7 +190,9 @@ def test_a_killed_trial_resumes_to_the_same_results_reusing_exactly_the_committe
     assert len(whole_units) == KILL_AFTER // 3
     assert not (out / "results.csv").exists()  # nothing derived was published
 
-    resumed = run_trial(spec, out, workers=2)
+    with caplog.at_level("WARNING", logger="spectrial.trials.trial"):
+        resumed = run_trial(spec, out, workers=2)
+    assert "drawing them here" not in caplog.text  # its worker processes drew the report's figures
     assert resumed.failures == [] and resumed.execution.reused == len(whole_units)
     recomputed = [key for c in resumed.execution.computed for key in c["parts"]]
     assert sorted(recomputed) == sorted(keys - committed)  # every missing part once, no committed part again
